@@ -1,0 +1,1 @@
+"""Running plugin actions: time budgets, retries with backoff, cancellation."""

@@ -1,0 +1,98 @@
+"""``pilothouse agent run``: the agent as a foreground process.
+
+This is the only place that installs signal handlers: SIGTERM and SIGINT ask
+the agent to stop cleanly (a second signal is ignored while it does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from pathlib import Path
+from typing import Any
+
+from agent.errors import CrashLoopError
+from agent.observability import logs
+from agent.runtime import Agent
+from agent.settings import AgentSettings
+
+
+def register(sub: Any) -> None:
+    """Add ``agent run``."""
+    agent_parser: argparse.ArgumentParser = sub.add_parser("agent", help="run the agent")
+    agent_sub = agent_parser.add_subparsers(dest="agent_command", required=True, metavar="COMMAND")
+    run_parser = agent_sub.add_parser(
+        "run",
+        help="run the agent in the foreground",
+        description="Run the agent until SIGTERM/SIGINT. Flags override environment "
+        "variables (PILOTHOUSE_...), which override the config file.",
+    )
+    run_parser.add_argument("--config", type=Path, help="YAML config file")
+    run_parser.add_argument("--prediction-environment", help="id of the PE to manage")
+    run_parser.add_argument("--plugin", help="plugin name (see 'pilothouse plugins')")
+    run_parser.add_argument("--state-dir", type=Path, help="where the agent keeps its files")
+    run_parser.add_argument("--desired-state", type=Path, help="desired-state file (standalone)")
+    run_parser.add_argument("--event-log", type=Path, help="JSON-lines event log")
+    run_parser.add_argument("--http-port", type=int, help="serve /healthz and /metrics here")
+    run_parser.add_argument("--log-format", choices=["text", "json"])
+    run_parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run_parser.set_defaults(handler=run)
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags, shaped like the settings class."""
+    flat = {
+        "prediction_environment": args.prediction_environment,
+        "plugin": args.plugin,
+        "state_dir": args.state_dir,
+        "event_log": args.event_log,
+    }
+    out: dict[str, Any] = {k: v for k, v in flat.items() if v is not None}
+    nested = {
+        ("intake", "desired_state_file"): args.desired_state,
+        ("http", "port"): args.http_port,
+        ("http", "enabled"): True if args.http_port is not None else None,
+        ("log", "format"): args.log_format,
+        ("log", "level"): args.log_level,
+    }
+    for (group, key), value in nested.items():
+        if value is not None:
+            out.setdefault(group, {})[key] = value
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load settings, run the agent, map the outcome to an exit code."""
+    settings = load(args.config, overrides(args))
+    handle = logs.configure(settings.log)
+    try:
+        asyncio.run(_serve(Agent(settings)))
+    except CrashLoopError:
+        return 1  # already reported as an event and in the log
+    finally:
+        handle.close()
+    return 0
+
+
+def load(config: Path | None, flags: dict[str, Any]) -> AgentSettings:
+    """Settings from every source; nested flag groups merge into file and env values."""
+    if not flags.keys() & {"intake", "http", "log"}:
+        return AgentSettings.load(config, flags)
+    base = AgentSettings.load(config, {k: v for k, v in flags.items() if not isinstance(v, dict)})
+    merged = dict(flags)
+    for group in ("intake", "http", "log"):
+        if group in flags:
+            merged[group] = getattr(base, group).model_dump() | flags[group]
+    return AgentSettings.load(config, merged)
+
+
+async def _serve(agent: Agent) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, agent.request_stop)
+    try:
+        await agent.serve()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,1 @@
+"""Getting events from where they happen to where they are kept."""

@@ -1,0 +1,1 @@
+"""Watching deployments and the environment between actions; telling that the agent lives."""

@@ -1,0 +1,1 @@
+"""The per-deployment state machine: pure functions, no I/O, testable as tables."""

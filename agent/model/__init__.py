@@ -1,0 +1,1 @@
+"""The vocabulary of DESIGN.md as types: states, statuses, actions, events, desired state."""

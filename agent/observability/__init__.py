@@ -1,0 +1,1 @@
+"""How people and machines look at a running agent: logs, /healthz, /metrics."""

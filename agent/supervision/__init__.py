@@ -1,0 +1,1 @@
+"""Keeping the agent's long-running tasks alive: guarded tasks, restarts, backoff."""

@@ -1,0 +1,1 @@
+"""What the agent measures about itself: Prometheus metrics and log context."""

@@ -1,0 +1,1 @@
+"""Per-deployment workers and the dispatcher that feeds them."""

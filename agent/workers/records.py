@@ -1,0 +1,40 @@
+"""What the agent knows of each deployment; it outlives the deployment's worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.model.desired import DesiredDeployment
+from agent.model.vocabulary import DeploymentState, Status
+
+
+@dataclass(slots=True)
+class DeploymentRecord:
+    """The agent's view of one deployment: desired, applied and observed."""
+
+    id: str
+    state: DeploymentState = DeploymentState.UNKNOWN
+    status: Status = Status.UNKNOWN
+    generation: int = 0
+    """The newest generation accepted for this deployment."""
+    desired: DesiredDeployment | None = None
+    """What should be; ``None`` once the deployment is gone from the desired state."""
+    applied: DesiredDeployment | None = None
+    """The spec the deployment last reached (``None`` when nothing runs, or not known)."""
+    model_package_id: str | None = None
+    prediction_url: str | None = None
+    message: str = ""
+    failures: int = 0
+    """Consecutive failed actions for the current generation."""
+    busy: bool = False
+    """An action is in flight."""
+    adopted: bool = False
+    """Found running at start and adopted: kept although no snapshot lists it."""
+
+    def spec_for_stop(self) -> DesiredDeployment:
+        """The best spec available to name this deployment in a stop action."""
+        if self.desired is not None:
+            return self.desired
+        if self.applied is not None:
+            return self.applied
+        return DesiredDeployment(id=self.id, model_package_id=self.model_package_id or "unknown")
