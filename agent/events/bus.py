@@ -27,7 +27,7 @@ class EventBus:
         prediction_environment_id: str,
         sinks: Sequence[EventSink],
         *,
-        batch_size: int = 1000,
+        batch_size: int = 5000,
         on_emit: Callable[[Event], None] | None = None,
     ) -> None:
         self.prediction_environment_id = prediction_environment_id

@@ -25,7 +25,7 @@ from agent.model.vocabulary import DeploymentState, Status
 from agent.settings import AgentSettings
 from agent.telemetry.metrics import AgentMetrics
 from agent.workers.records import DeploymentRecord
-from agent.workers.worker import Inbox, Worker, WorkerContext
+from agent.workers.worker import ChangeInbox, Worker, WorkerContext
 
 log = logging.getLogger("pilothouse.dispatcher")
 
@@ -57,7 +57,7 @@ class Dispatcher:
             gone=self._forget,
         )
         self._reconcile = reconcile
-        self._workers: dict[str, tuple[asyncio.Task[None], Inbox]] = {}
+        self._workers: dict[str, tuple[asyncio.Task[None], ChangeInbox]] = {}
         self._unsettled: set[str] = set()
         self._settled = asyncio.Event()
         self._settled.set()
@@ -164,7 +164,7 @@ class Dispatcher:
         self._settled.clear()
         entry = self._workers.get(rec.id)
         if entry is None:
-            inbox: Inbox = asyncio.Queue()
+            inbox: ChangeInbox = ChangeInbox()
             worker = Worker(rec, inbox, self._ctx)
             task = asyncio.create_task(self._guarded(worker), name=f"worker {rec.id}")
             entry = self._workers[rec.id] = (task, inbox)
@@ -194,7 +194,7 @@ class Dispatcher:
                 if not entry[1].empty() and not self._ctx.closing:
                     self._requeue(worker.record, entry[1])
 
-    def _requeue(self, rec: DeploymentRecord, old: Inbox) -> None:
+    def _requeue(self, rec: DeploymentRecord, old: ChangeInbox) -> None:
         while not old.empty():
             self._send(rec, old.get_nowait())
 

@@ -29,11 +29,12 @@ from agent.plugin import ActionResult
 from agent.settings import ActionSettings, WorkerSettings
 from agent.telemetry import logcontext
 from agent.telemetry.metrics import AgentMetrics
+from agent.workers.inbox import Inbox
 from agent.workers.records import DeploymentRecord
 
 log = logging.getLogger("pilothouse.worker")
 
-Inbox = asyncio.Queue[Change | None]
+ChangeInbox = Inbox[Change | None]
 """Changes for one deployment; ``None`` asks the worker to look again (a health finding)."""
 
 _STATE_STATUS = {
@@ -62,7 +63,7 @@ class WorkerContext:
 class Worker:
     """Serializes the changes of one deployment."""
 
-    def __init__(self, record: DeploymentRecord, inbox: Inbox, ctx: WorkerContext) -> None:
+    def __init__(self, record: DeploymentRecord, inbox: ChangeInbox, ctx: WorkerContext) -> None:
         self.record = record
         self.inbox = inbox
         self._ctx = ctx
@@ -76,12 +77,10 @@ class Worker:
             timeout = (
                 self._retry_in if self._retry_in is not None else self._ctx.workers.idle_timeout_s
             )
-            try:
-                async with asyncio.timeout(timeout):
-                    self._absorb(await self.inbox.get())
-            except TimeoutError:
-                if self._retry_in is None and self.inbox.empty():
-                    return  # idle: retire
+            if await self.inbox.wait(timeout):
+                self._absorb(self.inbox.get_nowait())
+            elif self._retry_in is None:
+                return  # idle: retire
             self._retry_in = None
             self._drain()
             if await self._converge():
