@@ -31,7 +31,7 @@ class Inbox(Generic[T]):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def wait(self, timeout: float) -> bool:
+    async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109 - see docstring
         """Wait up to ``timeout`` seconds for an item; tell whether one is there.
 
         Timing out resolves the waiter from a timer instead of cancelling the
