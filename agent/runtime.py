@@ -35,7 +35,7 @@ from agent.health import heartbeat
 from agent.health.reporter import HealthReporter
 from agent.intake.file import FileIntake
 from agent.intake.revisions import Revisions
-from agent.model.changes import IntakeItem, Snapshot
+from agent.model.changes import Snapshot
 from agent.model.desired import DesiredState
 from agent.model.events import Event
 from agent.model.vocabulary import Status
@@ -47,6 +47,7 @@ from agent.supervision.backoff import Backoff
 from agent.supervision.supervisor import Supervisor, TaskFailure
 from agent.telemetry.metrics import AgentMetrics
 from agent.workers.dispatcher import Dispatcher
+from agent.workers.intake_queue import IntakeQueue
 
 log = logging.getLogger("pilothouse.agent")
 
@@ -70,7 +71,7 @@ class Agent:
         self._ready = asyncio.Event()
         self._revisions = Revisions()
         self.metrics = AgentMetrics()
-        self.intake_queue: asyncio.Queue[IntakeItem] = asyncio.Queue()
+        self.intake_queue = IntakeQueue()
         self.plugin: Plugin | None = None
         self.bus: EventBus | None = None
         self.dispatcher: Dispatcher | None = None
@@ -91,7 +92,7 @@ class Agent:
     def apply(self, state: DesiredState) -> None:
         """Set the desired state directly (embedding; next to or instead of a file)."""
         rev = self._revisions.assign(state)
-        self.intake_queue.put_nowait(Snapshot(rev.deployments, source="api"))
+        self.intake_queue.put(Snapshot(rev.deployments, source="api"))
 
     async def wait_settled(self) -> None:
         """Wait until every deployment has converged to its desired state."""

@@ -20,9 +20,10 @@ from agent.errors import DesiredStateError
 from agent.events.bus import EventBus
 from agent.intake import document
 from agent.intake.revisions import Revisions
-from agent.model.changes import IntakeItem, Snapshot
+from agent.model.changes import Snapshot
 from agent.model.desired import DesiredState
 from agent.model.vocabulary import Status
+from agent.workers.intake_queue import IntakeQueue
 
 _Signature = tuple[int, int, int]
 
@@ -34,7 +35,7 @@ class FileIntake:
         self,
         path: Path,
         poll_interval_s: float,
-        out: asyncio.Queue[IntakeItem],
+        out: IntakeQueue,
         bus: EventBus,
     ) -> None:
         self.path = path
@@ -86,7 +87,7 @@ class FileIntake:
     def _accept(self, state: DesiredState) -> None:
         rev = self._revisions.assign(state)
         self._last_error = None
-        self._out.put_nowait(Snapshot(rev.deployments, source=str(self.path)))
+        self._out.put(Snapshot(rev.deployments, source=str(self.path)))
         self._bus.report(
             "desired_state.loaded",
             Status.INFORMATIONAL,

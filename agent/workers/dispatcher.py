@@ -24,6 +24,7 @@ from agent.model.desired import DesiredDeployment
 from agent.model.vocabulary import DeploymentState, Status
 from agent.settings import AgentSettings
 from agent.telemetry.metrics import AgentMetrics
+from agent.workers.intake_queue import IntakeQueue
 from agent.workers.records import DeploymentRecord
 from agent.workers.worker import ChangeInbox, Worker, WorkerContext
 
@@ -37,7 +38,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        inbox: asyncio.Queue[IntakeItem],
+        inbox: IntakeQueue,
         runner: ActionRunner,
         bus: EventBus,
         metrics: AgentMetrics,
@@ -70,11 +71,14 @@ class Dispatcher:
         started()
         while True:
             item = await self.inbox.get()
-            if isinstance(item, Snapshot) and not self._first_snapshot_seen:
-                assert self._reconcile is not None
-                await self._reconcile(self, item)
-                self._first_snapshot_seen = True
-            self.route(item)
+            try:
+                if isinstance(item, Snapshot) and not self._first_snapshot_seen:
+                    assert self._reconcile is not None
+                    await self._reconcile(self, item)
+                    self._first_snapshot_seen = True
+                self.route(item)
+            finally:
+                self.inbox.done()
 
     def route(self, item: IntakeItem) -> None:
         """Hand a snapshot's differences, or one change, to the workers."""
@@ -155,7 +159,11 @@ class Dispatcher:
 
     async def wait_settled(self) -> None:
         """Wait until every deployment has converged (nothing queued, running or to retry)."""
-        await self._settled.wait()
+        while True:
+            await self.inbox.wait_routed()
+            await self._settled.wait()
+            if self._settled.is_set() and self.inbox.qsize() == 0:
+                return
 
     # --- workers ----------------------------------------------------------------
 
