@@ -30,7 +30,7 @@ _config_file: ContextVar[Path | None] = ContextVar("pilothouse_config_file", def
 
 
 class _Group(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class IntakeSettings(_Group):
@@ -132,6 +132,7 @@ class AgentSettings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        use_attribute_docstrings=True,
     )
 
     prediction_environment: str = Field(default="local", pattern=r"^[A-Za-z0-9][\w.-]{0,127}$")
@@ -145,14 +146,23 @@ class AgentSettings(BaseSettings):
     event_log: Path | None = None
     """Append-only JSON-lines event log; default ``<state_dir>/events.jsonl``."""
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    """Standalone desired-state file."""
     actions: ActionSettings = Field(default_factory=ActionSettings)
+    """Plugin actions: timeouts, retries, concurrency."""
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
+    """Per-deployment workers."""
     health: HealthSettings = Field(default_factory=HealthSettings)
+    """Health checks and heartbeat."""
     supervisor: SupervisorSettings = Field(default_factory=SupervisorSettings)
+    """Task restarts and crash loops."""
     shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
+    """Clean shutdown."""
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
+    """Reconcile at start."""
     http: HttpSettings = Field(default_factory=HttpSettings)
+    """Local /healthz and /metrics endpoint."""
     log: LogSettings = Field(default_factory=LogSettings)
+    """Structured logging."""
 
     @property
     def event_log_path(self) -> Path:
@@ -236,3 +246,21 @@ def explain(exc: ValidationError) -> list[str]:
 
 def _source_name(config_file: Path | None) -> str:
     return f"configuration ({config_file})" if config_file else "configuration"
+
+
+def reference(
+    model: type[BaseModel] = AgentSettings, prefix: str = ""
+) -> list[tuple[str, str, str]]:
+    """Every leaf setting as (dotted name, default, description), for docs and ``--help``."""
+    rows: list[tuple[str, str, str]] = []
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows.extend(reference(ann, f"{prefix}{name}."))
+            continue
+        default = info.default_factory() if info.default_factory else info.default  # type: ignore[call-arg]
+        shown = getattr(default, "value", default)
+        rows.append(
+            (f"{prefix}{name}", "" if shown is None else str(shown), info.description or "")
+        )
+    return rows

@@ -15,7 +15,7 @@ from typing import Any
 from agent.errors import CrashLoopError
 from agent.observability import logs
 from agent.runtime import Agent
-from agent.settings import AgentSettings
+from agent.settings import AgentSettings, reference
 
 
 def register(sub: Any) -> None:
@@ -38,6 +38,8 @@ def register(sub: Any) -> None:
     run_parser.add_argument("--log-format", choices=["text", "json"])
     run_parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     run_parser.set_defaults(handler=run)
+    ref_parser = agent_sub.add_parser("settings", help="print every setting (Markdown table)")
+    ref_parser.set_defaults(handler=settings_reference)
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -96,3 +98,13 @@ async def _serve(agent: Agent) -> None:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+def settings_reference(args: argparse.Namespace) -> int:
+    """Print every setting with its environment variable, default and meaning (Markdown)."""
+    print("| setting | environment variable | default | meaning |")
+    print("|---|---|---|---|")
+    for name, default, doc in reference():
+        env = "PILOTHOUSE_" + name.upper().replace(".", "__")
+        print(f"| `{name}` | `{env}` | `{default}` | {doc} |")
+    return 0

@@ -1,0 +1,48 @@
+"""Shared fixtures: anyio on asyncio, agent settings in a temporary state directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.settings import AgentSettings
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Build AgentSettings for a test: fast timings, files under tmp_path, no env leakage."""
+    for key in list(__import__("os").environ):
+        if key.startswith("PILOTHOUSE_") and key != "PILOTHOUSE_REQUIRE_DOCKER":
+            monkeypatch.delenv(key)
+
+    def build(**overrides: Any) -> AgentSettings:
+        base: dict[str, Any] = {
+            "prediction_environment": "pe-test",
+            "plugin": "test",
+            "state_dir": tmp_path / "state",
+            "actions": {
+                "backoff_initial_s": 0.01,
+                "backoff_max_s": 0.05,
+                "errored_retry_s": 0.05,
+                "timeout_s": 5,
+            },
+            "supervisor": {"restart_backoff_initial_s": 0.01, "restart_backoff_max_s": 0.05},
+            "health": {"interval_s": 3600, "heartbeat_interval_s": 3600},
+            "intake": {"poll_interval_s": 0.05},
+            "shutdown": {"grace_period_s": 2},
+        }
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                base[key] = base[key] | value
+            else:
+                base[key] = value
+        return AgentSettings.load(None, base)
+
+    return build
