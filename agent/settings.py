@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -40,6 +40,25 @@ class IntakeSettings(_Group):
     """YAML or JSON document listing the PE's deployments; re-read when it changes."""
     poll_interval_s: float = Field(default=1.0, gt=0, le=3600)
     """How often the file is checked for changes (a cheap stat)."""
+
+
+class HubLinkSettings(_Group):
+    """The agent's link to a hub; without ``url`` the agent runs standalone."""
+
+    url: str | None = None
+    """Base URL of the hub, e.g. ``http://127.0.0.1:8700``; enables hub mode."""
+    token: SecretStr | None = None
+    """Agent token for this PE (``POST /api/v1/prediction-environments/{id}/agent-tokens``)."""
+    poll_interval_s: float = Field(default=10.0, gt=0)
+    """Polling period of the desired state while the live (SSE) stream is unavailable."""
+    reconnect_backoff_max_s: float = Field(default=30.0, gt=0)
+    """Upper bound of the delay between reconnection attempts."""
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    """Time budget of one request to the hub."""
+    outbox_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+    """Disk the event outbox may use while the hub is unreachable."""
+    batch_size: int = Field(default=500, ge=1, le=5000)
+    """Events per POST to the hub."""
 
 
 class ActionSettings(_Group):
@@ -147,6 +166,8 @@ class AgentSettings(BaseSettings):
     """Append-only JSON-lines event log; default ``<state_dir>/events.jsonl``."""
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     """Standalone desired-state file."""
+    hub: HubLinkSettings = Field(default_factory=HubLinkSettings)
+    """Link to a hub (hub mode)."""
     actions: ActionSettings = Field(default_factory=ActionSettings)
     """Plugin actions: timeouts, retries, concurrency."""
     workers: WorkerSettings = Field(default_factory=WorkerSettings)

@@ -105,6 +105,10 @@ def settings_reference(args: argparse.Namespace) -> int:
     print("| setting | environment variable | default | meaning |")
     print("|---|---|---|---|")
     for name, default, doc in reference():
-        env = "PILOTHOUSE_" + name.upper().replace(".", "__")
-        print(f"| `{name}` | `{env}` | `{default}` | {doc} |")
+        print(f"| `{name}` | `{env_name(name)}` | `{default}` | {doc} |")
     return 0
+
+
+def env_name(setting: str) -> str:
+    """The environment variable of a dotted setting name."""
+    return "PILOTHOUSE_" + setting.upper().replace(".", "__")

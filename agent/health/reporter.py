@@ -133,4 +133,5 @@ class HealthReporter:
             deployment_id=rec.id,
             data={"state": new.value, "found": report.state.value},
         )
+        self._dispatcher.observed(rec)
         self._dispatcher.poke(rec.id)

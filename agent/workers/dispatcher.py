@@ -45,6 +45,7 @@ class Dispatcher:
         settings: AgentSettings,
         *,
         reconcile: ReconcileHook | None = None,
+        on_observed: Callable[[DeploymentRecord], None] | None = None,
     ) -> None:
         self.inbox = inbox
         self.records: dict[str, DeploymentRecord] = {}
@@ -57,6 +58,8 @@ class Dispatcher:
             settled=self._settle,
             gone=self._forget,
         )
+        if on_observed is not None:
+            self._ctx.observed = on_observed
         self._reconcile = reconcile
         self._workers: dict[str, tuple[asyncio.Task[None], ChangeInbox]] = {}
         self._unsettled: set[str] = set()
@@ -129,6 +132,10 @@ class Dispatcher:
             adopted=adopted,
         )
         return rec
+
+    def observed(self, rec: DeploymentRecord) -> None:
+        """Tell the observers that ``rec`` changed outside a worker (a health finding)."""
+        self._ctx.observed(rec)
 
     def poke(self, deployment_id: str) -> None:
         """Ask the deployment's worker to look again (a health finding may need action)."""

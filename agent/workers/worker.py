@@ -57,6 +57,8 @@ class WorkerContext:
     """Called when a deployment has converged to its desired state."""
     gone: Callable[[str], bool]
     """Called when a removed deployment has stopped; True if the record was dropped."""
+    observed: Callable[[DeploymentRecord], None] = lambda _rec: None
+    """Called after every state change (the hub link reports it as observed state)."""
     closing: bool = False
 
 
@@ -244,6 +246,7 @@ class Worker:
             f"{rec.id} is {new.value}: {message}",
             self._data(action) | {"state": new.value},
         )
+        self._ctx.observed(rec)
 
     def _data(self, action: Action) -> dict[str, object]:
         rec = self.record

@@ -1,0 +1,253 @@
+"""Request and response bodies of the hub API: the contract with agents, CLI and UI.
+
+JSON is snake_case. Lists are ``{"items": [...], "next_cursor": ...}``. Times
+are RFC 3339 in UTC. Every model here is also the source of the OpenAPI
+document served at ``/api/v1/openapi.json``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.model.desired import DeploymentSettings, DesiredDeployment
+from agent.model.vocabulary import Action, DeploymentState, DesiredRun, Source, Status
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,127}$"
+ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+T = TypeVar("T")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of a list, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer."""
+
+    error: str = Field(description="Machine-readable code, e.g. 'validation_error', 'not_found'.")
+    message: str = Field(description="What went wrong, for people.")
+    fields: list[FieldError] = Field(default_factory=list)
+
+
+class FieldError(BaseModel):
+    """One invalid field of a request."""
+
+    field: str
+    message: str
+    input: Any = None
+
+
+# --- prediction environments ---------------------------------------------------
+
+
+class PredictionEnvironmentCreate(_In):
+    """Register a prediction environment."""
+
+    name: str = Field(pattern=NAME)
+    platform: Literal["process", "docker", "kubernetes", "command", "test"]
+    description: str = Field(default="", max_length=2000)
+    plugin_settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class AgentInfo(BaseModel):
+    """What the hub knows of the PE's agent."""
+
+    online: bool
+    last_heartbeat_at: datetime | None = None
+    info: dict[str, Any] = Field(default_factory=dict)
+
+
+class PredictionEnvironment(BaseModel):
+    """A registered prediction environment."""
+
+    id: str
+    name: str
+    platform: str
+    description: str
+    plugin_settings: dict[str, Any]
+    created_at: datetime
+    agent: AgentInfo
+
+
+class AgentToken(BaseModel):
+    """A token scoped to one PE; the secret is shown only in this answer."""
+
+    id: str
+    token: str
+    prediction_environment_id: str
+    created_at: datetime
+
+
+class Heartbeat(_In):
+    """An agent's proof of life."""
+
+    agent_version: str = ""
+    deployments: dict[str, int] = Field(default_factory=dict)
+    environment_status: Status = Status.UNKNOWN
+    tasks: dict[str, bool] = Field(default_factory=dict)
+
+
+# --- model packages -----------------------------------------------------------
+
+
+class ModelPackage(BaseModel):
+    """A stored, content-addressed model package."""
+
+    id: str
+    name: str
+    version: str
+    format: str
+    sha256: str
+    size: int
+    manifest: dict[str, Any]
+    created_at: datetime
+
+
+# --- deployments --------------------------------------------------------------
+
+
+class DeploymentCreate(_In):
+    """Create a deployment; it is launched as soon as its PE's agent hears of it."""
+
+    name: str = Field(pattern=NAME)
+    prediction_environment_id: str
+    model_package_id: str
+    challenger_ids: list[str] = Field(default_factory=list)
+    settings: DeploymentSettings = Field(default_factory=DeploymentSettings)
+
+
+class ActionRequest(_In):
+    """Ask for an action; ``model_package_id`` is required for ``replace_model``."""
+
+    action: Action
+    model_package_id: str | None = None
+    challenger_ids: list[str] | None = None
+
+
+class Desired(BaseModel):
+    """What the deployment should be."""
+
+    state: DesiredRun
+    model_package_id: str
+    challenger_ids: list[str]
+    settings: DeploymentSettings
+    generation: int
+
+
+class ObservedStatus(_In):
+    """What the agent observes (``PUT /deployments/{id}/status``)."""
+
+    state: DeploymentState
+    model_package_id: str | None = None
+    prediction_url: str | None = None
+    generation: int = Field(ge=0)
+    status: Status = Status.UNKNOWN
+    message: str = ""
+
+
+class Observed(BaseModel):
+    """What the agent last reported."""
+
+    state: DeploymentState = DeploymentState.UNKNOWN
+    model_package_id: str | None = None
+    prediction_url: str | None = None
+    generation: int = 0
+    updated_at: datetime | None = None
+
+
+class ServiceHealth(BaseModel):
+    """The deployment's current status by DESIGN.md's rule (the agent's worst report wins)."""
+
+    status: Status = Status.UNKNOWN
+    reason: str = ""
+    event_id: str | None = None
+
+
+class Deployment(BaseModel):
+    """A deployment as the hub knows it."""
+
+    id: str
+    name: str
+    prediction_environment_id: str
+    desired: Desired
+    observed: Observed
+    service_health: ServiceHealth
+    created_at: datetime
+    updated_at: datetime
+
+
+class ServiceHealthView(ServiceHealth):
+    """Service health with the events behind it."""
+
+    deployment_id: str
+    recent_events: list[EventOut]
+
+
+# --- agent channel -------------------------------------------------------------
+
+
+class DesiredStateSnapshot(BaseModel):
+    """Everything a PE's agent must run; ``revision`` resumes the watch stream."""
+
+    prediction_environment_id: str
+    revision: int
+    deployments: list[DesiredDeployment]
+
+
+# --- events ------------------------------------------------------------------
+
+
+class EventIn(_In):
+    """An event as posted by its producer (the id is the producer's ULID)."""
+
+    id: str = Field(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")
+    time: datetime
+    prediction_environment_id: str
+    deployment_id: str | None = None
+    source: Source = Source.AGENT
+    type: str = Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$", max_length=128)
+    status: Status
+    message: str = Field(max_length=10_000)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventBatch(_In):
+    """A batch of events; re-posting a batch is harmless (ingest is idempotent by id)."""
+
+    events: list[EventIn] = Field(max_length=5000)
+
+
+class EventBatchResult(BaseModel):
+    """How many events were new."""
+
+    accepted: int
+    duplicates: int
+
+
+class EventOut(BaseModel):
+    """A stored event."""
+
+    id: str
+    time: datetime
+    prediction_environment_id: str
+    deployment_id: str | None
+    source: Source
+    type: str
+    status: Status
+    message: str
+    data: dict[str, Any]
+
+
+ErrorBody.model_rebuild()
+ServiceHealthView.model_rebuild()
