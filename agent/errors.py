@@ -16,7 +16,11 @@ the boundary where they enter, so nothing above that boundary has to know them.
     │   └── PermanentPluginError ... retrying the same action cannot help
     ├── PluginNotFoundError ........ no plugin is registered under the name asked for
     ├── InvalidTransitionError ..... the state machine refused a trigger
-    └── CrashLoopError ............. a supervised task failed too often; the agent gives up
+    ├── CrashLoopError ............. a supervised task failed too often; the agent gives up
+    └── HubError ................... talking to the hub failed
+        ├── HubUnreachableError .... no answer, or a 5xx: retrying later may help
+        └── HubRejectedError ....... a 4xx: the request itself is wrong (``status``, ``body``)
+            └── HubAuthError ....... 401/403: the token is missing, wrong or not for this PE
 
 Retry decisions look only at the class: ``TemporaryPluginError`` is retried
 with backoff, everything else is final for that action.
@@ -108,3 +112,24 @@ class CrashLoopError(PilothouseError):
             f"task {task!r} failed {failures} times within {window_s:g}s, giving up; "
             f"last error: {type(last).__name__}: {last}"
         )
+
+
+class HubError(PilothouseError):
+    """Talking to the hub failed."""
+
+
+class HubUnreachableError(HubError):
+    """The hub did not answer, or answered 5xx; retrying later may help."""
+
+
+class HubRejectedError(HubError):
+    """The hub refused the request (4xx); retrying the same request cannot help."""
+
+    def __init__(self, message: str, *, status: int, body: object = None) -> None:
+        self.status = status
+        self.body = body
+        super().__init__(message)
+
+
+class HubAuthError(HubRejectedError):
+    """The hub refused the token (401) or its scope (403)."""

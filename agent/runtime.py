@@ -33,6 +33,7 @@ from agent.events.bus import EventBus
 from agent.events.sinks import EventSink, JsonLinesLog, LogSink
 from agent.health import heartbeat
 from agent.health.reporter import HealthReporter
+from agent.hublink.link import HubLink
 from agent.intake.file import FileIntake
 from agent.intake.revisions import Revisions
 from agent.model.changes import Snapshot
@@ -78,6 +79,7 @@ class Agent:
         self.supervisor: Supervisor | None = None
         self.health: HealthReporter | None = None
         self.http: HttpEndpoint | None = None
+        self.link: HubLink | None = None
 
     # --- control -------------------------------------------------------------
 
@@ -106,11 +108,12 @@ class Agent:
         """Run the agent until asked to stop; raise ``CrashLoopError`` if it had to give up."""
         s = self.settings
         await asyncio.to_thread(s.state_dir.mkdir, parents=True, exist_ok=True)
-        bus = self.bus = EventBus(
-            s.prediction_environment,
-            [JsonLinesLog(s.event_log_path), LogSink(), *self._extra_sinks],
-            on_emit=self._count_event,
-        )
+        link = self.link = HubLink(s, self.intake_queue) if s.hub.url else None
+        sinks: list[EventSink] = [JsonLinesLog(s.event_log_path), LogSink(), *self._extra_sinks]
+        if link is not None:
+            await link.open()
+            sinks.insert(0, link.outbox)  # durable first: what the hub must get
+        bus = self.bus = EventBus(s.prediction_environment, sinks, on_emit=self._count_event)
         supervisor = self.supervisor = Supervisor(s.supervisor, self._task_failed)
         fatal: CrashLoopError | None = None
         async with AsyncExitStack() as stack:
@@ -220,14 +223,23 @@ class Agent:
         s = self.settings
         runner = ActionRunner(plugin, s.actions, self.metrics)
         reconcile = Reconciler(plugin, bus, s.reconcile.orphans)
+        link = self.link
         dispatcher = self.dispatcher = Dispatcher(
-            self.intake_queue, runner, bus, self.metrics, s, reconcile=reconcile
+            self.intake_queue,
+            runner,
+            bus,
+            self.metrics,
+            s,
+            reconcile=reconcile,
+            on_observed=link.observe if link else None,
         )
         self.metrics.watch(self._queue_depths, dispatcher.by_state)
         stack.push_async_callback(self._drain, supervisor, dispatcher)
         await supervisor.start("dispatcher", dispatcher.run)
         health = self.health = HealthReporter(plugin, dispatcher, bus, s.health)
         beats = [heartbeat.file_beat(s.state_dir / "heartbeat.json")]
+        if link is not None:
+            beats.append(link.beat)
         stack.push_async_callback(supervisor.stop, ["health reporter", "heartbeat"])
         await supervisor.start("health reporter", health.run)
         await supervisor.start(
@@ -239,7 +251,10 @@ class Agent:
                 beats=beats,
             ),
         )
-        if s.intake.desired_state_file is not None:
+        if link is not None:
+            stack.push_async_callback(supervisor.stop, ["intake"])
+            await link.start(bus, supervisor.start)
+        elif s.intake.desired_state_file is not None:
             intake = FileIntake(
                 s.intake.desired_state_file, s.intake.poll_interval_s, self.intake_queue, bus
             )
@@ -269,6 +284,8 @@ class Agent:
         await supervisor.stop_all()
         try:
             await bus.flush()
+            if self.link is not None:
+                await self.link.finish(self.settings.shutdown.grace_period_s)
         finally:
             await bus.close()
 

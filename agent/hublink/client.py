@@ -1,0 +1,174 @@
+"""A typed client of the hub's agent-facing API, and the one place its errors are mapped.
+
+Every request goes through :meth:`HubClient._request`, which turns aiohttp's
+exceptions and HTTP error statuses into the ``HubError`` tree of
+:mod:`agent.errors`; nothing above this module sees an aiohttp exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from pydantic import ValidationError
+
+from agent.errors import HubAuthError, HubRejectedError, HubUnreachableError
+from agent.model.desired import DesiredDeployment
+
+API = "/api/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class HubSnapshot:
+    """The PE's desired state as the hub holds it, at ``revision``."""
+
+    revision: int
+    deployments: list[DesiredDeployment]
+
+
+@dataclass(frozen=True, slots=True)
+class WatchMessage:
+    """One Server-Sent Event of the watch stream."""
+
+    event: str
+    data: str
+    id: str | None
+
+
+class HubClient:
+    """Talks to one hub with one agent token."""
+
+    def __init__(self, base_url: str, token: str, *, timeout_s: float = 30.0) -> None:
+        self._base = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers, json_serialize=lambda o: orjson.dumps(o).decode()
+            )
+        return self._session
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def desired_state(self, pe: str) -> HubSnapshot:
+        """Fetch the PE's desired-state snapshot."""
+        body = await self._request("GET", f"{API}/prediction-environments/{pe}/desired-state")
+        try:
+            deployments = [DesiredDeployment.model_validate(d) for d in body["deployments"]]
+            return HubSnapshot(int(body["revision"]), deployments)
+        except (KeyError, TypeError, ValueError, ValidationError) as exc:
+            raise HubRejectedError(
+                f"hub sent an invalid desired state: {exc}", status=200
+            ) from None
+
+    async def post_events(self, events: list[bytes]) -> dict[str, Any]:
+        """Post a batch of already-serialized events (JSON objects)."""
+        payload = b'{"events":[' + b",".join(events) + b"]}"
+        result: dict[str, Any] = await self._request("POST", f"{API}/events", data=payload)
+        return result
+
+    async def heartbeat(self, pe: str, payload: Mapping[str, Any]) -> None:
+        """Tell the hub this agent is alive."""
+        await self._request(
+            "POST",
+            f"{API}/prediction-environments/{pe}/heartbeat",
+            data=orjson.dumps(dict(payload)),
+        )
+
+    async def put_status(self, deployment_id: str, payload: Mapping[str, Any]) -> bool:
+        """Report a deployment's observed state; False if the hub no longer knows it."""
+        try:
+            await self._request(
+                "PUT", f"{API}/deployments/{deployment_id}/status", data=orjson.dumps(dict(payload))
+            )
+        except HubRejectedError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def watch(self, pe: str, last_event_id: int | None) -> AsyncIterator[WatchMessage]:
+        """Stream the PE's changes (Server-Sent Events) after ``last_event_id``."""
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        url = f"{self._base}{API}/prediction-environments/{pe}/watch"
+        try:
+            async with self._http().get(
+                url, headers=headers, timeout=aiohttp.ClientTimeout(sock_connect=10, sock_read=60)
+            ) as resp:
+                await _raise_for_status(resp)
+                async for message in _parse_sse(resp.content):
+                    yield message
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise HubUnreachableError(
+                f"watch stream from {self._base} broke: {type(exc).__name__} {exc}"
+            ) from None
+
+    async def _request(self, method: str, path: str, *, data: bytes | None = None) -> Any:
+        headers = {"Content-Type": "application/json"} if data is not None else None
+        try:
+            async with self._http().request(
+                method, self._base + path, data=data, headers=headers, timeout=self._timeout
+            ) as resp:
+                await _raise_for_status(resp)
+                raw = await resp.read()
+        except aiohttp.ClientError as exc:
+            raise HubUnreachableError(
+                f"{method} {path}: hub at {self._base} unreachable: {exc}"
+            ) from None
+        except TimeoutError:
+            raise HubUnreachableError(f"{method} {path}: hub at {self._base} timed out") from None
+        return orjson.loads(raw) if raw else None
+
+
+async def _raise_for_status(resp: aiohttp.ClientResponse) -> None:
+    if resp.status < 400:
+        return
+    body: Any = None
+    with contextlib.suppress(Exception):
+        body = orjson.loads(await resp.read())
+    detail = body.get("message") if isinstance(body, dict) else None
+    what = f"{resp.method} {resp.url.path}: hub answered {resp.status}" + (
+        f": {detail}" if detail else ""
+    )
+    if resp.status >= 500:
+        raise HubUnreachableError(what)
+    if resp.status in (401, 403):
+        raise HubAuthError(what, status=resp.status, body=body)
+    raise HubRejectedError(what, status=resp.status, body=body)
+
+
+async def _parse_sse(stream: aiohttp.StreamReader) -> AsyncIterator[WatchMessage]:
+    """Parse text/event-stream: fields until a blank line; ':' lines are comments."""
+    event, ident = "message", None
+    data: list[str] = []
+    while line_bytes := await stream.readline():
+        line = line_bytes.decode().rstrip("\r\n")
+        if not line:
+            if data:
+                yield WatchMessage(event, "\n".join(data), ident)
+            event, data = "message", []
+            continue
+        if line.startswith(":"):
+            yield WatchMessage("keep-alive", "", None)
+            continue
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            event = value
+        elif field == "data":
+            data.append(value)
+        elif field == "id":
+            ident = value
