@@ -33,6 +33,8 @@ def register(sub: Any) -> None:
     run_parser.add_argument("--plugin", help="plugin name (see 'pilothouse plugins')")
     run_parser.add_argument("--state-dir", type=Path, help="where the agent keeps its files")
     run_parser.add_argument("--desired-state", type=Path, help="desired-state file (standalone)")
+    run_parser.add_argument("--hub-url", help="hub base URL (hub mode)")
+    run_parser.add_argument("--token", help="agent token of the PE (hub mode)")
     run_parser.add_argument("--event-log", type=Path, help="JSON-lines event log")
     run_parser.add_argument("--http-port", type=int, help="serve /healthz and /metrics here")
     run_parser.add_argument("--log-format", choices=["text", "json"])
@@ -53,6 +55,8 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {k: v for k, v in flat.items() if v is not None}
     nested = {
         ("intake", "desired_state_file"): args.desired_state,
+        ("hub", "url"): args.hub_url,
+        ("hub", "token"): args.token,
         ("http", "port"): args.http_port,
         ("http", "enabled"): True if args.http_port is not None else None,
         ("log", "format"): args.log_format,
@@ -78,15 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def load(config: Path | None, flags: dict[str, Any]) -> AgentSettings:
-    """Settings from every source; nested flag groups merge into file and env values."""
-    if not flags.keys() & {"intake", "http", "log"}:
-        return AgentSettings.load(config, flags)
-    base = AgentSettings.load(config, {k: v for k, v in flags.items() if not isinstance(v, dict)})
-    merged = dict(flags)
-    for group in ("intake", "http", "log"):
-        if group in flags:
-            merged[group] = getattr(base, group).model_dump() | flags[group]
-    return AgentSettings.load(config, merged)
+    """Settings from every source; pydantic-settings deep-merges nested groups."""
+    return AgentSettings.load(config, flags)
 
 
 async def _serve(agent: Agent) -> None:
