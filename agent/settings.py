@@ -235,6 +235,10 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"cannot read {path}: {exc.strerror}"], source=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"cannot read {path}: not UTF-8 text ({exc.reason})"], source=str(path)
+        ) from None
     try:
         data = yaml.load(text, Loader=_loader())
     except yaml.YAMLError as exc:
@@ -261,7 +265,8 @@ def explain(exc: ValidationError) -> list[str]:
         if err["type"] == "missing":
             problems.append(f"{where}: required, but not given")
             continue
-        problems.append(f"{where}: got {err.get('input')!r}; {err['msg'].lower()}")
+        msg = err["msg"]
+        problems.append(f"{where}: got {err.get('input')!r}; {msg[:1].lower()}{msg[1:]}")
     return problems
 
 

@@ -98,14 +98,20 @@ class ActionRunner:
 
     async def _attempt(self, action: Action, spec: DesiredDeployment) -> ActionResult:
         async with self._limit:
+            budget = asyncio.timeout(self._settings.timeout_s)
             try:
-                async with asyncio.timeout(self._settings.timeout_s):
+                async with budget:
                     return await self._call(action, spec)
-            except TimeoutError:
-                raise ActionTimeoutError(
-                    f"{action.value} did not finish within {self._settings.timeout_s:g}s",
+            except TimeoutError as exc:
+                if budget.expired():
+                    raise ActionTimeoutError(
+                        f"{action.value} did not finish within {self._settings.timeout_s:g}s",
+                        deployment_id=spec.id,
+                    ) from None
+                raise TemporaryPluginError(
+                    f"plugin timed out during {action.value}: {exc or 'TimeoutError'}",
                     deployment_id=spec.id,
-                ) from None
+                ) from exc
             except PluginError:
                 raise
             except Exception as exc:

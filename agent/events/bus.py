@@ -83,10 +83,12 @@ class EventBus:
 
     async def flush(self) -> None:
         """Write everything emitted so far."""
-        self._take_queued()
-        while self._pending:
+        while True:
+            if self._sinks_done == 0:
+                self._take_queued()  # never grow a batch some sinks already have
+            if not self._pending:
+                return
             await self._write_pending()
-            self._take_queued()
 
     async def close(self) -> None:
         """Close every sink."""

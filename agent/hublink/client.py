@@ -116,11 +116,40 @@ class HubClient:
                 f"watch stream from {self._base} broke: {type(exc).__name__} {exc}"
             ) from None
 
-    async def _request(self, method: str, path: str, *, data: bytes | None = None) -> Any:
-        headers = {"Content-Type": "application/json"} if data is not None else None
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        """Call any hub endpoint (the CLI uses this); JSON in and out, errors mapped."""
+        data = raw if raw is not None else None if body is None else orjson.dumps(body)
+        return await self._request(
+            method, path, data=data, params=params, content_type=content_type
+        )
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        data: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        headers = {"Content-Type": content_type} if data is not None else None
         try:
             async with self._http().request(
-                method, self._base + path, data=data, headers=headers, timeout=self._timeout
+                method,
+                self._base + path,
+                data=data,
+                headers=headers,
+                params=params,
+                timeout=self._timeout,
             ) as resp:
                 await _raise_for_status(resp)
                 raw = await resp.read()

@@ -66,11 +66,15 @@ class Event:
     id: str = field(default_factory=new_id)
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
 
+    def __post_init__(self) -> None:
+        if self.time.tzinfo is None:
+            raise ValueError("Event.time must carry a timezone (use UTC)")
+
     def to_dict(self) -> dict[str, Any]:
         """Render as the JSON object used in logs, files and the hub API."""
         return {
             "id": self.id,
-            "time": self.time.isoformat().replace("+00:00", "Z"),
+            "time": self.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             "prediction_environment_id": self.prediction_environment_id,
             "deployment_id": self.deployment_id,
             "source": self.source.value,
