@@ -36,6 +36,7 @@ class EventBus:
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._pending: list[Event] = []
         self._sinks_done = 0
+        self._inflight: asyncio.Future[None] | None = None
         self._on_emit = on_emit
 
     def emit(self, event: Event) -> None:
@@ -101,9 +102,18 @@ class EventBus:
 
     async def _write_pending(self) -> None:
         # Remember which sinks already have the batch, so a retry after one sink
-        # failed does not write it twice to the others.
+        # failed does not write it twice to the others. A write interrupted by
+        # cancellation may still complete (in its thread): it is kept and awaited
+        # by the next flush instead of being started again.
         while self._sinks_done < len(self._sinks):
-            await self._sinks[self._sinks_done].write(self._pending)
+            if self._inflight is None:
+                sink = self._sinks[self._sinks_done]
+                self._inflight = asyncio.ensure_future(sink.write(self._pending))
+            try:
+                await asyncio.shield(self._inflight)
+            finally:
+                if self._inflight.done():
+                    self._inflight = None
             self._sinks_done += 1
         self._pending = []
         self._sinks_done = 0
