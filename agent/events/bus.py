@@ -85,8 +85,8 @@ class EventBus:
     async def flush(self) -> None:
         """Write everything emitted so far."""
         while True:
-            if self._sinks_done == 0:
-                self._take_queued()  # never grow a batch some sinks already have
+            if self._sinks_done == 0 and self._inflight is None:
+                self._take_queued()  # never grow a batch that is (being) written
             if not self._pending:
                 return
             await self._write_pending()

@@ -39,6 +39,8 @@ class Trigger(StrEnum):
     """The action in flight failed; nothing can be assumed about what runs."""
     ROLLED_BACK = "rolled_back"
     """A replacement failed but the old model is still serving."""
+    CANCELLED = "cancelled"
+    """The action in flight was cancelled (shutdown); what runs is not known."""
     FOUND_RUNNING = "found_running"
     """The plugin reports the deployment running and healthy enough to serve."""
     FOUND_STOPPED = "found_stopped"
@@ -74,6 +76,9 @@ TRANSITIONS: dict[tuple[DeploymentState, Trigger], DeploymentState] = {
     (S.REPLACING_MODEL, Trigger.FAILED): S.ERRORED,
     (S.SHUTTING_DOWN, Trigger.SUCCEEDED): S.STOPPED,
     (S.SHUTTING_DOWN, Trigger.FAILED): S.ERRORED,
+    (S.LAUNCHING, Trigger.CANCELLED): S.UNKNOWN,
+    (S.REPLACING_MODEL, Trigger.CANCELLED): S.UNKNOWN,
+    (S.SHUTTING_DOWN, Trigger.CANCELLED): S.UNKNOWN,
     # Observations (reconcile, health checks) of a deployment with no action in flight.
     (S.UNKNOWN, Trigger.FOUND_RUNNING): S.READY,
     (S.READY, Trigger.FOUND_RUNNING): S.READY,

@@ -8,6 +8,7 @@ deployment id and any event fields), ready for a log shipper.
 
 from __future__ import annotations
 
+import copy
 import logging
 import logging.handlers
 import queue
@@ -40,6 +41,8 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            out["exception"] = record.exc_text
         return orjson.dumps(out, default=str).decode()
 
 
@@ -54,6 +57,28 @@ class TextFormatter(logging.Formatter):
         line = super().format(record)
         dep = getattr(record, "deployment_id", None)
         return f"{line} [{dep}]" if dep else line
+
+
+class _QueueHandler(logging.handlers.QueueHandler):
+    """Hands records to the listener thread with their traceback kept apart.
+
+    The standard ``prepare`` folds the traceback into the message; the JSON
+    formatter needs it in its own field.
+    """
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        """Freeze the message and the traceback text; drop unpicklable parts."""
+        out = copy.copy(record)
+        out.msg = record.getMessage()
+        out.args = None
+        if record.exc_info and not record.exc_text:
+            out.exc_text = _FORMATTER.formatException(record.exc_info)
+        out.exc_info = None
+        out.stack_info = None
+        return out
+
+
+_FORMATTER = logging.Formatter()
 
 
 class LogHandle:
@@ -74,7 +99,7 @@ def configure(settings: LogSettings, stream: TextIO | None = None) -> LogHandle:
     out = logging.StreamHandler(stream or sys.stderr)
     out.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    handler = logging.handlers.QueueHandler(records)
+    handler = _QueueHandler(records)
     handler.addFilter(ContextFilter())
     listener = logging.handlers.QueueListener(records, out, respect_handler_level=False)
     root = logging.getLogger()

@@ -203,10 +203,13 @@ class Worker:
     def _rolled_back(self, action: Action, result: ActionResult) -> bool:
         rec = self.record
         rec.failures += 1
+        if result.model_package_id:
+            rec.model_package_id = result.model_package_id
         data = self._data(action) | result.data | {"old_model_in_use": True}
         msg = result.message or "new model failed; the previous model is still serving"
         self._report(f"action.{action.value}.failed", Status.FAILING, msg, data)
-        self._move(Trigger.ROLLED_BACK, action, msg, status=result.status)
+        serving = {"model_package_id": rec.model_package_id, "old_model_in_use": True}
+        self._move(Trigger.ROLLED_BACK, action, msg, status=result.status, extra=serving)
         return False
 
     def _cancelled(self, action: Action) -> None:
@@ -216,7 +219,7 @@ class Worker:
             f"{action.value} cancelled before it finished",
             self._data(action),
         )
-        self.record.state = DeploymentState.UNKNOWN
+        self._move(Trigger.CANCELLED, action, f"{action.value} cancelled; state not known")
 
     def _retrying(self, retry: Retry) -> None:
         self._report(
@@ -233,7 +236,12 @@ class Worker:
         )
 
     def _move(
-        self, trigger: Trigger, action: Action, message: str, status: Status | None = None
+        self,
+        trigger: Trigger,
+        action: Action,
+        message: str,
+        status: Status | None = None,
+        extra: dict[str, object] | None = None,
     ) -> None:
         rec = self.record
         new = transitions.transition(rec.state, trigger)
@@ -244,7 +252,7 @@ class Worker:
             f"deployment.{new.value}",
             shown,
             f"{rec.id} is {new.value}: {message}",
-            self._data(action) | {"state": new.value},
+            self._data(action) | {"state": new.value} | (extra or {}),
         )
         self._ctx.observed(rec)
 

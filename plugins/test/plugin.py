@@ -58,6 +58,7 @@ class Delays(BaseModel):
 class TestPluginSettings(BaseModel):
     """Settings of the ``test`` plugin (``plugin_settings`` in the agent's config)."""
 
+    __test__ = False  # not a pytest test class, despite the name
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     seed: int = 0
