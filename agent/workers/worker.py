@@ -208,7 +208,10 @@ class Worker:
         data = self._data(action) | result.data | {"old_model_in_use": True}
         msg = result.message or "new model failed; the previous model is still serving"
         self._report(f"action.{action.value}.failed", Status.FAILING, msg, data)
-        serving = {"model_package_id": rec.model_package_id, "old_model_in_use": True}
+        serving: dict[str, object] = {
+            "model_package_id": rec.model_package_id,
+            "old_model_in_use": True,
+        }
         self._move(Trigger.ROLLED_BACK, action, msg, status=result.status, extra=serving)
         return False
 

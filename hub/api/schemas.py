@@ -249,5 +249,45 @@ class EventOut(BaseModel):
     data: dict[str, Any]
 
 
+# --- query parameters -------------------------------------------------------
+
+
+class ListQuery(_In):
+    """Paging of a list, newest first."""
+
+    limit: int = Field(default=100, ge=1, le=1000, description="Items per page.")
+    cursor: str | None = Field(default=None, description="``next_cursor`` of the previous page.")
+
+
+class DeploymentListQuery(ListQuery):
+    """Filters of ``GET /deployments``."""
+
+    prediction_environment_id: str | None = Field(default=None, description="Only this PE's.")
+
+
+class EventQuery(ListQuery):
+    """Filters of ``GET /events``; all given filters must hold."""
+
+    prediction_environment_id: str | None = None
+    deployment_id: str | None = None
+    status: Status | None = None
+    type: str | None = Field(default=None, description="Exact event type.")
+    source: Source | None = None
+    since: datetime | None = Field(default=None, description="Events at or after this time.")
+    until: datetime | None = Field(default=None, description="Events before this time.")
+    q: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Full-text search over message and data: every word must occur "
+        "(``word*`` matches a prefix).",
+    )
+
+
+class WatchQuery(_In):
+    """Where a watch stream resumes (the ``Last-Event-ID`` header wins)."""
+
+    last_event_id: str | None = Field(default=None, description="Revision to resume after.")
+
+
 ErrorBody.model_rebuild()
 ServiceHealthView.model_rebuild()
