@@ -284,6 +284,10 @@ class Agent:
         await supervisor.stop_all()
         try:
             await bus.flush()
+        except Exception as exc:
+            # A sink that keeps failing must not hide why the agent stopped.
+            log.error("not every event could be written at shutdown: %s", exc)
+        try:
             if self.link is not None:
                 await self.link.finish(self.settings.shutdown.grace_period_s)
         finally:

@@ -12,7 +12,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from agent.cli import agent_cmd, deployment_cmd, events_cmd, pe_cmd, plugins_cmd
+from agent.cli import (
+    agent_cmd,
+    deployment_cmd,
+    events_cmd,
+    hub_cmd,
+    package_cmd,
+    pe_cmd,
+    plugins_cmd,
+    serve_cmd,
+)
 from agent.errors import ConfigError, PilothouseError
 
 
@@ -25,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     agent_cmd.register(sub)
     plugins_cmd.register(sub)
+    package_cmd.register(sub)
+    serve_cmd.register(sub)
+    hub_cmd.register(sub)
     pe_cmd.register(sub)
     deployment_cmd.register(sub)
     events_cmd.register(sub)

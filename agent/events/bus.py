@@ -1,22 +1,58 @@
 """The event bus: emitting is instant, writing happens in one task, in batches.
 
 Producers call :meth:`EventBus.emit` (synchronous, never blocks, never fails);
-the *event writer* task takes what has queued up, up to ``batch_size`` at a
-time, and hands it to every sink. A batch a sink refused is kept and tried
-again after a restart of the writer, so events are delayed, not lost.
+the *event writer* task takes what has queued up and hands it to every sink.
+Each sink has its own backlog, so a sink that fails (a full disk, say) keeps
+its events to retry later while the other sinks go on receiving theirs; the
+writer then raises, so the supervisor reports the failure and restarts it.
 :meth:`EventBus.flush` writes everything still queued; the agent calls it last
 at shutdown.
+
+A sink write interrupted by cancellation may still complete (in its thread):
+it is kept and awaited by the next flush instead of being started again, so
+no sink receives an event twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent.events.sinks import EventSink
 from agent.model.events import Event
 from agent.model.vocabulary import Source, Status
+
+
+@dataclass(slots=True)
+class _Lane:
+    """One sink, the events it still needs, and its write in flight."""
+
+    sink: EventSink
+    backlog: list[Event] = field(default_factory=list)
+    batch: list[Event] = field(default_factory=list)
+    inflight: asyncio.Future[None] | None = None
+
+    async def write(self, batch_size: int) -> None:
+        """Write the backlog (a batch at a time) until it is empty, or raise."""
+        while self.inflight is not None or self.backlog:
+            if self.inflight is None:
+                self.batch, self.backlog = self.backlog[:batch_size], self.backlog[batch_size:]
+                self.inflight = asyncio.ensure_future(self.sink.write(self.batch))
+            try:
+                await asyncio.shield(self.inflight)
+            finally:
+                self._settle()
+
+    def _settle(self) -> None:
+        inflight = self.inflight
+        if inflight is None or not inflight.done():
+            return  # cancelled while writing: the write goes on; flush awaits it
+        self.inflight = None
+        if inflight.exception() is not None:
+            self.backlog = self.batch + self.backlog  # refused: keep it, in order
+        self.batch = []
 
 
 class EventBus:
@@ -31,12 +67,9 @@ class EventBus:
         on_emit: Callable[[Event], None] | None = None,
     ) -> None:
         self.prediction_environment_id = prediction_environment_id
-        self._sinks = list(sinks)
+        self._lanes = [_Lane(sink) for sink in sinks]
         self._batch_size = batch_size
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._pending: list[Event] = []
-        self._sinks_done = 0
-        self._inflight: asyncio.Future[None] | None = None
         self._on_emit = on_emit
 
     def emit(self, event: Event) -> None:
@@ -70,50 +103,49 @@ class EventBus:
 
     @property
     def depth(self) -> int:
-        """Events emitted and not yet written."""
-        return self._queue.qsize() + len(self._pending)
+        """Events emitted and not yet written to every sink."""
+        behind = max((len(lane.backlog) + len(lane.batch) for lane in self._lanes), default=0)
+        return self._queue.qsize() + behind
 
     async def run(self, started: Callable[[], None]) -> None:
         """The event writer: write batches until cancelled."""
         started()
         while True:
-            if not self._pending:
-                self._pending.append(await self._queue.get())
-                self._take_queued()
-            await self._write_pending()
+            if not any(lane.backlog or lane.inflight for lane in self._lanes):
+                self._distribute([await self._queue.get()])
+            self._distribute(self._take_queued())
+            await self._write_all()
 
     async def flush(self) -> None:
-        """Write everything emitted so far."""
+        """Write everything emitted so far; raise the first sink error after trying all."""
         while True:
-            if self._sinks_done == 0 and self._inflight is None:
-                self._take_queued()  # never grow a batch that is (being) written
-            if not self._pending:
+            self._distribute(self._take_queued())
+            if not any(lane.backlog or lane.inflight for lane in self._lanes):
                 return
-            await self._write_pending()
+            await self._write_all()
 
     async def close(self) -> None:
         """Close every sink."""
-        for sink in self._sinks:
-            await sink.close()
+        for lane in self._lanes:
+            await lane.sink.close()
 
-    def _take_queued(self) -> None:
-        while len(self._pending) < self._batch_size and not self._queue.empty():
-            self._pending.append(self._queue.get_nowait())
+    def _take_queued(self) -> list[Event]:
+        taken = []
+        while not self._queue.empty():
+            taken.append(self._queue.get_nowait())
+        return taken
 
-    async def _write_pending(self) -> None:
-        # Remember which sinks already have the batch, so a retry after one sink
-        # failed does not write it twice to the others. A write interrupted by
-        # cancellation may still complete (in its thread): it is kept and awaited
-        # by the next flush instead of being started again.
-        while self._sinks_done < len(self._sinks):
-            if self._inflight is None:
-                sink = self._sinks[self._sinks_done]
-                self._inflight = asyncio.ensure_future(sink.write(self._pending))
+    def _distribute(self, events: list[Event]) -> None:
+        if events:
+            for lane in self._lanes:
+                lane.backlog.extend(events)
+
+    async def _write_all(self) -> None:
+        errors: list[Exception] = []
+        for lane in self._lanes:
             try:
-                await asyncio.shield(self._inflight)
-            finally:
-                if self._inflight.done():
-                    self._inflight = None
-            self._sinks_done += 1
-        self._pending = []
-        self._sinks_done = 0
+                await lane.write(self._batch_size)
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]

@@ -88,13 +88,15 @@ class Dispatcher:
         if isinstance(item, Change):
             self._route_change(item)
             return
+        # Compare with what was *routed*, not with what the worker applied: a
+        # worker may not have absorbed its pending changes yet.
         for dep_id, desired in item.deployments.items():
             rec = self.records.get(dep_id)
-            if rec is None or desired.generation > rec.generation:
+            if rec is None or desired.generation > rec.routed_generation:
                 self._route_change(Change(dep_id, desired, desired.generation))
         for rec in list(self.records.values()):
-            if rec.desired is not None and not rec.adopted and rec.id not in item.deployments:
-                self._route_change(Change(rec.id, None, rec.generation + 1))
+            if not rec.routed_removal and not rec.adopted and rec.id not in item.deployments:
+                self._route_change(Change(rec.id, None, rec.routed_generation + 1))
 
     def _route_change(self, change: Change) -> None:
         rec = self.records.get(change.deployment_id)
@@ -104,6 +106,11 @@ class Dispatcher:
             rec = self.records[change.deployment_id] = DeploymentRecord(
                 change.deployment_id, state=DeploymentState.STOPPED
             )
+        if change.generation <= rec.routed_generation and rec.routed_generation:
+            self._ctx.metrics.superseded.inc()  # stale: something newer was routed already
+            return
+        rec.routed_generation = change.generation
+        rec.routed_removal = change.desired is None
         rec.adopted = False
         self._send(rec, change)
 
@@ -130,6 +137,7 @@ class Dispatcher:
             model_package_id=model_package_id,
             prediction_url=prediction_url,
             adopted=adopted,
+            routed_removal=not adopted,  # nothing desired yet: no removal to route
         )
         return rec
 

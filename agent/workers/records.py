@@ -17,6 +17,10 @@ class DeploymentRecord:
     status: Status = Status.UNKNOWN
     generation: int = 0
     """The newest generation accepted for this deployment."""
+    routed_generation: int = 0
+    """The newest generation the dispatcher routed to the worker (maybe not yet absorbed)."""
+    routed_removal: bool = False
+    """The last change routed was a removal."""
     desired: DesiredDeployment | None = None
     """What should be; ``None`` once the deployment is gone from the desired state."""
     applied: DesiredDeployment | None = None
