@@ -1,0 +1,355 @@
+"""Benchmark: the hub's event ingest and event queries (issue #3).
+
+Phases, against a real hub process (``pilothouse hub run``) over HTTP on 127.0.0.1:
+
+1. **ingest, empty store** — ``--ingest`` events POSTed by agents in batches of
+   500 (``--senders`` requests in flight), each agent with its own PE's token;
+   bodies are serialized before the clock starts, so the figure is the hub's.
+2. **bulk load** — the hub is stopped and ``--stored`` events are written
+   through the store directly (``SqliteStore.add_events``, 20,000 a transaction:
+   the same code path as ingest, without HTTP), spread over 30 days.
+3. **ingest on top** — the hub is started again on that database and phase 1
+   is repeated: ingest must not degrade with a million stored events.
+4. **queries** — ``GET /events`` latency, one request at a time: a PE + status +
+   one-day time range filter, then a full-text ``q`` search (a word in ~1 % of
+   the events) restricted to the PE.
+
+As a floor, the same batches are also written through the store directly (no
+HTTP, no JSON parsing) in phase 2: the HTTP figure can be compared with it.
+
+Targets: ``ingest_events_per_s`` >= 20,000; ``list_filtered_p99_ms`` <= 50.
+The last line of output is one JSON object with the figures. More phases (the
+agent side: ``action_to_plugin_*``) plug in as further ``async def`` functions
+taking a :class:`Bench` and returning a dict merged into that line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from agent.model.events import UlidFactory
+from agent.model.vocabulary import Source, Status
+from hub.api.schemas import EventIn
+from hub.settings import HubSettings
+from hub.store.sqlite.store import open_sqlite
+
+ADMIN = "bench-admin-token"
+V1 = "/api/v1"
+BATCH = 500
+PES = 10
+DEPLOYMENTS_PER_PE = 20
+DAYS = 30
+WORDS = (
+    "launch", "replace", "stop", "relaunch", "ready", "errored", "serving", "request", "latency",
+    "memory", "cpu", "gpu", "node", "replica", "model", "package", "rollout", "probe", "health",
+    "drift", "feature", "score", "batch", "queue", "worker",
+)  # fmt: skip
+RARE = "oomkilled"  # in ~1 % of events: the search term
+STATUSES = ("passing", "passing", "informational", "informational", "at_risk", "failing")
+TYPES = (
+    "deployment.ready",
+    "deployment.health_changed",
+    "action.launch.succeeded",
+    "drift.checked",
+)
+
+
+@dataclass
+class Bench:
+    """What every phase may use: the state directory, the hub's URL, PEs and tokens."""
+
+    state_dir: Path
+    url: str = ""
+    pes: list[str] = field(default_factory=list)
+    tokens: dict[str, str] = field(default_factory=dict)
+    ids: UlidFactory = field(default_factory=UlidFactory)
+    start: datetime = field(default_factory=lambda: datetime.now(UTC) - timedelta(days=DAYS))
+
+
+def make_event(bench: Bench, pe_id: str, at: datetime, rng: random.Random) -> dict[str, Any]:
+    """A realistic agent event (~350 bytes of JSON)."""
+    words = rng.sample(WORDS, 6)
+    if rng.random() < 0.01:
+        words.append(RARE)
+    dep = f"{pe_id}-dep-{rng.randrange(DEPLOYMENTS_PER_PE):02d}"
+    return {
+        "id": bench.ids.new(int(at.timestamp() * 1000)),
+        "time": at.isoformat().replace("+00:00", "Z"),
+        "prediction_environment_id": pe_id,
+        "deployment_id": dep,
+        "source": "agent",
+        "type": rng.choice(TYPES),
+        "status": rng.choice(STATUSES),
+        "message": f"{dep}: " + " ".join(words),
+        "data": {
+            "attempt": rng.randrange(4),
+            "node": f"node-{rng.randrange(64)}",
+            "ms": rng.random(),
+        },
+    }
+
+
+# --- the hub process -----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def hub_process(bench: Bench) -> AsyncIterator[str]:
+    """Run ``pilothouse hub run`` on a free port until the block ends (SIGTERM)."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", "hub", "run", "--port", str(port),
+        "--state-dir", str(bench.state_dir), "--admin-token", ADMIN, "--log-level", "WARNING",
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(url)
+        bench.url = url
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 60)
+        if code != 0:
+            raise RuntimeError(f"hub exited with {code}")
+
+
+async def wait_ready(url: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(url + "/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            await asyncio.sleep(0.05)
+    raise RuntimeError("hub did not become ready")
+
+
+async def register(bench: Bench) -> None:
+    """Create the PEs and one agent token each."""
+    async with aiohttp.ClientSession(bench.url, headers={"Authorization": f"Bearer {ADMIN}"}) as s:
+        for i in range(PES):
+            async with s.post(
+                f"{V1}/prediction-environments", json={"name": f"pe{i}", "platform": "test"}
+            ) as r:
+                pe_id = (await r.json())["id"]
+            async with s.post(f"{V1}/prediction-environments/{pe_id}/agent-tokens") as r:
+                bench.tokens[pe_id] = (await r.json())["token"]
+            bench.pes.append(pe_id)
+
+
+# --- phases --------------------------------------------------------------------
+
+
+async def ingest_over_http(bench: Bench, total: int, senders: int, seed: int) -> float:
+    """POST ``total`` events in batches of 500; return events per second."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    bodies: list[tuple[str, bytes]] = []
+    for b in range(total // BATCH):
+        pe_id = bench.pes[b % len(bench.pes)]
+        batch = [
+            make_event(bench, pe_id, now + timedelta(microseconds=b * BATCH + i), rng)
+            for i in range(BATCH)
+        ]
+        bodies.append((pe_id, orjson.dumps({"events": batch})))
+    queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+    for item in bodies:
+        queue.put_nowait(item)
+    connector = aiohttp.TCPConnector(limit=senders)
+    async with aiohttp.ClientSession(bench.url, connector=connector) as http:
+        began = time.perf_counter()
+        accepted = sum(await asyncio.gather(*(sender(http, bench, queue) for _ in range(senders))))
+        elapsed = time.perf_counter() - began
+    assert accepted == len(bodies) * BATCH, accepted
+    return accepted / elapsed
+
+
+async def sender(
+    http: aiohttp.ClientSession, bench: Bench, queue: asyncio.Queue[tuple[str, bytes]]
+) -> int:
+    accepted = 0
+    while not queue.empty():
+        pe_id, body = queue.get_nowait()
+        headers = {
+            "Authorization": f"Bearer {bench.tokens[pe_id]}",
+            "Content-Type": "application/json",
+        }
+        async with http.post(f"{V1}/events", data=body, headers=headers) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"ingest answered {resp.status}: {await resp.text()}")
+            accepted += (await resp.json())["accepted"]
+    return accepted
+
+
+async def bulk_load(bench: Bench, total: int, seed: int) -> float:
+    """Write ``total`` events through the store directly, 20,000 a transaction."""
+    rng = random.Random(seed)
+    span = timedelta(days=DAYS).total_seconds()
+    settings = HubSettings.load(None, {"state_dir": bench.state_dir})
+    step = 20_000
+    written, spent = 0, 0.0
+    async with open_sqlite(settings.database_path, settings.database, lambda _: None) as store:
+        for done in range(0, total, step):
+            count = min(step, total - done)
+            pes = [rng.choice(bench.pes) for _ in range(count)]
+            times = [
+                bench.start + timedelta(seconds=span * (done + i) / total) for i in range(count)
+            ]
+            batch = [
+                as_model(make_event(bench, pe, at, rng)) for pe, at in zip(pes, times, strict=True)
+            ]
+            began = time.perf_counter()
+            written += await store.add_events(batch)
+            spent += time.perf_counter() - began
+    assert written == total, written
+    return total / spent
+
+
+def as_model(event: dict[str, Any]) -> EventIn:
+    """The event as the store takes it, built without validation (it is valid by making)."""
+    return EventIn.model_construct(
+        **event
+        | {
+            "time": datetime.fromisoformat(event["time"]),
+            "source": Source(event["source"]),
+            "status": Status(event["status"]),
+        }
+    )
+
+
+async def latencies(
+    bench: Bench, requests: int, params: Callable[[random.Random], dict[str, str]]
+) -> list[float]:
+    """Milliseconds per ``GET /events``, one request at a time."""
+    rng = random.Random(7)
+    out: list[float] = []
+    async with aiohttp.ClientSession(
+        bench.url, headers={"Authorization": f"Bearer {ADMIN}"}
+    ) as http:
+        for i in range(requests + 5):
+            query = params(rng)
+            began = time.perf_counter()
+            async with http.get(f"{V1}/events", params=query) as resp:
+                body = await resp.read()
+                assert resp.status == 200, body[:500]
+            if i >= 5:  # warm-up excluded
+                out.append((time.perf_counter() - began) * 1000)
+    return out
+
+
+def filtered(bench: Bench) -> Callable[[random.Random], dict[str, str]]:
+    def params(rng: random.Random) -> dict[str, str]:
+        day = bench.start + timedelta(days=rng.uniform(0, DAYS - 1))
+        return {
+            "prediction_environment_id": rng.choice(bench.pes),
+            "status": "failing",
+            "since": day.isoformat(),
+            "until": (day + timedelta(days=1)).isoformat(),
+        }
+
+    return params
+
+
+def search(bench: Bench) -> Callable[[random.Random], dict[str, str]]:
+    def params(rng: random.Random) -> dict[str, str]:
+        return {"q": RARE, "prediction_environment_id": rng.choice(bench.pes)}
+
+    return params
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def dir_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
+
+
+async def main(
+    args: argparse.Namespace, extra: list[Callable[[Bench], Awaitable[dict[str, Any]]]]
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        bench = Bench(Path(tmp) / "hub")
+        async with hub_process(bench):
+            await register(bench)
+            empty = await ingest_over_http(bench, args.ingest, args.senders, seed=1)
+        say(
+            "ingest", f"{args.ingest:,} events over HTTP into an empty store: {empty:,.0f} events/s"
+        )
+        floor = await bulk_load(bench, args.stored, seed=2)
+        say("load", f"{args.stored:,} events through the store (no HTTP): {floor:,.0f} events/s")
+        async with hub_process(bench):
+            full = await ingest_over_http(bench, args.ingest, args.senders, seed=3)
+            say(
+                "ingest",
+                f"{args.ingest:,} events over HTTP on {args.stored:,}: {full:,.0f} events/s",
+            )
+            flt = await latencies(bench, args.queries, filtered(bench))
+            say("filtered", f"PE + status + 1-day range: {spread(flt)}")
+            srch = await latencies(bench, args.queries, search(bench))
+            say("search", f"PE + q (a word in ~1 % of events): {spread(srch)}")
+            figures: dict[str, Any] = {}
+            for phase in extra:
+                figures |= await phase(bench)
+        size = dir_mb(bench.state_dir)
+    total = args.stored + 2 * args.ingest
+    say("state", f"{size:,.0f} MB on disk for {total:,} events")
+    ingest = min(empty, full)
+    return {
+        "ingest_events_per_s": round(ingest),
+        "ingest_empty_events_per_s": round(empty),
+        "ingest_at_1m_events_per_s": round(full),
+        "store_floor_events_per_s": round(floor),
+        "stored_events": total,
+        "list_filtered_p50_ms": round(pct(flt, 50), 2),
+        "list_filtered_p99_ms": round(pct(flt, 99), 2),
+        "list_search_p50_ms": round(pct(srch, 50), 2),
+        "list_search_p99_ms": round(pct(srch, 99), 2),
+        "state_mb": round(size),
+        **figures,
+        "targets_met": ingest >= 20_000 and pct(flt, 99) <= 50,
+    }
+
+
+def say(phase: str, text: str) -> None:
+    print(f"{phase:9s}{text}", flush=True)
+
+
+def spread(ms: list[float]) -> str:
+    return f"GET /events p50 {pct(ms, 50):.1f} ms, p99 {pct(ms, 99):.1f} ms"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--ingest", type=int, default=100_000, help="events per HTTP ingest phase")
+    parser.add_argument("--stored", type=int, default=1_000_000, help="events bulk-loaded")
+    parser.add_argument("--senders", type=int, default=4, help="ingest requests in flight")
+    parser.add_argument("--queries", type=int, default=300, help="GET /events per kind")
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    result = asyncio.run(main(parser.parse_args(), extra=[]))
+    print(orjson.dumps(result).decode())

@@ -1,0 +1,1 @@
+"""Request handlers: parse, call one service, answer. No logic of their own."""

@@ -1,0 +1,35 @@
+"""``/api/v1/prediction-environments``: register, list, read, issue agent tokens."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.api import bodies
+from hub.api.schemas import ListQuery, PredictionEnvironmentCreate
+
+
+async def create(request: web.Request) -> web.Response:
+    """Register a prediction environment."""
+    body = await bodies.parse(request, PredictionEnvironmentCreate)
+    env = await bodies.services(request).environments.create(body)
+    return bodies.respond(env, 201)
+
+
+async def page(request: web.Request) -> web.Response:
+    """List prediction environments, newest first."""
+    query = bodies.query(request, ListQuery)
+    found = await bodies.services(request).environments.page(query.limit, query.cursor)
+    return bodies.respond(found)
+
+
+async def get(request: web.Request) -> web.Response:
+    """Read one prediction environment (its agent may read it too)."""
+    pe_id = request.match_info["id"]
+    bodies.principal(request).require_environment(pe_id)
+    return bodies.respond(await bodies.services(request).environments.get(pe_id))
+
+
+async def issue_token(request: web.Request) -> web.Response:
+    """Issue an agent token for the PE; the secret is in this answer only."""
+    token = await bodies.services(request).environments.issue_token(request.match_info["id"])
+    return bodies.respond(token, 201)

@@ -1,0 +1,164 @@
+"""The OpenAPI 3.1 document, generated from the route table and the pydantic schemas.
+
+Nothing here is written by hand: paths, methods, parameters (path, query,
+headers), request bodies, responses and security come from
+:data:`hub.api.routes.ROUTES`; every schema comes from pydantic's JSON Schema
+generation (OpenAPI 3.1 uses JSON Schema 2020-12, as pydantic does), collected
+once under ``components.schemas``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from hub.api.keys import Access
+from hub.api.routes import Body, Route
+from hub.api.schemas import ErrorBody
+
+REF = "#/components/schemas/{model}"
+_PATH_PARAM = re.compile(r"\{(\w+)\}")
+_ERRORS = {
+    400: "Not JSON",
+    401: "No token, or an unknown one",
+    403: "The token may not do this",
+    404: "No such resource",
+    409: "Conflicts with what is stored",
+    413: "Body over a configured limit",
+    415: "Wrong Content-Type",
+    422: "Invalid field(s), each named",
+}
+_CREATES = {"POST"}
+
+
+def document(routes: Sequence[Route], *, version: str) -> dict[str, Any]:
+    """The OpenAPI document of ``routes``."""
+    refs, components = _schemas(routes)
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, refs, components)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Pilothouse hub API",
+            "version": version,
+            "description": "Control plane of Pilothouse: prediction environments, model "
+            "packages, deployments, events, and the agent channel.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def _models(routes: Sequence[Route]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
+    found: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(ErrorBody, "serialization"): None}
+    for route in routes:
+        if isinstance(route.body, type):
+            found[(route.body, "validation")] = None
+        if route.query is not None:
+            found[(route.query, "validation")] = None
+        for body in route.responses.values():
+            if isinstance(body, type):
+                found[(body, "serialization")] = None
+    return list(found)
+
+
+Refs = dict[tuple[type[BaseModel], JsonSchemaMode], dict[str, Any]]
+
+
+def _schemas(routes: Sequence[Route]) -> tuple[Refs, dict[str, Any]]:
+    generated, top = models_json_schema(_models(routes), ref_template=REF)
+    refs: Refs = {}
+    for (model, mode), ref in generated.items():
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            refs[(model, mode)] = ref
+    return refs, dict(top.get("$defs", {}))
+
+
+def _operation(route: Route, refs: Refs, components: dict[str, Any]) -> dict[str, Any]:
+    handler = route.handler
+    op: dict[str, Any] = {
+        "operationId": f"{handler.__module__.rsplit('.', 1)[-1]}_{handler.__name__}",
+        "summary": route.summary,
+        "description": (handler.__doc__ or route.summary).strip(),
+        "tags": [route.tag],
+        "parameters": _parameters(route, refs, components),
+        "responses": _responses(route, refs),
+        "security": [] if route.access is Access.PUBLIC else [{"bearer": []}],
+    }
+    if route.body is not None:
+        op["requestBody"] = {"required": True, "content": _content(route.body, refs, "validation")}
+    return op
+
+
+def _parameters(route: Route, refs: Refs, components: dict[str, Any]) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _PATH_PARAM.findall(route.path)
+    ]
+    for name, description in route.headers.items():
+        params.append(
+            {"name": name, "in": "header", "description": description, "schema": {"type": "string"}}
+        )
+    if route.query is not None:
+        params += _query_parameters(refs[(route.query, "validation")], components)
+    return params
+
+
+def _query_parameters(ref: dict[str, Any], components: dict[str, Any]) -> list[dict[str, Any]]:
+    schema = components[ref["$ref"].rsplit("/", 1)[-1]]
+    required = set(schema.get("required", []))
+    params = []
+    for name, prop in schema.get("properties", {}).items():
+        param = {"name": name, "in": "query", "required": name in required, "schema": prop}
+        if "description" in prop:
+            param["description"] = prop["description"]
+        params.append(param)
+    return params
+
+
+def _responses(route: Route, refs: Refs) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for status, body in route.responses.items():
+        answer: dict[str, Any] = {"description": route.summary if status < 300 else "See status"}
+        if body is not None:
+            answer["content"] = _content(body, refs, "serialization")
+        out[str(status)] = answer
+    error = {"content": {"application/json": {"schema": refs[(ErrorBody, "serialization")]}}}
+    for status in _error_statuses(route):
+        out.setdefault(str(status), {"description": _ERRORS[status], **error})
+    return out
+
+
+def _error_statuses(route: Route) -> list[int]:
+    statuses = []
+    if route.access is not Access.PUBLIC:
+        statuses += [401, 403]
+    if "{" in route.path:
+        statuses.append(404)
+    if isinstance(route.body, type):
+        statuses += [400, 413, 422]
+    elif isinstance(route.body, str):
+        statuses += [409, 413, 415, 422]
+    if route.query is not None:
+        statuses.append(422)
+    if route.method in _CREATES and 201 in route.responses:
+        statuses.append(409)
+    return sorted(set(statuses))
+
+
+def _content(body: Body, refs: Refs, mode: JsonSchemaMode) -> dict[str, Any]:
+    if isinstance(body, type):
+        return {"application/json": {"schema": refs[(body, mode)]}}
+    if body == "application/gzip":
+        return {body: {"schema": {"type": "string", "format": "binary"}}}
+    if body == "application/json":
+        return {body: {"schema": {"type": "object"}}}
+    return {str(body): {"schema": {"type": "string"}}}

@@ -1,0 +1,88 @@
+"""Serving the hub: embedded (``serve_hub``, ``Hub``) or as the ``pilothouse hub run`` process.
+
+``async with serve_hub(settings) as url:`` starts the API on the configured
+address (port 0 picks a free one; ``url`` names the bound port) and stops it
+cleanly when the block ends. :class:`Hub` wraps that for long-running use:
+``await Hub(settings).serve()`` runs until :meth:`Hub.request_stop` or until
+its task is cancelled. Neither installs signal handlers nor cancels tasks it
+did not create; only the CLI handles SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from hub.api.app import create_app
+from hub.errors import HubError
+from hub.settings import HubSettings
+
+log = logging.getLogger("pilothouse.hub")
+
+SHUTDOWN_TIMEOUT_S = 10.0
+
+
+@contextlib.asynccontextmanager
+async def serve_hub(settings: HubSettings) -> AsyncIterator[str]:
+    """Serve the hub for the duration of the block; yield its base URL."""
+    runner = web.AppRunner(
+        create_app(settings),
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.listen.host, settings.listen.port)
+        await site.start()
+        url = base_url(runner.addresses[0])
+        log.info("hub listening on %s (state in %s)", url, settings.state_dir)
+        yield url
+    finally:
+        await runner.cleanup()
+        log.info("hub stopped")
+
+
+def base_url(address: tuple[str, int] | tuple[str, int, int, int]) -> str:
+    """``http://host:port`` of a bound socket address (IPv6 in brackets)."""
+    host, port = address[0], address[1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class Hub:
+    """A hub that serves until asked to stop."""
+
+    def __init__(self, settings: HubSettings) -> None:
+        self.settings = settings
+        self.url: str | None = None
+        self._stop = asyncio.Event()
+        self._settled = asyncio.Event()
+        self._failure: BaseException | None = None
+
+    async def serve(self) -> None:
+        """Serve until :meth:`request_stop` (or cancellation); clean up either way."""
+        try:
+            async with serve_hub(self.settings) as url:
+                self.url = url
+                self._settled.set()
+                await self._stop.wait()
+        except BaseException as exc:
+            self._failure = exc
+            raise
+        finally:
+            self._settled.set()
+
+    async def wait_ready(self) -> str:
+        """Wait until the hub listens and return its URL; raise if it could not start."""
+        await self._settled.wait()
+        if self.url is None:
+            raise HubError("the hub did not start") from self._failure
+        return self.url
+
+    def request_stop(self) -> None:
+        """Ask :meth:`serve` to stop and return."""
+        self._stop.set()

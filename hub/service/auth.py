@@ -1,0 +1,104 @@
+"""Who is asking: the admin, or the agent of one prediction environment.
+
+Two kinds of bearer token. The *admin token* comes from the settings or, when
+none is set, is generated once and kept in ``<state_dir>/admin-token`` (mode
+0600, reused on every later start). *Agent tokens* are made per PE by the
+admin; the hub keeps only their sha256, so a stolen database reveals none.
+An agent token reaches only its own PE: its desired state and watch stream, its
+heartbeat, events and deployment status; model packages are readable by every
+agent. Tokens are compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from hub.errors import Forbidden, Unauthorized
+from hub.settings import HubSettings
+from hub.store.interface import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller: the admin, or the agent of ``prediction_environment_id``."""
+
+    admin: bool
+    prediction_environment_id: str | None = None
+
+    def require_admin(self) -> None:
+        """``Forbidden`` unless the admin asks."""
+        if not self.admin:
+            raise Forbidden("this needs the admin token")
+
+    def require_environment(self, pe_id: str) -> None:
+        """``Forbidden`` unless the admin or the agent of ``pe_id`` asks."""
+        if not self.admin and self.prediction_environment_id != pe_id:
+            raise Forbidden(f"this agent token is not for prediction environment {pe_id!r}")
+
+
+ADMIN = Principal(admin=True)
+
+
+def new_agent_token() -> str:
+    """A fresh agent token (shown once)."""
+    return "pha_" + secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    """What the hub stores of a token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def admin_token(settings: HubSettings) -> str:
+    """The admin token: from the settings, else from (or generated into) its file. Blocking."""
+    if settings.admin_token is not None:
+        return settings.admin_token.get_secret_value()
+    path = settings.admin_token_path
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return _generate(path)
+
+
+def _generate(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = "phadm_" + secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another hub on this state directory was first
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(token + "\n")
+    return token
+
+
+class Authenticator:
+    """Turns an ``Authorization`` header into a :class:`Principal`."""
+
+    def __init__(self, admin: str, store: Store) -> None:
+        self._admin = admin.encode()
+        self._store = store
+
+    async def authenticate(self, header: str | None) -> Principal:
+        """The caller, or ``Unauthorized`` for a missing, malformed or unknown token."""
+        token = _bearer(header)
+        if hmac.compare_digest(token.encode(), self._admin):
+            return ADMIN
+        pe_id = await self._store.environment_for_token(token_hash(token))
+        if pe_id is None:
+            raise Unauthorized("unknown token")
+        return Principal(admin=False, prediction_environment_id=pe_id)
+
+
+def _bearer(header: str | None) -> str:
+    if not header:
+        raise Unauthorized("missing Authorization header (expected 'Bearer <token>')")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("malformed Authorization header (expected 'Bearer <token>')")
+    return token.strip()

@@ -1,0 +1,159 @@
+"""Deployments: creating them, acting on them, deleting them, and what their agent sees.
+
+Each write goes through the store as one atomic change of the deployment's PE
+(so the watch streams of that PE wake) together with a ``user``-source event
+recording it; every reference to a PE or a model package is checked first and
+refused with 404 naming the field. What the agent reports (``PUT …/status``)
+is stored as the observed state; the service health is computed by the rule in
+:mod:`hub.service.health` from each source's latest report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from agent.model.events import new_id as new_event_id
+from agent.model.vocabulary import Source, Status
+from hub import clock
+from hub.api.schemas import (
+    ActionRequest,
+    Deployment,
+    DeploymentCreate,
+    Desired,
+    DesiredStateSnapshot,
+    EventIn,
+    Observed,
+    ObservedStatus,
+    Page,
+)
+from hub.errors import NotFound
+from hub.service import actions, cursors, health
+from hub.service.auth import Principal
+from hub.service.naming import new_id
+from hub.store.interface import Store
+from hub.store.records import Cursor, DeploymentRecord, PageQuery
+
+
+class Deployments:
+    """Create, change, delete and read deployments."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def create(self, body: DeploymentCreate) -> Deployment:
+        """Create a deployment, desired launched at generation 1."""
+        pe_id = body.prediction_environment_id
+        if not await self._store.known_environments([pe_id]):
+            raise NotFound.of("prediction environment", pe_id, "prediction_environment_id")
+        await self._require_packages(body.model_package_id, body.challenger_ids)
+        now = clock.now()
+        record = DeploymentRecord(actions.first(new_id("dep"), body), pe_id, Observed(), now, now)
+        data = {"generation": 1, "model_package_id": body.model_package_id}
+        event = _event(record, "deployment.created", "deployment created", data)
+        await self._store.add_deployment(record, event)
+        return view(record)
+
+    async def act(self, deployment_id: str, request: ActionRequest) -> Deployment:
+        """Apply an action; the generation grows by one and a user event records it."""
+        actions.check(request)
+        await self._require_packages(request.model_package_id, request.challenger_ids or [])
+
+        def change(record: DeploymentRecord) -> tuple[DeploymentRecord, EventIn]:
+            desired = actions.apply(record.desired, request)
+            new = dataclasses.replace(record, desired=desired, updated_at=clock.now())
+            data = actions.describe(record.desired, desired, request.action)
+            message = f"{request.action.value} requested"
+            return new, _event(new, "deployment.action_requested", message, data)
+
+        return view(await self._store.update_deployment(deployment_id, change))
+
+    async def delete(self, deployment_id: str) -> None:
+        """Remove the deployment from the desired state (a tombstone keeps its generation)."""
+
+        def change(record: DeploymentRecord) -> tuple[DeploymentRecord, EventIn]:
+            desired = actions.removed(record.desired)
+            new = dataclasses.replace(record, desired=desired, deleted=True, updated_at=clock.now())
+            data = {"generation": desired.generation}
+            return new, _event(new, "deployment.deleted", "deployment deleted", data)
+
+        await self._store.update_deployment(deployment_id, change)
+
+    async def get(self, deployment_id: str) -> Deployment:
+        """One live deployment."""
+        return view(await self._store.get_deployment(deployment_id))
+
+    async def page(self, pe_id: str | None, limit: int, cursor: str | None) -> Page[Deployment]:
+        """A page of live deployments, newest first, optionally of one PE."""
+        query = PageQuery(limit + 1, cursors.decode(cursor))
+        records = await self._store.list_deployments(pe_id, query)
+        items, after = cursors.split(records, limit, _key)
+        return Page[Deployment](items=[view(r) for r in items], next_cursor=after)
+
+    async def observe(self, deployment_id: str, status: ObservedStatus, who: Principal) -> None:
+        """Store what the PE's agent observes of one of its deployments."""
+        record = await self._store.get_deployment(deployment_id)
+        who.require_environment(record.prediction_environment_id)
+        observed = Observed(
+            state=status.state,
+            model_package_id=status.model_package_id,
+            prediction_url=status.prediction_url,
+            generation=status.generation,
+            updated_at=clock.now(),
+        )
+        await self._store.set_observed(deployment_id, observed)
+
+    async def desired_state(self, pe_id: str) -> DesiredStateSnapshot:
+        """What the PE's agent must run, and the revision to watch from."""
+        revision, desired = await self._store.desired_state(pe_id)
+        return DesiredStateSnapshot(
+            prediction_environment_id=pe_id, revision=revision, deployments=desired
+        )
+
+    async def _require_packages(self, champion: str | None, challengers: Sequence[str]) -> None:
+        wanted = {"model_package_id": champion} if champion else {}
+        wanted |= {f"challenger_ids.{i}": pkg for i, pkg in enumerate(challengers)}
+        known = await self._store.known_packages(set(wanted.values())) if wanted else set()
+        for field, pkg in wanted.items():
+            if pkg not in known:
+                raise NotFound.of("model package", pkg, field)
+
+
+def view(record: DeploymentRecord) -> Deployment:
+    """The API's view of a stored deployment."""
+    desired = record.desired
+    return Deployment(
+        id=desired.id,
+        name=desired.name,
+        prediction_environment_id=record.prediction_environment_id,
+        desired=Desired(
+            state=desired.state,
+            model_package_id=desired.model_package_id,
+            challenger_ids=list(desired.challenger_ids),
+            settings=desired.settings,
+            generation=desired.generation,
+        ),
+        observed=record.observed,
+        service_health=health.decide(record.health),
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+def _event(record: DeploymentRecord, kind: str, message: str, data: dict[str, Any]) -> EventIn:
+    return EventIn(
+        id=new_event_id(),
+        time=clock.now(),
+        prediction_environment_id=record.prediction_environment_id,
+        deployment_id=record.desired.id,
+        source=Source.USER,
+        type=kind,
+        status=Status.INFORMATIONAL,
+        message=f"{record.desired.name or record.desired.id}: {message}",
+        data=data,
+    )
+
+
+def _key(record: DeploymentRecord) -> Cursor:
+    return Cursor(clock.to_us(record.created_at), record.desired.id)

@@ -1,0 +1,62 @@
+"""Prediction environments: registering them, listing them, issuing agent tokens."""
+
+from __future__ import annotations
+
+from hub import clock
+from hub.api.schemas import (
+    AgentInfo,
+    AgentToken,
+    Page,
+    PredictionEnvironment,
+    PredictionEnvironmentCreate,
+)
+from hub.service import auth, cursors
+from hub.service.naming import new_id
+from hub.store.interface import Store
+from hub.store.records import Cursor, PageQuery
+
+
+class Environments:
+    """Create, read and issue tokens for prediction environments."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def create(self, body: PredictionEnvironmentCreate) -> PredictionEnvironment:
+        """Register a PE; ``Conflict`` if the name is taken."""
+        env = PredictionEnvironment(
+            id=new_id("pe"),
+            name=body.name,
+            platform=body.platform,
+            description=body.description,
+            plugin_settings=body.plugin_settings,
+            created_at=clock.now(),
+            agent=AgentInfo(online=False),
+        )
+        await self._store.add_environment(env)
+        return env
+
+    async def get(self, pe_id: str) -> PredictionEnvironment:
+        """One PE; ``NotFound`` if unknown."""
+        return await self._store.get_environment(pe_id)
+
+    async def page(self, limit: int, cursor: str | None) -> Page[PredictionEnvironment]:
+        """A page of PEs, newest first."""
+        query = PageQuery(limit + 1, cursors.decode(cursor))
+        items, after = cursors.split(await self._store.list_environments(query), limit, _key)
+        return Page[PredictionEnvironment](items=items, next_cursor=after)
+
+    async def issue_token(self, pe_id: str) -> AgentToken:
+        """A new agent token for ``pe_id``; only its hash is kept."""
+        token = auth.new_agent_token()
+        issued = AgentToken(
+            id=new_id("tok"), token=token, prediction_environment_id=pe_id, created_at=clock.now()
+        )
+        await self._store.add_agent_token(
+            issued.id, pe_id, auth.token_hash(token), clock.to_us(issued.created_at)
+        )
+        return issued
+
+
+def _key(env: PredictionEnvironment) -> Cursor:
+    return Cursor(clock.to_us(env.created_at), env.id)

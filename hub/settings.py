@@ -1,0 +1,169 @@
+"""The hub's one settings class, and where its values come from.
+
+Precedence, highest first: command-line flags, environment variables
+(``PILOTHOUSE_HUB_…``, nested groups joined with ``__``:
+``PILOTHOUSE_HUB_LIMITS__MAX_PACKAGE_BYTES``), the YAML config file
+(``--config``), then the defaults below. Every field is documented here;
+``pilothouse hub settings`` prints them as a table. A wrong value is refused at
+start with a :class:`~agent.errors.ConfigError` naming the field, the value
+and what was expected, exactly as the agent does it (the YAML reading and the
+error wording are the agent's, reused from :mod:`agent.settings`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from agent.errors import ConfigError
+from agent.settings import LogSettings, explain, read_yaml_mapping
+
+_config_file: ContextVar[Path | None] = ContextVar("pilothouse_hub_config_file", default=None)
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class ListenSettings(_Group):
+    """Where the API listens."""
+
+    host: str = "127.0.0.1"
+    """Address to listen on (``0.0.0.0`` for every interface)."""
+    port: int = Field(default=8700, ge=0, le=65535)
+    """Port to listen on (0 picks a free one, reported at start)."""
+
+
+class DatabaseSettings(_Group):
+    """The database holding PEs, packages, deployments and events."""
+
+    url: str | None = None
+    """``sqlite:///PATH`` (relative) or ``sqlite:////PATH`` (absolute); default in state_dir."""
+    readers: int = Field(default=4, ge=1, le=64)
+    """Reader threads, each with its own connection (one more thread does every write)."""
+    cache_mb: int = Field(default=64, ge=1, le=65536)
+    """Page cache of each connection, in MiB."""
+    mmap_mb: int = Field(default=1024, ge=0, le=1_048_576)
+    """Memory-mapped I/O window of each connection, in MiB (0 turns it off)."""
+    busy_timeout_s: float = Field(default=10.0, gt=0)
+    """How long a connection waits for a lock held by another process."""
+    checkpoint_pages: int = Field(default=8000, ge=100)
+    """Write-ahead-log size, in 4 KiB pages, that triggers copying it into the database."""
+
+
+class LimitSettings(_Group):
+    """Limits on what clients may send; larger input is refused, never half-stored."""
+
+    max_request_bytes: int = Field(default=32 * MIB, ge=KIB)
+    """Largest JSON request body."""
+    max_package_bytes: int = Field(default=1 * GIB, ge=KIB)
+    """Largest model package archive, as uploaded (compressed)."""
+    max_package_files: int = Field(default=10_000, ge=1)
+    """Most entries (files and directories) in a model package archive."""
+    max_member_bytes: int = Field(default=1 * GIB, ge=KIB)
+    """Largest single file in a model package archive."""
+    max_unpacked_bytes: int = Field(default=4 * GIB, ge=KIB)
+    """Largest total uncompressed size of an archive, counted while decompressing (gzip bombs)."""
+    max_event_batch: int = Field(default=5000, ge=1, le=5000)
+    """Most events in one ``POST /api/v1/events``."""
+
+
+class AgentLinkSettings(_Group):
+    """How the hub follows its agents."""
+
+    heartbeat_timeout_s: float = Field(default=60.0, gt=0)
+    """An agent without a heartbeat for this long is marked offline (``agent.offline`` event)."""
+    keepalive_interval_s: float = Field(default=15.0, gt=0)
+    """Comment sent on an idle watch stream (SSE) so proxies and clients see it alive."""
+
+
+class HubSettings(BaseSettings):
+    """Every setting of one hub process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PILOTHOUSE_HUB_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+    )
+
+    state_dir: Path = Path(".pilothouse/hub")
+    """Where the hub keeps its files: database, model package blobs, generated admin token."""
+    admin_token: SecretStr | None = None
+    """Bearer token for administration; default: generated once into ``<state_dir>/admin-token``."""
+    listen: ListenSettings = Field(default_factory=ListenSettings)
+    """Listen address."""
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    """Database."""
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    """Request and package limits."""
+    agents: AgentLinkSettings = Field(default_factory=AgentLinkSettings)
+    """Agent heartbeats and watch streams."""
+    log: LogSettings = Field(default_factory=LogSettings)
+    """Structured logging."""
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file named by ``database.url``, or ``<state_dir>/hub.db``."""
+        url = self.database.url
+        if url is None:
+            return self.state_dir / "hub.db"
+        prefix = "sqlite:///"
+        if not url.startswith(prefix) or url == prefix:
+            expected = "expected sqlite:///PATH (PostgreSQL is not built yet)"
+            raise ConfigError([f"database.url: got {url!r}; {expected}"])
+        return Path(url.removeprefix(prefix))
+
+    @property
+    def admin_token_path(self) -> Path:
+        """Where a generated admin token is kept."""
+        return self.state_dir / "admin-token"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags (init), then environment, then the YAML file."""
+        return (init_settings, env_settings, _YamlFileSource(settings_cls))
+
+    @classmethod
+    def load(
+        cls, config_file: Path | None = None, overrides: Mapping[str, Any] | None = None
+    ) -> HubSettings:
+        """Build settings from every source, or raise ``ConfigError`` listing each problem."""
+        token = _config_file.set(config_file)
+        try:
+            settings = cls(**dict(overrides or {}))
+        except ValidationError as exc:
+            source = f"configuration ({config_file})" if config_file else "configuration"
+            raise ConfigError(explain(exc), source=source) from None
+        finally:
+            _config_file.reset(token)
+        _ = settings.database_path  # refuse a wrong URL at start, not at first use
+        return settings
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    """Reads the YAML config file named by :meth:`HubSettings.load`."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ is overridden; never asked per field
+
+    def __call__(self) -> dict[str, Any]:
+        path = _config_file.get()
+        return {} if path is None else read_yaml_mapping(path)

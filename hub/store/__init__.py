@@ -1,0 +1,1 @@
+"""Storage of the hub: a typed interface and its backends (SQLite today)."""

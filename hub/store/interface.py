@@ -1,0 +1,123 @@
+"""The store: everything the hub keeps, behind one typed interface.
+
+Handlers and services speak only to :class:`Store`; SQLite implements it today
+(:mod:`hub.store.sqlite.store`) and a PostgreSQL backend can implement it
+tomorrow without touching them. The contract every backend keeps:
+
+* every method is a coroutine and never blocks the event loop;
+* each write method is one transaction: it happens entirely or not at all;
+* a write that changes a PE's desired state appends a row to its change log
+  (``seq`` grows across the hub) and, once committed, calls the ``on_change``
+  callback given to the backend with the PE's id (watch streams wake on it);
+* missing things raise :class:`~hub.errors.NotFound`, taken names
+  :class:`~hub.errors.Conflict`; nothing else of the backend's leaks out.
+
+Callbacks passed to write methods (``change`` of :meth:`Store.update_deployment`,
+the event factories) are pure functions: the backend may run them on another
+thread, inside the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Protocol
+
+from agent.model.desired import DesiredDeployment
+from hub.api.schemas import EventIn, EventOut, ModelPackage, Observed, PredictionEnvironment
+from hub.store.records import DeploymentRecord, EventFilter, PageQuery, Replay
+
+DeploymentChange = Callable[[DeploymentRecord], tuple[DeploymentRecord, EventIn]]
+"""Turns the stored deployment into its next version and the event recording why."""
+
+
+class Store(Protocol):
+    """Persistent state of the hub."""
+
+    async def close(self) -> None:
+        """Finish pending work and release every connection."""
+
+    async def ping(self) -> None:
+        """Raise unless the database answers a query."""
+
+    # --- prediction environments and their agents -------------------------------
+
+    async def add_environment(self, env: PredictionEnvironment) -> None:
+        """Store a new PE; ``Conflict`` if its name is taken."""
+
+    async def get_environment(self, pe_id: str) -> PredictionEnvironment:
+        """One PE, with what is known of its agent."""
+
+    async def list_environments(self, page: PageQuery) -> list[PredictionEnvironment]:
+        """PEs, newest first."""
+
+    async def known_environments(self, ids: Collection[str]) -> set[str]:
+        """Which of ``ids`` are registered PEs."""
+
+    async def add_agent_token(
+        self, token_id: str, pe_id: str, token_sha256: str, created_us: int
+    ) -> None:
+        """Store the hash of a new agent token of ``pe_id``."""
+
+    async def environment_for_token(self, token_sha256: str) -> str | None:
+        """The PE an agent token (by hash) belongs to, if any."""
+
+    async def record_heartbeat(
+        self, pe_id: str, at_us: int, info: dict[str, Any], online: Callable[[], EventIn]
+    ) -> bool:
+        """Note a heartbeat; if the agent was not online, mark it and store ``online()``."""
+
+    async def mark_offline(self, cutoff_us: int, offline: Callable[[str], EventIn]) -> list[str]:
+        """Mark offline every online agent silent since before ``cutoff_us``; store events."""
+
+    # --- model packages ---------------------------------------------------------
+
+    async def add_package(self, package: ModelPackage) -> tuple[ModelPackage, bool]:
+        """Store a package; with the same sha256 already stored, return that one and False."""
+
+    async def get_package(self, package_id: str) -> ModelPackage:
+        """One model package."""
+
+    async def package_by_sha256(self, sha256: str) -> ModelPackage | None:
+        """The package with this content, if stored."""
+
+    async def list_packages(self, page: PageQuery) -> list[ModelPackage]:
+        """Model packages, newest first."""
+
+    async def known_packages(self, ids: Collection[str]) -> set[str]:
+        """Which of ``ids`` are stored model packages."""
+
+    # --- deployments and the desired state --------------------------------------
+
+    async def add_deployment(self, record: DeploymentRecord, event: EventIn) -> None:
+        """Store a new deployment (a change of its PE) and the event recording it."""
+
+    async def update_deployment(
+        self, deployment_id: str, change: DeploymentChange
+    ) -> DeploymentRecord:
+        """Apply ``change`` to a live deployment atomically; a change of its PE."""
+
+    async def get_deployment(self, deployment_id: str) -> DeploymentRecord:
+        """A live deployment (deleted ones are not found)."""
+
+    async def list_deployments(self, pe_id: str | None, page: PageQuery) -> list[DeploymentRecord]:
+        """Live deployments, newest first, optionally of one PE."""
+
+    async def set_observed(self, deployment_id: str, observed: Observed) -> None:
+        """Store what the agent observes, unless it is older than what is stored."""
+
+    async def desired_state(self, pe_id: str) -> tuple[int, list[DesiredDeployment]]:
+        """The PE's revision and live deployments, read together."""
+
+    async def revision(self, pe_id: str) -> int:
+        """The PE's latest change number (0 before its first change)."""
+
+    async def replay(self, pe_id: str, after: int) -> Replay | None:
+        """Each deployment's latest change after revision ``after``; None if it cannot be."""
+
+    # --- events -----------------------------------------------------------------
+
+    async def add_events(self, events: Sequence[EventIn]) -> int:
+        """Store the events not stored yet (by id); return how many were new."""
+
+    async def list_events(self, query: EventFilter) -> list[EventOut]:
+        """Events matching ``query``, newest first (time, then id)."""

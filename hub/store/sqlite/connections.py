@@ -1,0 +1,50 @@
+"""Opening a connection: the pragmas that make SQLite fast and safe for the hub.
+
+WAL lets readers run beside the writer; ``synchronous=NORMAL`` in WAL mode
+keeps every commit atomic and durable across a crash of the process (only an
+OS crash may lose the last commits), without an fsync per transaction. A large
+page cache per connection and memory-mapped reads keep the event indexes hot;
+the writer copies the WAL back every ``checkpoint_pages`` pages, so the WAL
+stays bounded while a batch of 500 events costs one commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from hub.settings import DatabaseSettings
+
+
+def connect(path: Path, settings: DatabaseSettings, *, writer: bool) -> sqlite3.Connection:
+    """Open ``path`` with the hub's pragmas; readers are read-only."""
+    conn = sqlite3.connect(
+        path,
+        isolation_level=None,
+        timeout=settings.busy_timeout_s,
+        cached_statements=256,
+    )
+    try:
+        _configure(conn, settings, writer=writer)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _configure(conn: sqlite3.Connection, settings: DatabaseSettings, *, writer: bool) -> None:
+    pragmas = [
+        "journal_mode = WAL",
+        "synchronous = NORMAL",
+        "foreign_keys = ON",
+        "temp_store = MEMORY",
+        f"cache_size = -{settings.cache_mb * 1024}",
+        f"mmap_size = {settings.mmap_mb * 1024 * 1024}",
+        f"busy_timeout = {int(settings.busy_timeout_s * 1000)}",
+    ]
+    if writer:
+        pragmas.append(f"wal_autocheckpoint = {settings.checkpoint_pages}")
+    else:
+        pragmas.append("query_only = ON")
+    for pragma in pragmas:
+        conn.execute(f"PRAGMA {pragma}")

@@ -1,0 +1,204 @@
+"""SQL of deployments and of each PE's change log (the watch streams' source).
+
+Every write of a deployment appends ``(seq, pe, deployment, generation,
+removed)`` to ``changes`` in the same transaction, so a PE's revision — its
+latest ``seq`` — names exactly one desired state, and a stream resumed after
+revision *r* needs only each deployment's latest change after *r*: a newer
+generation supersedes everything before it. Deleted deployments stay as
+tombstones, so their generation never goes back and their removal replays.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from agent.model.desired import DesiredDeployment
+from hub import clock
+from hub.api.schemas import EventIn, Observed
+from hub.errors import NotFound
+from hub.store.interface import DeploymentChange
+from hub.store.records import Change, DeploymentRecord, PageQuery, Replay
+from hub.store.sqlite import environments, events
+from hub.store.sqlite.rows import page_clause, taken
+
+_COLUMNS = (
+    "id, prediction_environment_id, desired, deleted, observed_state, "
+    "observed_model_package_id, observed_prediction_url, observed_generation, "
+    "observed_updated_at, created_at, updated_at"
+)
+
+
+def add(conn: sqlite3.Connection, record: DeploymentRecord, event: EventIn) -> None:
+    """Insert a deployment, its first change and its event."""
+    desired = record.desired
+    environments.get(conn, record.prediction_environment_id)
+    with taken(f"a deployment named {desired.name!r} exists already in this environment"):
+        conn.execute(
+            "INSERT INTO deployments (id, prediction_environment_id, name, desired, generation, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                desired.id,
+                record.prediction_environment_id,
+                desired.name,
+                desired.model_dump_json(),
+                desired.generation,
+                clock.to_us(record.created_at),
+                clock.to_us(record.updated_at),
+            ),
+        )
+    _log_change(conn, record)
+    events.insert(conn, [event])
+
+
+def update(
+    conn: sqlite3.Connection, deployment_id: str, change: DeploymentChange
+) -> DeploymentRecord:
+    """Apply ``change`` to a live deployment; log the change and store its event."""
+    new, event = change(get(conn, deployment_id))
+    with taken(f"a deployment named {new.desired.name!r} exists already in this environment"):
+        conn.execute(
+            "UPDATE deployments SET name = ?, desired = ?, generation = ?, deleted = ?, "
+            "updated_at = ? WHERE id = ?",
+            (
+                new.desired.name,
+                new.desired.model_dump_json(),
+                new.desired.generation,
+                int(new.deleted),
+                clock.to_us(new.updated_at),
+                deployment_id,
+            ),
+        )
+    _log_change(conn, new)
+    events.insert(conn, [event])
+    return new
+
+
+def get(conn: sqlite3.Connection, deployment_id: str) -> DeploymentRecord:
+    """A live deployment with its health sources, or ``NotFound``."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM deployments WHERE id = ? AND deleted = 0", (deployment_id,)
+    ).fetchone()
+    if row is None:
+        raise NotFound.of("deployment", deployment_id)
+    return _with_health(conn, [row])[0]
+
+
+def page(conn: sqlite3.Connection, pe_id: str | None, query: PageQuery) -> list[DeploymentRecord]:
+    """Live deployments, newest first, optionally of one PE."""
+    tail, params = page_clause(query, "created_at")
+    where = "deleted = 0" + (" AND prediction_environment_id = ?" if pe_id else "")
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM deployments WHERE {where}{tail}",
+        [pe_id, *params] if pe_id else params,
+    ).fetchall()
+    return _with_health(conn, rows)
+
+
+def set_observed(conn: sqlite3.Connection, deployment_id: str, observed: Observed) -> None:
+    """Store an observation unless a newer generation was observed already."""
+    updated_us = clock.to_us(observed.updated_at or clock.now())
+    cursor = conn.execute(
+        "UPDATE deployments SET observed_state = ?, observed_model_package_id = ?, "
+        "observed_prediction_url = ?, observed_generation = ?, observed_updated_at = ? "
+        "WHERE id = ? AND deleted = 0 AND observed_generation <= ?",
+        (
+            observed.state.value,
+            observed.model_package_id,
+            observed.prediction_url,
+            observed.generation,
+            updated_us,
+            deployment_id,
+            observed.generation,
+        ),
+    )
+    if cursor.rowcount == 0:
+        get(conn, deployment_id)  # NotFound if gone; otherwise the report was stale
+
+
+def desired_state(conn: sqlite3.Connection, pe_id: str) -> tuple[int, list[DesiredDeployment]]:
+    """The PE's revision and its live deployments, from one snapshot."""
+    environments.get(conn, pe_id)
+    rows = conn.execute(
+        "SELECT desired FROM deployments WHERE prediction_environment_id = ? AND deleted = 0 "
+        "ORDER BY created_at, id",
+        (pe_id,),
+    ).fetchall()
+    return revision(conn, pe_id), [DesiredDeployment.model_validate_json(r[0]) for r in rows]
+
+
+def revision(conn: sqlite3.Connection, pe_id: str) -> int:
+    """The PE's latest change number (0 before its first change)."""
+    row = conn.execute(
+        "SELECT coalesce(max(seq), 0) FROM changes WHERE prediction_environment_id = ?", (pe_id,)
+    ).fetchone()
+    return int(row[0])
+
+
+def replay(conn: sqlite3.Connection, pe_id: str, after: int) -> Replay | None:
+    """Each deployment's latest change after ``after``; None if ``after`` is not the PE's."""
+    environments.get(conn, pe_id)
+    if after < 0 or (after > 0 and not _is_change_of(conn, pe_id, after)):
+        return None
+    rows = conn.execute(
+        "SELECT c.seq, c.deployment_id, c.generation, c.removed, d.desired "
+        "FROM changes c JOIN deployments d ON d.id = c.deployment_id WHERE c.seq IN "
+        "(SELECT max(seq) FROM changes WHERE prediction_environment_id = ? AND seq > ? "
+        "GROUP BY deployment_id) ORDER BY c.seq",
+        (pe_id, after),
+    ).fetchall()
+    changes = tuple(_change(row) for row in rows)
+    return Replay(changes[-1].seq if changes else after, changes)
+
+
+def _is_change_of(conn: sqlite3.Connection, pe_id: str, seq: int) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM changes WHERE seq = ? AND prediction_environment_id = ?", (seq, pe_id)
+    ).fetchone()
+    return row is not None
+
+
+def _change(row: tuple[Any, ...]) -> Change:
+    seq, deployment_id, generation, removed, desired = row
+    spec = None if removed else DesiredDeployment.model_validate_json(desired)
+    return Change(seq, deployment_id, generation, spec)
+
+
+def _log_change(conn: sqlite3.Connection, record: DeploymentRecord) -> None:
+    conn.execute(
+        "INSERT INTO changes (prediction_environment_id, deployment_id, generation, removed) "
+        "VALUES (?, ?, ?, ?)",
+        (
+            record.prediction_environment_id,
+            record.desired.id,
+            record.desired.generation,
+            int(record.deleted),
+        ),
+    )
+
+
+def _with_health(
+    conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]
+) -> list[DeploymentRecord]:
+    health = events.health_sources(conn, [row[0] for row in rows])
+    return [_record(row, tuple(health[row[0]])) for row in rows]
+
+
+def _record(row: tuple[Any, ...], health: tuple[Any, ...]) -> DeploymentRecord:
+    observed_at = row[8]
+    return DeploymentRecord(
+        desired=DesiredDeployment.model_validate_json(row[2]),
+        prediction_environment_id=row[1],
+        observed=Observed(
+            state=row[4],
+            model_package_id=row[5],
+            prediction_url=row[6],
+            generation=row[7],
+            updated_at=None if observed_at is None else clock.from_us(observed_at),
+        ),
+        created_at=clock.from_us(row[9]),
+        updated_at=clock.from_us(row[10]),
+        deleted=bool(row[3]),
+        health=health,
+    )

@@ -1,0 +1,142 @@
+"""SQL of prediction environments, agent tokens and agent presence."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Collection
+from typing import Any
+
+from hub import clock
+from hub.api.schemas import AgentInfo, EventIn, PredictionEnvironment
+from hub.errors import NotFound
+from hub.store.records import PageQuery
+from hub.store.sqlite import events
+from hub.store.sqlite.rows import dumps, loads, page_clause, placeholders, taken
+
+_COLUMNS = (
+    "id, name, platform, description, plugin_settings, created_at, online, "
+    "last_heartbeat_at, agent_info"
+)
+
+
+def add(conn: sqlite3.Connection, env: PredictionEnvironment) -> None:
+    """Insert a PE; ``Conflict`` if the name is taken."""
+    with taken(f"a prediction environment named {env.name!r} exists already"):
+        conn.execute(
+            "INSERT INTO prediction_environments (id, name, platform, description, "
+            "plugin_settings, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                env.id,
+                env.name,
+                env.platform,
+                env.description,
+                dumps(env.plugin_settings),
+                clock.to_us(env.created_at),
+            ),
+        )
+
+
+def get(conn: sqlite3.Connection, pe_id: str) -> PredictionEnvironment:
+    """One PE, or ``NotFound``."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM prediction_environments WHERE id = ?", (pe_id,)
+    ).fetchone()
+    if row is None:
+        raise NotFound.of("prediction environment", pe_id)
+    return _environment(row)
+
+
+def page(conn: sqlite3.Connection, query: PageQuery) -> list[PredictionEnvironment]:
+    """PEs, newest first."""
+    tail, params = page_clause(query, "created_at")
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM prediction_environments WHERE 1{tail}", params
+    ).fetchall()
+    return [_environment(row) for row in rows]
+
+
+def known(conn: sqlite3.Connection, ids: Collection[str]) -> set[str]:
+    """Which of ``ids`` exist."""
+    wanted = list(ids)
+    rows = conn.execute(
+        f"SELECT id FROM prediction_environments WHERE id IN ({placeholders(len(wanted))})",
+        wanted,
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def add_token(
+    conn: sqlite3.Connection, token_id: str, pe_id: str, token_sha256: str, created_us: int
+) -> None:
+    """Store a token's hash (the PE must exist)."""
+    get(conn, pe_id)
+    conn.execute(
+        "INSERT INTO agent_tokens (id, prediction_environment_id, token_sha256, created_at) "
+        "VALUES (?, ?, ?, ?)",
+        (token_id, pe_id, token_sha256, created_us),
+    )
+
+
+def for_token(conn: sqlite3.Connection, token_sha256: str) -> str | None:
+    """The PE of a token hash."""
+    row = conn.execute(
+        "SELECT prediction_environment_id FROM agent_tokens WHERE token_sha256 = ?",
+        (token_sha256,),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def heartbeat(
+    conn: sqlite3.Connection,
+    pe_id: str,
+    at_us: int,
+    info: dict[str, Any],
+    online: Callable[[], EventIn],
+) -> bool:
+    """Note a heartbeat; True (and an ``online()`` event stored) if the agent came online."""
+    row = conn.execute(
+        "SELECT online FROM prediction_environments WHERE id = ?", (pe_id,)
+    ).fetchone()
+    if row is None:
+        raise NotFound.of("prediction environment", pe_id)
+    conn.execute(
+        "UPDATE prediction_environments SET last_heartbeat_at = ?, agent_info = ?, online = 1 "
+        "WHERE id = ?",
+        (at_us, dumps(info), pe_id),
+    )
+    came_online = not row[0]
+    if came_online:
+        events.insert(conn, [online()])
+    return came_online
+
+
+def mark_offline(
+    conn: sqlite3.Connection, cutoff_us: int, offline: Callable[[str], EventIn]
+) -> list[str]:
+    """Mark silent agents offline and store one ``offline(pe_id)`` event each."""
+    rows = conn.execute(
+        "UPDATE prediction_environments SET online = 0 "
+        "WHERE online = 1 AND last_heartbeat_at < ? RETURNING id",
+        (cutoff_us,),
+    ).fetchall()
+    gone = sorted(row[0] for row in rows)
+    if gone:
+        events.insert(conn, [offline(pe_id) for pe_id in gone])
+    return gone
+
+
+def _environment(row: sqlite3.Row | tuple[Any, ...]) -> PredictionEnvironment:
+    heard = row[7]
+    return PredictionEnvironment(
+        id=row[0],
+        name=row[1],
+        platform=row[2],
+        description=row[3],
+        plugin_settings=loads(row[4]),
+        created_at=clock.from_us(row[5]),
+        agent=AgentInfo(
+            online=bool(row[6]),
+            last_heartbeat_at=None if heard is None else clock.from_us(heard),
+            info=loads(row[8]),
+        ),
+    )

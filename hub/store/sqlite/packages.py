@@ -1,0 +1,84 @@
+"""SQL of model packages (their metadata; the archives are blobs on disk)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection
+from typing import Any
+
+from hub import clock
+from hub.api.schemas import ModelPackage
+from hub.errors import NotFound
+from hub.store.records import PageQuery
+from hub.store.sqlite.rows import dumps, loads, page_clause, placeholders, taken
+
+_COLUMNS = "id, name, version, format, sha256, size, manifest, created_at"
+
+
+def add(conn: sqlite3.Connection, package: ModelPackage) -> tuple[ModelPackage, bool]:
+    """Insert a package unless its content is stored; return the stored one and whether new."""
+    known = by_sha256(conn, package.sha256)
+    if known is not None:
+        return known, False
+    with taken(f"model package {package.name!r} version {package.version!r} exists already"):
+        conn.execute(
+            f"INSERT INTO model_packages ({_COLUMNS}) VALUES ({placeholders(8)})",
+            (
+                package.id,
+                package.name,
+                package.version,
+                package.format,
+                package.sha256,
+                package.size,
+                dumps(package.manifest),
+                clock.to_us(package.created_at),
+            ),
+        )
+    return package, True
+
+
+def get(conn: sqlite3.Connection, package_id: str) -> ModelPackage:
+    """One package, or ``NotFound``."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM model_packages WHERE id = ?", (package_id,)
+    ).fetchone()
+    if row is None:
+        raise NotFound.of("model package", package_id)
+    return _package(row)
+
+
+def by_sha256(conn: sqlite3.Connection, sha256: str) -> ModelPackage | None:
+    """The package with this content, if any."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM model_packages WHERE sha256 = ?", (sha256,)
+    ).fetchone()
+    return None if row is None else _package(row)
+
+
+def page(conn: sqlite3.Connection, query: PageQuery) -> list[ModelPackage]:
+    """Packages, newest first."""
+    tail, params = page_clause(query, "created_at")
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM model_packages WHERE 1{tail}", params).fetchall()
+    return [_package(row) for row in rows]
+
+
+def known(conn: sqlite3.Connection, ids: Collection[str]) -> set[str]:
+    """Which of ``ids`` exist."""
+    wanted = list(ids)
+    rows = conn.execute(
+        f"SELECT id FROM model_packages WHERE id IN ({placeholders(len(wanted))})", wanted
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def _package(row: tuple[Any, ...]) -> ModelPackage:
+    return ModelPackage(
+        id=row[0],
+        name=row[1],
+        version=row[2],
+        format=row[3],
+        sha256=row[4],
+        size=row[5],
+        manifest=loads(row[6]),
+        created_at=clock.from_us(row[7]),
+    )

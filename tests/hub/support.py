@@ -1,0 +1,234 @@
+"""Helpers for hub tests: a real hub on 127.0.0.1, clients, package archives, events."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tarfile
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import orjson
+
+from agent.model.events import new_id
+from hub import HubSettings, serve_hub
+
+ADMIN = "test-admin-token"
+V1 = "/api/v1"
+
+
+@dataclass
+class Running:
+    """A hub serving on 127.0.0.1 and an admin session to it."""
+
+    url: str
+    settings: HubSettings
+    admin: aiohttp.ClientSession
+    _sessions: list[aiohttp.ClientSession] = field(default_factory=list)
+
+    def session(self, token: str | None) -> aiohttp.ClientSession:
+        """A session with ``token`` (None: no Authorization header), closed with the hub."""
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        http = aiohttp.ClientSession(self.url, headers=headers)
+        self._sessions.append(http)
+        return http
+
+    async def pe(self, name: str = "prod", platform: str = "test") -> dict[str, Any]:
+        """Register a PE."""
+        return await ok(self.admin.post(f"{V1}/prediction-environments", json={
+            "name": name, "platform": platform,
+        }), 201)  # fmt: skip
+
+    async def agent(self, pe_id: str) -> aiohttp.ClientSession:
+        """A session with a fresh agent token of ``pe_id``."""
+        token = await ok(self.admin.post(f"{V1}/prediction-environments/{pe_id}/agent-tokens"), 201)
+        return self.session(token["token"])
+
+    async def package(self, name: str = "iris", version: str = "1.0") -> dict[str, Any]:
+        """Upload a small valid package."""
+        return await ok(upload(self.admin, package_bytes(name, version)), 201)
+
+    async def deployment(self, pe_id: str, package_id: str, name: str = "dep") -> dict[str, Any]:
+        """Create a deployment."""
+        body = {"name": name, "prediction_environment_id": pe_id, "model_package_id": package_id}
+        return await ok(self.admin.post(f"{V1}/deployments", json=body), 201)
+
+    async def close(self) -> None:
+        """Close every extra session."""
+        for http in self._sessions:
+            await http.close()
+
+
+def settings(state_dir: Any, **overrides: Any) -> HubSettings:
+    """Hub settings for a test: port 0, fixed admin token, fast timings."""
+    base: dict[str, Any] = {
+        "state_dir": state_dir,
+        "admin_token": ADMIN,
+        "listen": {"host": "127.0.0.1", "port": 0},
+        "database": {"readers": 2, "mmap_mb": 64, "cache_mb": 8},
+        "agents": {"heartbeat_timeout_s": 3600, "keepalive_interval_s": 3600},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = base[key] | value
+        else:
+            base[key] = value
+    return HubSettings.load(None, base)
+
+
+@contextlib.asynccontextmanager
+async def running(hub_settings: HubSettings) -> AsyncIterator[Running]:
+    """Serve a hub for the block, with an admin session."""
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    async with serve_hub(hub_settings) as url, aiohttp.ClientSession(url, headers=headers) as s:
+        hub = Running(url, hub_settings, s)
+        try:
+            yield hub
+        finally:
+            await hub.close()
+
+
+async def ok(request: Any, status: int = 200) -> Any:
+    """Await a request, assert its status, return its JSON (None for an empty body)."""
+    async with request as resp:
+        body = await resp.read()
+        assert resp.status == status, (resp.status, body[:2000])
+        return _decoded(resp.content_type, body)
+
+
+async def answer(request: Any) -> tuple[int, Any]:
+    """Await a request; return (status, JSON body or None)."""
+    async with request as resp:
+        body = await resp.read()
+        return resp.status, _decoded(resp.content_type, body)
+
+
+def _decoded(content_type: str, body: bytes) -> Any:
+    if not body:
+        return None
+    return orjson.loads(body) if content_type == "application/json" else body
+
+
+def upload(http: aiohttp.ClientSession, data: bytes, content_type: str = "application/gzip") -> Any:
+    """POST an archive."""
+    return http.post(f"{V1}/model-packages", data=data, headers={"Content-Type": content_type})
+
+
+def package_bytes(
+    name: str = "iris",
+    version: str = "1.0",
+    *,
+    manifest: str | None = None,
+    extra: Iterable[tuple[tarfile.TarInfo, bytes | None]] = (),
+) -> bytes:
+    """A .tar.gz with ``model.yaml`` (unless ``manifest=""``) and ``extra`` members."""
+    text = (
+        manifest
+        if manifest is not None
+        else f"name: {name}\nversion: '{version}'\nformat: sklearn\nartifact: model.joblib\n"
+    )
+    members: list[tuple[tarfile.TarInfo, bytes | None]] = []
+    if text:
+        members.append((member("model.yaml"), text.encode()))
+    members.append((member("model.joblib"), b"\x80\x04not really a model"))
+    members.extend(extra)
+    return tar_gz(members)
+
+
+def member(name: str, kind: bytes = tarfile.REGTYPE, **attrs: Any) -> tarfile.TarInfo:
+    """A tar header."""
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    for key, value in attrs.items():
+        setattr(info, key, value)
+    return info
+
+
+def tar_gz(members: Iterable[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
+    """Pack members (data given for regular files) into a .tar.gz."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def event(pe_id: str, **fields: Any) -> dict[str, Any]:
+    """An event as an agent posts it."""
+    base: dict[str, Any] = {
+        "id": new_id(),
+        "time": T0.isoformat(),
+        "prediction_environment_id": pe_id,
+        "deployment_id": None,
+        "source": "agent",
+        "type": "deployment.ready",
+        "status": "passing",
+        "message": "ready",
+        "data": {},
+    }
+    if isinstance(fields.get("time"), datetime):
+        fields["time"] = fields["time"].isoformat()
+    return base | fields
+
+
+def at(seconds: float) -> datetime:
+    """T0 plus ``seconds``."""
+    return T0 + timedelta(seconds=seconds)
+
+
+async def rows(hub: Running, table: str) -> int:
+    """How many rows a table holds (read through a separate connection, in a thread)."""
+    import asyncio
+    import sqlite3
+
+    def count() -> int:
+        conn = sqlite3.connect(hub.settings.database_path)
+        try:
+            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        finally:
+            conn.close()
+
+    return await asyncio.to_thread(count)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One server-sent event, or a comment (``event="comment"``)."""
+
+    event: str
+    data: str = ""
+    id: str | None = None
+
+    def json(self) -> Any:
+        """The data as JSON."""
+        return orjson.loads(self.data)
+
+
+async def next_message(resp: aiohttp.ClientResponse, timeout: float = 5.0) -> Message:
+    """Read the next event or comment of a text/event-stream response."""
+    import asyncio
+
+    fields: dict[str, str] = {}
+    async with asyncio.timeout(timeout):
+        while True:
+            line = (await resp.content.readline()).decode()
+            if not line:
+                raise EOFError("the stream ended")
+            line = line.rstrip("\n")
+            if line.startswith(":"):
+                await resp.content.readline()  # the blank line after a comment
+                return Message("comment", line[1:].strip())
+            if not line:
+                return Message(
+                    fields.get("event", "message"), fields.get("data", ""), fields.get("id")
+                )
+            name, _, value = line.partition(": ")
+            fields[name] = value
