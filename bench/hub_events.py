@@ -19,8 +19,11 @@ HTTP, no JSON parsing) in phase 2: the HTTP figure can be compared with it.
 
 Targets: ``ingest_events_per_s`` >= 20,000; ``list_filtered_p99_ms`` <= 50.
 The last line of output is one JSON object with the figures. More phases (the
-agent side: ``action_to_plugin_*``) plug in as further ``async def`` functions
-taking a :class:`Bench` and returning a dict merged into that line.
+agent side) plug in as further ``async def`` functions taking a :class:`Bench`
+and returning a dict merged into that line; :func:`action_to_plugin` is one: an
+agent (test plugin, in this process) follows the hub, and ``--actions``
+``replace_model`` actions are timed from the POST to the plugin call.
+Target: ``action_to_plugin_p99_ms`` <= 50.
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import os
 import random
 import signal
 import socket
 import statistics
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -45,11 +50,16 @@ from typing import Any
 import aiohttp
 import orjson
 
+from agent.model.desired import DesiredDeployment
 from agent.model.events import UlidFactory
 from agent.model.vocabulary import Source, Status
+from agent.plugin import ActionResult
+from agent.runtime import Agent
+from agent.settings import AgentSettings
 from hub.api.schemas import EventIn
 from hub.settings import HubSettings
 from hub.store.sqlite.store import open_sqlite
+from plugins.test import TestPlugin, TestPluginSettings
 
 ADMIN = "bench-admin-token"
 V1 = "/api/v1"
@@ -330,8 +340,103 @@ async def main(
         "list_search_p99_ms": round(pct(srch, 99), 2),
         "state_mb": round(size),
         **figures,
-        "targets_met": ingest >= 20_000 and pct(flt, 99) <= 50,
+        "targets_met": ingest >= 20_000
+        and pct(flt, 99) <= 50
+        and figures.get("action_to_plugin_p99_ms", 0) <= 50,
     }
+
+
+# --- action -> plugin call ------------------------------------------------------
+
+
+class _TimedPlugin(TestPlugin):
+    """The test plugin, noting when each replace_model call arrives."""
+
+    def __init__(self) -> None:
+        super().__init__(TestPluginSettings())
+        self.arrived: asyncio.Queue[float] = asyncio.Queue()
+
+    async def replace_model(self, spec: DesiredDeployment) -> ActionResult:
+        self.arrived.put_nowait(time.perf_counter())
+        return await super().replace_model(spec)
+
+
+def package_archive(version: str) -> bytes:
+    """A minimal valid package archive."""
+    manifest = f"name: bench\nversion: '{version}'\nformat: sklearn\nartifact: m.joblib\n".encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in (("model.yaml", manifest), ("m.joblib", b"x")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+async def action_to_plugin(bench: Bench, actions: int) -> dict[str, Any]:
+    """Latency from ``POST /deployments/{id}/actions`` to the agent's plugin call."""
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    async with aiohttp.ClientSession(bench.url, headers=headers) as admin:
+        pe = await _json(
+            admin.post(
+                f"{V1}/prediction-environments", json={"name": "latency", "platform": "test"}
+            )
+        )
+        token = await _json(admin.post(f"{V1}/prediction-environments/{pe['id']}/agent-tokens"))
+        pkgs = [
+            (
+                await _json(
+                    admin.post(
+                        f"{V1}/model-packages",
+                        data=package_archive(v),
+                        headers={"Content-Type": "application/gzip"},
+                    )
+                )
+            )["id"]
+            for v in ("1", "2")
+        ]
+        plugin = _TimedPlugin()
+        settings = AgentSettings.load(None, {
+            "prediction_environment": pe["id"], "state_dir": bench.state_dir / "agent",
+            "hub": {"url": bench.url, "token": token["token"]}, "log": {"level": "WARNING"},
+        })  # fmt: skip
+        agent = Agent(settings, plugin=plugin)
+        serving = asyncio.create_task(agent.serve())
+        try:
+            await agent.wait_ready()
+            dep = await _json(admin.post(f"{V1}/deployments", json={
+                "name": "latency", "prediction_environment_id": pe["id"],
+                "model_package_id": pkgs[0]}))  # fmt: skip
+            await _until(lambda: dep["id"] in plugin.deployments)
+            delays = []
+            for i in range(actions):
+                body = {"action": "replace_model", "model_package_id": pkgs[(i + 1) % 2]}
+                sent = time.perf_counter()
+                await _json(admin.post(f"{V1}/deployments/{dep['id']}/actions", json=body))
+                delays.append((await plugin.arrived.get() - sent) * 1000)
+                await agent.wait_settled()
+        finally:
+            agent.request_stop()
+            await serving
+    say("action", f"{actions} actions, POST -> plugin call: p50 {pct(delays, 50):.1f} ms, "
+        f"p99 {pct(delays, 99):.1f} ms")  # fmt: skip
+    return {"action_to_plugin_p50_ms": round(pct(delays, 50), 2),
+            "action_to_plugin_p99_ms": round(pct(delays, 99), 2)}  # fmt: skip
+
+
+async def _json(request: Any) -> Any:
+    async with request as resp:
+        if resp.status >= 300:
+            raise RuntimeError(f"{resp.method} {resp.url}: {resp.status} {await resp.text()}")
+        return await resp.json()
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise RuntimeError("condition not met")
 
 
 def say(phase: str, text: str) -> None:
@@ -350,6 +455,8 @@ if __name__ == "__main__":
     parser.add_argument("--stored", type=int, default=1_000_000, help="events bulk-loaded")
     parser.add_argument("--senders", type=int, default=4, help="ingest requests in flight")
     parser.add_argument("--queries", type=int, default=300, help="GET /events per kind")
+    parser.add_argument("--actions", type=int, default=1000, help="actions timed to the plugin")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    result = asyncio.run(main(parser.parse_args(), extra=[]))
+    cli = parser.parse_args()
+    result = asyncio.run(main(cli, extra=[lambda b: action_to_plugin(b, cli.actions)]))
     print(orjson.dumps(result).decode())
