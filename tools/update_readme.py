@@ -16,26 +16,29 @@ from agent.cli import main as cli
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def table() -> str:
-    """The Markdown table that ``pilothouse agent settings`` prints."""
+BLOCKS = {"settings": ["agent", "settings"], "hub-settings": ["hub", "settings"]}
+
+
+def table(marker: str = "settings") -> str:
+    """The Markdown table that ``pilothouse agent settings`` (or ``hub settings``) prints."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        cli(["agent", "settings"])
+        cli(BLOCKS[marker])
     return out.getvalue().rstrip("\n")
 
 
+def block(marker: str) -> str:
+    """The README block for ``marker``, markers included."""
+    return f"<!-- {marker}:start -->\n{table(marker)}\n<!-- {marker}:end -->"
+
+
 def main() -> None:
-    """Rewrite the block between the settings markers."""
+    """Rewrite the blocks between the markers."""
     text = README.read_text()
-    block = f"<!-- settings:start -->\n{table()}\n<!-- settings:end -->"
-    README.write_text(
-        re.sub(
-            r"<!-- settings:start -->\n.*?\n<!-- settings:end -->",
-            lambda _m: block,
-            text,
-            flags=re.S,
-        )
-    )
+    for marker in BLOCKS:
+        pattern = rf"<!-- {marker}:start -->\n.*?<!-- {marker}:end -->"
+        text = re.sub(pattern, lambda _m, m=marker: block(m), text, flags=re.S)
+    README.write_text(text)
 
 
 if __name__ == "__main__":

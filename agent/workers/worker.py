@@ -150,7 +150,7 @@ class Worker:
             raise
         finally:
             rec.busy = False
-        if result.old_model_in_use:
+        if result.old_model_in_use and action is Action.REPLACE_MODEL:
             return self._rolled_back(action, result)
         self._succeeded(action, result)
         return True
