@@ -1,0 +1,1 @@
+"""HTTP: the aiohttp application and its thin handlers over the service layer."""

@@ -1,0 +1,187 @@
+"""The request path: decode, predict (inline or in a thread), monitor, encode.
+
+Each request takes the deployment's current record once, so a replacement
+that lands meanwhile does not affect it: it finishes on the model it started
+on, which is kept open until its last request is done (``in_flight``).
+Where the prediction runs is the model's own measured decision (see
+:mod:`serving.served`). Monitoring costs an append per request
+(:class:`~serving.monitoring.FeatureMonitor`).
+
+Challengers see the champion's traffic *after* the answer is on its way: the
+request's validated table is put on a bounded queue that one task (the
+``challenger worker``) replays on each challenger in a thread, comparing the
+answers. A full queue drops the replay (counted), never the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
+
+import numpy.typing as npt
+
+from modelpkg import ModelPredictError, Prediction, Table
+from serving import decoding
+from serving.deployments import Deployment, DeploymentRegistry, release
+from serving.errors import BadRequestError, ModelFailedError
+from serving.served import ServedModel
+from serving.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+_Replay = tuple[ServedModel, Table, npt.NDArray[Any]]
+_T = TypeVar("_T")
+
+
+class PredictionService:
+    """Serves predictions for every deployment of the registry."""
+
+    def __init__(
+        self, registry: DeploymentRegistry, settings: ServerSettings, executor: ThreadPoolExecutor
+    ) -> None:
+        self._registry = registry
+        self._executor = executor
+        self._max_rows = settings.max_rows
+        self._replays: asyncio.Queue[_Replay] = asyncio.Queue(settings.challenger_queue)
+
+    async def predict(self, deployment_id: str, body: bytes, content_type: str) -> bytes:
+        """``POST /v1/deployments/{id}/predict``: JSON rows or CSV in, predictions out."""
+        deployment = self._registry.get(deployment_id)
+        model = deployment.champion
+        schema = model.model.schema
+        began = time.perf_counter()
+        # CSV when it says so; anything else is read as JSON (curl -d sends a form type).
+        decode = decoding.decode_csv if content_type == "text/csv" else decoding.decode_rows
+        table = self._decode(deployment, began, decode, body, schema, self._max_rows)
+        prediction = await self._predict(
+            deployment, model, table, model.model.supports_proba, began
+        )
+        answer = decoding.encode_rows(
+            prediction,
+            deployment_id=deployment.id,
+            package_id=model.package_id,
+            classes=model.model.classes,
+        )
+        deployment.stats.record(table.rows, time.perf_counter() - began)
+        return answer
+
+    async def infer(self, deployment_id: str, version: str | None, body: bytes) -> bytes:
+        """``POST /v2/models/{name}[/versions/{version}]/infer``."""
+        deployment = self._registry.get(deployment_id)
+        model = deployment.version(version) if version else deployment.champion
+        began = time.perf_counter()
+        request = self._decode(
+            deployment,
+            began,
+            partial(decoding.decode_infer, proba_supported=model.model.supports_proba),
+            body,
+            model.model.schema,
+            self._max_rows,
+        )
+        proba = decoding.PREDICT_PROBA in request.outputs
+        prediction = await self._predict(deployment, model, request.table, proba, began)
+        answer = decoding.encode_infer(
+            deployment.id,
+            model.package_id,
+            request.id or uuid.uuid4().hex,
+            prediction,
+            request.outputs,
+        )
+        deployment.stats.record(request.table.rows, time.perf_counter() - began)
+        return answer
+
+    def stats(self, deployment_id: str) -> dict[str, Any]:
+        """``GET /v1/deployments/{id}/stats``."""
+        deployment = self._registry.get(deployment_id)
+        champion = deployment.champion
+        classifier = champion.model.manifest.is_classifier
+        monitor = champion.monitor.snapshot()
+        return {
+            "deployment_id": deployment.id,
+            "model_package_id": champion.package_id,
+            **deployment.stats.snapshot(),
+            "monitor_since": monitor["since"],
+            "features": monitor["features"],
+            "predictions": monitor["predictions"],
+            "challengers": [
+                {
+                    "model_package_id": c.package_id,
+                    **c.shadow.snapshot(classifier=classifier),
+                    "predictions": c.monitor.snapshot()["predictions"],
+                }
+                for c in deployment.challengers
+            ],
+        }
+
+    async def replay_challengers(self) -> None:
+        """The ``challenger worker``: replays champion traffic on challengers, forever."""
+        while True:
+            challenger, table, champion_values = await self._replays.get()
+            challenger.in_flight += 1
+            try:
+                prediction = await self._run(challenger, table, proba=False)
+            except ModelPredictError as exc:
+                challenger.shadow.errors += 1
+                log.debug("challenger %s failed: %s", challenger.package_id, exc)
+            else:
+                challenger.monitor.observe(table, prediction.values)
+                challenger.shadow.compare(
+                    prediction.values,
+                    champion_values,
+                    classifier=challenger.model.manifest.is_classifier,
+                )
+            finally:
+                release(challenger)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _decode(deployment: Deployment, began: float, decode: Callable[..., _T], *args: Any) -> _T:
+        try:
+            return decode(*args)
+        except BadRequestError:
+            deployment.stats.record_error(time.perf_counter() - began, client=True)
+            raise
+
+    async def _predict(
+        self, deployment: Deployment, model: ServedModel, table: Table, proba: bool, began: float
+    ) -> Prediction:
+        model.in_flight += 1
+        try:
+            prediction = await self._run(model, table, proba=proba)
+        except ModelPredictError as exc:
+            deployment.stats.record_error(time.perf_counter() - began, client=False)
+            log.warning(
+                "model %s failed: %s", model.package_id, exc, extra={"deployment_id": deployment.id}
+            )
+            raise ModelFailedError(str(exc), model_package_id=model.package_id) from None
+        except BaseException:
+            deployment.stats.record_error(time.perf_counter() - began, client=False)
+            raise
+        finally:
+            release(model)
+        model.monitor.observe(table, prediction.values)
+        if model is deployment.champion:
+            for challenger in deployment.challengers:
+                self._enqueue(challenger, table, prediction.values)
+        return prediction
+
+    async def _run(self, model: ServedModel, table: Table, *, proba: bool) -> Prediction:
+        if model.runs_inline(table.rows):
+            return model.model.predict(table.matrix, proba=proba)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, partial(model.model.predict, table.matrix, proba=proba)
+        )
+
+    def _enqueue(self, challenger: ServedModel, table: Table, values: npt.NDArray[Any]) -> None:
+        try:
+            self._replays.put_nowait((challenger, table, values))
+        except asyncio.QueueFull:
+            challenger.shadow.dropped += 1
