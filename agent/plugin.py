@@ -20,7 +20,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -72,6 +72,16 @@ class EnvironmentReport:
 
 
 EventSink = Callable[[Event], None]
+PackageFetcher = Callable[[str], Awaitable["FetchedPackage"]]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedPackage:
+    """A model package archive on local disk, its sha256 verified."""
+
+    model_package_id: str
+    archive: Path
+    sha256: str
 
 
 @dataclass(slots=True)
@@ -83,6 +93,8 @@ class PluginContext:
     state_dir: Path
     emit: EventSink
     logger: logging.Logger
+    fetch_package: PackageFetcher | None = None
+    """Download a model package by id (from the hub, cached); None in standalone mode."""
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def create_background_task(self, name: str, coro: Coroutine[Any, Any, Any]) -> None:

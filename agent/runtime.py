@@ -180,6 +180,7 @@ class Agent:
             state_dir=s.state_dir / "plugin",
             emit=bus.emit,
             logger=logging.getLogger(f"pilothouse.plugin.{s.plugin}"),
+            fetch_package=self.link.packages.fetch if self.link else None,
         )
         stack.push_async_callback(ctx.cancel_background_tasks)
         if not await self._setup_with_retry(plugin, ctx, bus):

@@ -132,6 +132,22 @@ class HubClient:
             method, path, data=data, params=params, content_type=content_type
         )
 
+    @contextlib.asynccontextmanager
+    async def stream(self, method: str, path: str) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A response to read as a stream (errors mapped; the body is the caller's)."""
+        try:
+            async with self._http().request(
+                method,
+                self._base + path,
+                timeout=aiohttp.ClientTimeout(sock_connect=10, sock_read=60),
+            ) as resp:
+                await _raise_for_status(resp)
+                yield resp
+        except aiohttp.ClientError as exc:
+            raise HubUnreachableError(
+                f"{method} {path}: hub at {self._base} unreachable: {exc}"
+            ) from None
+
     async def _request(
         self,
         method: str,

@@ -19,6 +19,7 @@ from agent.events.bus import EventBus
 from agent.hublink.client import HubClient
 from agent.hublink.intake import HubIntake
 from agent.hublink.outbox import Outbox
+from agent.hublink.packages import PackageCache
 from agent.hublink.shipper import EventShipper
 from agent.hublink.status import StatusReporter
 from agent.model.vocabulary import Status
@@ -54,6 +55,7 @@ class HubLink:
             settings.state_dir / "outbox.db", hub.outbox_max_bytes, on_pressure=self._pressure
         )
         self.status = StatusReporter(self.client, hub.reconnect_backoff_max_s)
+        self.packages = PackageCache(self.client, settings.state_dir / "packages")
         self._bus: EventBus | None = None
         self.shipper: EventShipper | None = None
         self.intake: HubIntake | None = None
