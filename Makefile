@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run run-standalone test lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Run the agent in standalone mode on the example desired state (test plugin).
+## The whole product on this machine: hub + agent (process plugin) + example model.
 run: $(STAMP)
+	$(BIN)/pilothouse up
+
+## The agent alone, in standalone mode, on a simulated infrastructure (test plugin).
+run-standalone: $(STAMP)
 	$(BIN)/pilothouse agent run --config examples/standalone/agent.yaml
 
 ## Lint, type-check, check layering, then run every test.
@@ -34,6 +38,8 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/agent_scale.py
+	$(BIN)/python bench/hub_events.py
+	$(BIN)/python bench/serving.py
 
 clean:
 	rm -rf $(VENV) .pilothouse .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

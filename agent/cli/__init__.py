@@ -21,6 +21,7 @@ from agent.cli import (
     pe_cmd,
     plugins_cmd,
     serve_cmd,
+    up_cmd,
 )
 from agent.errors import ConfigError, PilothouseError
 
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     pe_cmd.register(sub)
     deployment_cmd.register(sub)
     events_cmd.register(sub)
+    up_cmd.register(sub)
     return parser
 
 
