@@ -16,6 +16,7 @@ import os
 import secrets
 import signal
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +75,11 @@ async def _up(args: argparse.Namespace) -> None:
         url = await hub.wait_ready()
         setup = await _first_start(state, url, token, args.examples)
         agent = Agent(_agent_settings(state, url, setup, args.log_level))
+        since = datetime.now(UTC)
         agent_task = asyncio.create_task(agent.serve(), name="agent")
         try:
             await agent.wait_ready()
-            await _announce(url, token, state, setup)
+            await _announce(url, token, state, setup, since)
             await _until(stop, agent_task)
         finally:
             agent.request_stop()
@@ -176,7 +178,10 @@ def _write_private(path: Path, data: bytes) -> None:
         out.write(data)
 
 
-async def _announce(url: str, token: str, state: Path, setup: dict[str, Any]) -> None:
+async def _announce(
+    url: str, token: str, state: Path, setup: dict[str, Any], since: datetime
+) -> None:
+    """Print where things are, once the agent of *this* run reports the deployment ready."""
     print(f"pilothouse: hub at {url} (admin token in {state / 'admin-token'})", flush=True)
     dep = setup.get("deployment")
     if dep is None:
@@ -187,7 +192,10 @@ async def _announce(url: str, token: str, state: Path, setup: dict[str, Any]) ->
         for _ in range(1200):
             got = await admin.request("GET", f"{API}/deployments/{dep}")
             observed = got["observed"]
-            if observed["state"] == "ready" and observed["prediction_url"]:
+            fresh = (
+                observed["updated_at"] and datetime.fromisoformat(observed["updated_at"]) > since
+            )
+            if fresh and observed["state"] == "ready" and observed["prediction_url"]:
                 break
             await asyncio.sleep(0.1)
         else:
