@@ -27,14 +27,14 @@ test: lint
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check agent plugins hub tests bench examples tools
-	$(BIN)/ruff format --check agent plugins hub tests bench examples tools
+	$(BIN)/ruff check agent plugins hub modelpkg serving tests bench examples tools
+	$(BIN)/ruff format --check agent plugins hub modelpkg serving tests bench examples tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 format: $(STAMP)
-	$(BIN)/ruff format agent plugins hub tests bench examples tools
-	$(BIN)/ruff check --fix agent plugins hub tests bench examples tools
+	$(BIN)/ruff format agent plugins hub modelpkg serving tests bench examples tools
+	$(BIN)/ruff check --fix agent plugins hub modelpkg serving tests bench examples tools
 
 bench: $(STAMP)
 	$(BIN)/python bench/agent_scale.py
