@@ -147,6 +147,8 @@ class DeploymentRegistry:
         self._deployments: dict[str, Deployment] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._pending: set[str] = set()
+        self._loading = 0
+        self._save_lock = asyncio.Lock()
         self._state_file = settings.state_dir / "deployments.json"
         self._packages = settings.state_dir / "packages"
         self.ready = asyncio.Event()
@@ -271,7 +273,11 @@ class DeploymentRegistry:
             and (ref.sha256 in (None, current.sha256))
         ):
             return current
-        model: ServedModel = await self._run(self._load_blocking, ref, deployment_id)
+        self._loading += 1  # its unpacked directory must survive a concurrent save's cleanup
+        try:
+            model: ServedModel = await self._run(self._load_blocking, ref, deployment_id)
+        finally:
+            self._loading -= 1
         return model
 
     def _load_blocking(self, ref: PackageRef, deployment_id: str) -> ServedModel:
@@ -330,24 +336,27 @@ class DeploymentRegistry:
         )
 
     async def _save(self) -> None:
-        doc = {
-            k: d.request.model_dump(mode="json", exclude_none=True)
-            for k, d in self._deployments.items()
-        }
-        referenced = {
-            m.sha256
-            for d in self._deployments.values()
-            for m in (d.champion, *d.challengers)
-            if m.sha256
-        }
-        await self._run(self._write_state, doc, referenced)
+        # One save at a time, each writing the state as it is when it runs: the
+        # last write is always the newest list.
+        async with self._save_lock:
+            doc = {
+                k: d.request.model_dump(mode="json", exclude_none=True)
+                for k, d in self._deployments.items()
+            }
+            referenced = {
+                m.sha256
+                for d in self._deployments.values()
+                for m in (d.champion, *d.challengers)
+                if m.sha256
+            }
+            await self._run(self._write_state, doc, referenced, self._loading == 0)
 
-    def _write_state(self, doc: dict[str, Any], referenced: set[str]) -> None:
+    def _write_state(self, doc: dict[str, Any], referenced: set[str], collect: bool) -> None:
         self._state_file.parent.mkdir(parents=True, exist_ok=True)
         partial = self._state_file.with_suffix(".json.partial")
         partial.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
         os.replace(partial, self._state_file)
-        if self._packages.is_dir():
+        if collect and self._packages.is_dir():  # not while a load may use a fresh directory
             for entry in self._packages.iterdir():
                 if (
                     entry.is_dir()

@@ -104,7 +104,8 @@ class ServerAPI:
         answer = _decode(raw)
         if status < 400:
             return answer
-        message = f"{method} {path}: server answered {status}: {answer.get('message', raw[:300])}"
+        detail = answer.get("message") or answer.get("error") or raw[:300].decode(errors="replace")
+        message = f"{method} {path}: server answered {status}: {detail}"
         if status >= 500:
             raise TemporaryPluginError(message)
         if refusable and answer.get("old_model_in_use"):

@@ -51,6 +51,7 @@ class ProcessPlugin(Plugin):
         self.servers: dict[str, servers.Server] = {}
         self._probes = probes.ProbeRows()
         self._lock = asyncio.Lock()
+        self._stopping = False
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -67,6 +68,7 @@ class ProcessPlugin(Plugin):
 
     async def stop(self) -> None:
         """Close clients; stop the servers only if asked to (they survive the agent)."""
+        self._stopping = True  # the crash watcher must not restart what stops now
         for server in list(self.servers.values()):
             if self.settings.stop_servers_on_unload:
                 await servers.terminate(server)
@@ -88,8 +90,11 @@ class ProcessPlugin(Plugin):
 
     async def stop_deployment(self, deployment_id: str) -> ActionResult:
         """Unload the deployment (and stop its own server in per-deployment mode)."""
-        server = self.servers.get(self._key(deployment_id))
-        if server is not None and server.alive():
+        key = self._key(deployment_id)
+        if key in self.servers:
+            # A server that is down would restore the deployment when it comes back:
+            # bring it up and unload the deployment for real.
+            server = await self._server_for(deployment_id)
             assert server.api is not None
             await server.api.delete(deployment_id)
             if self.settings.mode == "per_deployment":
@@ -215,20 +220,28 @@ class ProcessPlugin(Plugin):
         return f"http://{host}:{server.port}/v1/deployments/{deployment_id}/predict"
 
     async def _server_for(self, deployment_id: str) -> servers.Server:
-        key = self._key(deployment_id)
         async with self._lock:
-            server = self.servers.get(key)
-            if server is None or not server.alive():
-                server = await self._start_server(key)
-            return server
+            return await self._ensure_running(self._key(deployment_id))
 
-    async def _start_server(self, key: str) -> servers.Server:
-        server = servers.new_server(key, self.settings.host, self.ctx.state_dir / "servers")
-        server.api = ServerAPI(f"http://{self.settings.host}:{server.port}", server.token,
-                               self.settings.request_timeout_s)  # fmt: skip
-        self.servers[key] = server
-        await servers.spawn(server, self.settings.host, self.settings.server_args,
-                            self.settings.ready_timeout_s)  # fmt: skip
+    async def _ensure_running(self, key: str) -> servers.Server:
+        """The live server for ``key``; call with the lock held.
+
+        A server of this agent that died is started again on its port and state
+        directory and restores what it served (a crash restart, whoever notices
+        first). A server new to this agent starts empty, even on an old state
+        directory: it must serve only what reconcile and the actions ask for.
+        """
+        server = self.servers.get(key)
+        if server is not None and server.alive():
+            return server
+        restore = server is not None
+        if server is None:
+            server = servers.new_server(key, self.settings.host, self.ctx.state_dir / "servers")
+            server.api = ServerAPI(f"http://{self.settings.host}:{server.port}", server.token,
+                                   self.settings.request_timeout_s)  # fmt: skip
+            self.servers[key] = server
+        args = [*self.settings.server_args, *([] if restore else ["--no-restore"])]
+        await servers.spawn(server, self.settings.host, args, self.settings.ready_timeout_s)
         await self._save()
         return server
 
@@ -259,31 +272,31 @@ class ProcessPlugin(Plugin):
         while True:
             await asyncio.sleep(self.settings.check_interval_s)
             for key, server in list(self.servers.items()):
-                if server.alive() or self._lock.locked():
+                if self._stopping or server.alive() or self._lock.locked():
                     continue
                 failures[key] = failures.get(key, 0) + 1
-                await self._restart(server, failures[key])
-                if server.alive():
+                if await self._restart(server, failures[key]):
                     failures.pop(key, None)
 
-    async def _restart(self, server: servers.Server, attempt: int) -> None:
+    async def _restart(self, server: servers.Server, attempt: int) -> bool:
         code = server.process.returncode if server.process else None
         self._emit("plugin.server_crashed", Status.FAILING,
                    f"prediction server {server.key!r} exited ({code}); restarting it",
                    {"server": server.key, "exit_code": code, "attempt": attempt})  # fmt: skip
         await asyncio.sleep(min(2 ** (attempt - 1) * 0.5, self.settings.restart_backoff_max_s))
-        try:
-            async with self._lock:
-                await servers.spawn(server, self.settings.host, self.settings.server_args,
-                                    self.settings.ready_timeout_s)  # fmt: skip
-                await self._save()
-        except PluginError as exc:
-            log.error("restart of %s failed: %s", server.key, exc)
-            return
+        async with self._lock:
+            if self._stopping or self.servers.get(server.key) is not server:
+                return True  # stopped, retired or already replaced meanwhile
+            try:
+                await self._ensure_running(server.key)
+            except PluginError as exc:
+                log.error("restart of %s failed: %s", server.key, exc)
+                return False
         loaded = [d["id"] for d in await self._list(server)]
         self._emit("plugin.server_restarted", Status.PASSING,
                    f"prediction server {server.key!r} restarted, serving {len(loaded)} deployments",
                    {"server": server.key, "deployments": loaded})  # fmt: skip
+        return True
 
     def _emit(self, type_: str, status: Status, message: str, data: dict[str, Any]) -> None:
         self.ctx.emit(
