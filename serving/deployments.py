@@ -28,6 +28,7 @@ import asyncio
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -149,6 +150,7 @@ class DeploymentRegistry:
         self._pending: set[str] = set()
         self._loading = 0
         self._save_lock = asyncio.Lock()
+        self._fs_lock = threading.Lock()
         self._state_file = settings.state_dir / "deployments.json"
         self._packages = settings.state_dir / "packages"
         self.ready = asyncio.Event()
@@ -290,8 +292,9 @@ class DeploymentRegistry:
             if ref.sha256 and ref.sha256.lower() != sha256:
                 raise ChecksumMismatchError(ref.sha256.lower(), sha256)
             package_dir = self._packages / sha256
-            if not package_dir.is_dir():  # content-addressed: unpacked once
-                unpack_archive(ref.archive, package_dir, limits, expected_sha256=sha256)
+            with self._fs_lock:
+                if not package_dir.is_dir():  # content-addressed: unpacked once
+                    unpack_archive(ref.archive, package_dir, limits, expected_sha256=sha256)
         else:
             assert ref.package_dir is not None
             package_dir = ref.package_dir
@@ -349,14 +352,19 @@ class DeploymentRegistry:
                 for m in (d.champion, *d.challengers)
                 if m.sha256
             }
-            await self._run(self._write_state, doc, referenced, self._loading == 0)
+            await self._run(self._write_state, doc, referenced)
 
-    def _write_state(self, doc: dict[str, Any], referenced: set[str], collect: bool) -> None:
+    def _write_state(self, doc: dict[str, Any], referenced: set[str]) -> None:
         self._state_file.parent.mkdir(parents=True, exist_ok=True)
         partial = self._state_file.with_suffix(".json.partial")
         partial.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
         os.replace(partial, self._state_file)
-        if collect and self._packages.is_dir():  # not while a load may use a fresh directory
+        with self._fs_lock:  # unpacking takes it too: a load never loses its fresh directory
+            if self._loading == 0:
+                self._collect(referenced)
+
+    def _collect(self, referenced: set[str]) -> None:
+        if self._packages.is_dir():
             for entry in self._packages.iterdir():
                 if (
                     entry.is_dir()

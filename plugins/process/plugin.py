@@ -292,7 +292,11 @@ class ProcessPlugin(Plugin):
             except PluginError as exc:
                 log.error("restart of %s failed: %s", server.key, exc)
                 return False
-        loaded = [d["id"] for d in await self._list(server)]
+        try:
+            loaded = [d["id"] for d in await self._list(server)]
+        except PluginError as exc:  # died again at once: the next round restarts it
+            log.error("restarted server %s does not answer: %s", server.key, exc)
+            return False
         self._emit("plugin.server_restarted", Status.PASSING,
                    f"prediction server {server.key!r} restarted, serving {len(loaded)} deployments",
                    {"server": server.key, "deployments": loaded})  # fmt: skip

@@ -1,0 +1,174 @@
+"""``pilothouse up`` as a real process: hub, agent, prediction server, and what it prints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shlex
+import signal
+import stat
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from tests.process.support import ROOT, TIMEOUT, free_port, reaped, serve_pids
+
+pytestmark = pytest.mark.anyio
+
+HUB_LINE = re.compile(r"^pilothouse: hub at (http://\S+) \(admin token in (.+)\)$")
+READY_LINE = re.compile(r"^pilothouse: deployment (\S+) is ready; try:$")
+
+
+@dataclass
+class Up:
+    """A running ``pilothouse up`` and what it printed."""
+
+    proc: asyncio.subprocess.Process
+    lines: list[str] = field(default_factory=list)
+
+    async def read_until(self, text: str) -> None:
+        """Read stdout until a line contains ``text``."""
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(TIMEOUT * 2):
+            while True:
+                raw = await self.proc.stdout.readline()
+                assert raw, f"up exited ({await self.proc.wait()}) before printing {text!r}: "
+                line = raw.decode().rstrip("\n")
+                self.lines.append(line)
+                if text in line:
+                    return
+
+    def match(self, pattern: re.Pattern[str]) -> re.Match[str]:
+        """The first printed line matching ``pattern``."""
+        for line in self.lines:
+            found = pattern.match(line)
+            if found:
+                return found
+        raise AssertionError(f"no line matches {pattern.pattern!r}: {self.lines}")
+
+    def curl(self) -> list[str]:
+        """The printed curl command, as argv."""
+        (line,) = [ln for ln in self.lines if ln.strip().startswith("curl ")]
+        return shlex.split(line)
+
+    async def interrupt(self) -> tuple[int, str]:
+        """SIGINT; the exit code and the rest of stdout."""
+        self.proc.send_signal(signal.SIGINT)
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(TIMEOUT):
+            rest = (await self.proc.stdout.read()).decode()
+            code = await self.proc.wait()
+        return code, rest
+
+
+@contextlib.asynccontextmanager
+async def up(state: Path, port: int, log: Path) -> AsyncIterator[Up]:
+    """Run ``pilothouse up`` from the repository root (its default examples dir)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
+    with log.open("ab") as err:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agent", "up", "--state-dir", str(state), "--port", str(port),
+            cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=err,
+        )  # fmt: skip
+    try:
+        yield Up(proc)
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+
+def _curl_request(argv: list[str]) -> tuple[str, str, dict[str, str], str]:
+    """(method, url, headers, data) of ``curl -s -X POST URL -H ... -d ...``."""
+    assert argv[0] == "curl"
+    method, url, headers, data = "GET", "", {}, ""
+    args = iter(argv[1:])
+    for arg in args:
+        if arg == "-X":
+            method = next(args)
+        elif arg == "-H":
+            name, _, value = next(args).partition(":")
+            headers[name.strip()] = value.strip()
+        elif arg == "-d":
+            data = next(args)
+        elif arg == "-s":
+            continue
+        else:
+            assert not url, f"unexpected curl argument {arg!r}"
+            url = arg
+    return method, url, headers, data
+
+
+async def _run_printed_request(up_: Up) -> dict[str, Any]:
+    method, url, headers, data = _curl_request(up_.curl())
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, url, headers=headers, data=data) as resp,
+    ):
+        doc: dict[str, Any] = orjson.loads(await resp.read())
+        assert resp.status == 200, doc
+    return doc
+
+
+@pytest.mark.anyio
+async def test_up_prints_serves_stops_and_resumes(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    port = free_port()
+    with reaped(tmp_path):
+        # --- first start: registers everything, deploys iris-1.0.0 -----------------------------
+        async with up(state, port, tmp_path / "up.log") as first:
+            await first.read_until("Ctrl-C stops everything")
+            url, token_file = first.match(HUB_LINE).groups()
+            assert url == f"http://127.0.0.1:{port}"
+            assert Path(token_file) == state / "admin-token"
+            assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+            dep_id = first.match(READY_LINE).group(1)
+            setup = orjson.loads((state / "up.json").read_bytes())
+            assert stat.S_IMODE(os.stat(state / "up.json").st_mode) == 0o600
+            assert dep_id == setup["deployment"]
+            assert sorted(setup["packages"]) == ["iris-1.0.0", "iris-2.0.0", "iris-rules-1.0.0"]
+
+            doc = await _run_printed_request(first)
+            assert doc["model_package_id"] == setup["packages"]["iris-1.0.0"]
+            assert doc["deployment_id"] == dep_id and len(doc["predictions"]) == 1
+            servers = serve_pids(state)
+            assert len(servers) == 1, servers
+
+            code, rest = await first.interrupt()
+        assert code == 0, (tmp_path / "up.log").read_text()[-3000:]
+        assert "pilothouse: stopped" in rest
+        assert not serve_pids(state), "Ctrl-C stopped the prediction server too"
+
+        # --- second start on the same state dir: resumes ---------------------------------------
+        async with up(state, port, tmp_path / "up.log") as second:
+            await second.read_until("Ctrl-C stops everything")
+            assert second.match(READY_LINE).group(1) == dep_id, "the same deployment"
+            assert orjson.loads((state / "up.json").read_bytes()) == setup
+            token = (await asyncio.to_thread(Path(token_file).read_text)).strip()
+            auth = {"Authorization": f"Bearer {token}"}
+            async with aiohttp.ClientSession(url, headers=auth) as hub:
+                async with hub.get("/api/v1/prediction-environments") as resp:
+                    pes = (await resp.json())["items"]
+                async with hub.get("/api/v1/deployments") as resp:
+                    deps = (await resp.json())["items"]
+            assert [pe["id"] for pe in pes] == [setup["pe"]], "no second PE"
+            assert [d["id"] for d in deps] == [dep_id], "no second deployment"
+
+            doc = await _run_printed_request(second)
+            assert doc["model_package_id"] == setup["packages"]["iris-1.0.0"]
+            assert len(serve_pids(state)) == 1
+
+            code, rest = await second.interrupt()
+        assert code == 0, (tmp_path / "up.log").read_text()[-3000:]
+        assert "pilothouse: stopped" in rest
+        assert not serve_pids(state)
