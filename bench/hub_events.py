@@ -24,6 +24,21 @@ and returning a dict merged into that line; :func:`action_to_plugin` is one: an
 agent (test plugin, in this process) follows the hub, and ``--actions``
 ``replace_model`` actions are timed from the POST to the plugin call.
 Target: ``action_to_plugin_p99_ms`` <= 50.
+
+Issue #4 adds two phases:
+
+5. **export** — ``GET /events/export`` of the ``--stored`` bulk-loaded events
+   (filtered by ``until``: exactly those), as CSV and as JSON lines, read by a
+   client that counts the lines; meanwhile the hub process's memory is sampled
+   from ``/proc/<pid>/status`` every 20 ms (``VmRSS``; ``VmHWM`` is printed too).
+   Targets: ``export_csv_events_per_s`` and ``export_jsonl_events_per_s`` >=
+   200,000; ``export_rss_growth_mb`` (peak ``VmRSS`` during the exports minus
+   ``VmRSS`` before them) <= 50.
+6. **purge** — the hub is stopped, ``--purge`` events 120 to 150 days old are
+   written through the store, and the hub is started again (periodic purge
+   far off). ``PUT /settings/retention {"days": 90}`` starts the purge of all of
+   them; while it runs, ``GET /events`` (the filtered query of phase 4) is
+   timed one request after another. Target: ``list_p99_during_purge_ms`` <= 100.
 """
 
 from __future__ import annotations
@@ -92,6 +107,7 @@ class Bench:
     tokens: dict[str, str] = field(default_factory=dict)
     ids: UlidFactory = field(default_factory=UlidFactory)
     start: datetime = field(default_factory=lambda: datetime.now(UTC) - timedelta(days=DAYS))
+    hub_pid: int = 0
 
 
 def make_event(bench: Bench, pe_id: str, at: datetime, rng: random.Random) -> dict[str, Any]:
@@ -127,17 +143,19 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def hub_process(bench: Bench) -> AsyncIterator[str]:
+async def hub_process(bench: Bench, env: dict[str, str] | None = None) -> AsyncIterator[str]:
     """Run ``pilothouse hub run`` on a free port until the block ends (SIGTERM)."""
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "agent", "hub", "run", "--port", str(port),
         "--state-dir", str(bench.state_dir), "--admin-token", ADMIN, "--log-level", "WARNING",
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_ready(url)
         bench.url = url
+        bench.hub_pid = proc.pid
         yield url
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -214,8 +232,9 @@ async def sender(
     return accepted
 
 
-async def bulk_load(bench: Bench, total: int, seed: int) -> float:
+async def bulk_load(bench: Bench, total: int, seed: int, start: datetime | None = None) -> float:
     """Write ``total`` events through the store directly, 20,000 a transaction."""
+    start = start or bench.start
     rng = random.Random(seed)
     span = timedelta(days=DAYS).total_seconds()
     settings = HubSettings.load(None, {"state_dir": bench.state_dir})
@@ -225,9 +244,7 @@ async def bulk_load(bench: Bench, total: int, seed: int) -> float:
         for done in range(0, total, step):
             count = min(step, total - done)
             pes = [rng.choice(bench.pes) for _ in range(count)]
-            times = [
-                bench.start + timedelta(seconds=span * (done + i) / total) for i in range(count)
-            ]
+            times = [start + timedelta(seconds=span * (done + i) / total) for i in range(count)]
             batch = [
                 as_model(make_event(bench, pe, at, rng)) for pe, at in zip(pes, times, strict=True)
             ]
@@ -324,9 +341,13 @@ async def main(
             figures: dict[str, Any] = {}
             for phase in extra:
                 figures |= await phase(bench)
+            if args.export:
+                figures |= await export_phase(bench, args.stored)
+        if args.purge:
+            figures |= await purge_phase(bench, args.purge)
         size = dir_mb(bench.state_dir)
     total = args.stored + 2 * args.ingest
-    say("state", f"{size:,.0f} MB on disk for {total:,} events")
+    say("state", f"{size:,.0f} MB on disk for {total:,} events (after the purge phase)")
     ingest = min(empty, full)
     return {
         "ingest_events_per_s": round(ingest),
@@ -342,8 +363,133 @@ async def main(
         **figures,
         "targets_met": ingest >= 20_000
         and pct(flt, 99) <= 50
-        and figures.get("action_to_plugin_p99_ms", 0) <= 50,
+        and figures.get("action_to_plugin_p99_ms", 0) <= 50
+        and figures.get("export_csv_events_per_s", 200_000) >= 200_000
+        and figures.get("export_jsonl_events_per_s", 200_000) >= 200_000
+        and figures.get("export_rss_growth_mb", 0) <= 50
+        and figures.get("list_p99_during_purge_ms", 0) <= 100,
     }
+
+
+# --- export: throughput and the hub's memory ------------------------------------
+
+
+def memory_kb(pid: int) -> tuple[int, int]:
+    """``VmRSS`` and ``VmHWM`` of a process, in KiB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+async def sample_rss(pid: int, stop: asyncio.Event, samples: list[int]) -> None:
+    """Append the process's ``VmRSS`` (KiB) every 20 ms until ``stop``."""
+    while not stop.is_set():
+        samples.append(memory_kb(pid)[0])
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.02)
+
+
+async def export_once(bench: Bench, fmt: str, until: datetime) -> tuple[int, int, float]:
+    """Export every event before ``until``; return (events, bytes, seconds)."""
+    params = {"format": fmt, "until": until.isoformat()}
+    lines = size = 0
+    async with aiohttp.ClientSession(bench.url, headers={"Authorization": f"Bearer {ADMIN}"}) as s:
+        began = time.perf_counter()
+        async with s.get(f"{V1}/events/export", params=params) as resp:
+            assert resp.status == 200, await resp.text()
+            async for chunk in resp.content.iter_any():
+                lines += chunk.count(b"\n")
+                size += len(chunk)
+        took = time.perf_counter() - began
+    return lines - (1 if fmt == "csv" else 0), size, took
+
+
+async def export_phase(bench: Bench, expected: int) -> dict[str, Any]:
+    """Export the bulk-loaded events as CSV and JSON lines, sampling the hub's memory."""
+    until = bench.start + timedelta(days=DAYS)
+    before, hwm_before = memory_kb(bench.hub_pid)
+    samples: list[int] = []
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(sample_rss(bench.hub_pid, stop, samples), name="rss sampler")
+    rates = {}
+    try:
+        for fmt in ("csv", "jsonl"):
+            events, size, took = await export_once(bench, fmt, until)
+            assert events == expected, (fmt, events, expected)
+            rates[fmt] = events / took
+            say("export", f"{events:,} events as {fmt}: {size / 1e6:,.0f} MB in {took:.2f} s, "
+                f"{rates[fmt]:,.0f} events/s, {size / 1e6 / took:,.0f} MB/s")  # fmt: skip
+    finally:
+        stop.set()
+        await sampler
+    after, hwm_after = memory_kb(bench.hub_pid)
+    growth = (max(samples, default=before) - before) / 1024
+    say("memory", f"hub VmRSS {before / 1024:,.0f} MB before, peak {max(samples) / 1024:,.0f} MB "
+        f"(+{growth:,.1f} MB), {after / 1024:,.0f} MB after; VmHWM {hwm_before / 1024:,.0f} -> "
+        f"{hwm_after / 1024:,.0f} MB")  # fmt: skip
+    return {
+        "export_csv_events_per_s": round(rates["csv"]),
+        "export_jsonl_events_per_s": round(rates["jsonl"]),
+        "export_rss_growth_mb": round(growth, 1),
+    }
+
+
+# --- purge: list latency while a million old events go -------------------------------
+
+
+async def purge_phase(bench: Bench, count: int) -> dict[str, Any]:
+    """Store ``count`` events 120-150 days old, then time ``GET /events`` while they are purged."""
+    old_start = datetime.now(UTC) - timedelta(days=120 + DAYS)
+    rate = await bulk_load(bench, count, seed=4, start=old_start)
+    say("load", f"{count:,} events 120-150 days old through the store: {rate:,.0f} events/s")
+    quiet = {"PILOTHOUSE_HUB_RETENTION__PURGE_INTERVAL_S": "86400"}
+    async with hub_process(bench, env=quiet):
+        headers = {"Authorization": f"Bearer {ADMIN}"}
+        async with aiohttp.ClientSession(bench.url, headers=headers) as admin:
+            stop = asyncio.Event()
+            timings: list[float] = []
+            timer = asyncio.create_task(
+                timed_lists(bench, stop, timings), name="list latency during purge"
+            )
+            began = time.perf_counter()
+            try:
+                await _json(admin.put(f"{V1}/settings/retention", json={"days": 90}))
+                while True:
+                    state = await _json(admin.get(f"{V1}/settings/retention"))
+                    if state["last_purge_at"] is not None:
+                        break
+                    await asyncio.sleep(0.25)
+                took = time.perf_counter() - began
+            finally:
+                stop.set()
+                await timer
+    removed = state["last_purge_removed"]
+    assert removed == count, (removed, count)
+    say("purge", f"{removed:,} events in {took:.1f} s ({removed / took:,.0f} events/s); "
+        f"{len(timings):,} GET /events meanwhile: p50 {pct(timings, 50):.1f} ms, "
+        f"p99 {pct(timings, 99):.1f} ms, max {max(timings):.1f} ms")  # fmt: skip
+    return {
+        "purged_events": removed,
+        "purge_events_per_s": round(removed / took),
+        "list_p50_during_purge_ms": round(pct(timings, 50), 2),
+        "list_p99_during_purge_ms": round(pct(timings, 99), 2),
+    }
+
+
+async def timed_lists(bench: Bench, stop: asyncio.Event, out: list[float]) -> None:
+    """Time the filtered ``GET /events`` of phase 4, one after another, until ``stop``."""
+    rng = random.Random(11)
+    params = filtered(bench)
+    async with aiohttp.ClientSession(
+        bench.url, headers={"Authorization": f"Bearer {ADMIN}"}
+    ) as http:
+        while not stop.is_set():
+            began = time.perf_counter()
+            async with http.get(f"{V1}/events", params=params(rng)) as resp:
+                body = await resp.read()
+                assert resp.status == 200, body[:500]
+            out.append((time.perf_counter() - began) * 1000)
 
 
 # --- action -> plugin call ------------------------------------------------------
@@ -456,6 +602,8 @@ if __name__ == "__main__":
     parser.add_argument("--senders", type=int, default=4, help="ingest requests in flight")
     parser.add_argument("--queries", type=int, default=300, help="GET /events per kind")
     parser.add_argument("--actions", type=int, default=1000, help="actions timed to the plugin")
+    parser.add_argument("--export", type=int, default=1, help="run the export phase (0: skip)")
+    parser.add_argument("--purge", type=int, default=1_000_000, help="old events purged (0: skip)")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     cli = parser.parse_args()
     result = asyncio.run(main(cli, extra=[lambda b: action_to_plugin(b, cli.actions)]))

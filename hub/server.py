@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from hub.api.app import create_app
+from hub.clock import Clock
 from hub.errors import HubError
 from hub.settings import HubSettings
 
@@ -27,10 +28,13 @@ SHUTDOWN_TIMEOUT_S = 10.0
 
 
 @contextlib.asynccontextmanager
-async def serve_hub(settings: HubSettings) -> AsyncIterator[str]:
-    """Serve the hub for the duration of the block; yield its base URL."""
+async def serve_hub(settings: HubSettings, *, clock: Clock | None = None) -> AsyncIterator[str]:
+    """Serve the hub for the duration of the block; yield its base URL.
+
+    ``clock`` replaces the wall clock of background work (tests: a ``ManualClock``).
+    """
     runner = web.AppRunner(
-        create_app(settings),
+        create_app(settings, clock=clock),
         handle_signals=False,
         access_log=None,
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,

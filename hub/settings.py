@@ -86,6 +86,38 @@ class AgentLinkSettings(_Group):
     """Comment sent on an idle watch stream (SSE) so proxies and clients see it alive."""
 
 
+class NotificationSettings(_Group):
+    """How notifications reach their channels (Slack, webhooks)."""
+
+    hub_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    """Base URL of this hub as people reach it, for links in messages; default from ``listen``."""
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    """Time budget of one delivery attempt (connect, send, answer)."""
+    max_attempts: int = Field(default=10, ge=1, le=100)
+    """Attempts of a message that keeps failing temporarily before it is given up."""
+    backoff_initial_s: float = Field(default=5.0, ge=0)
+    """Delay before the first retry; doubles each attempt, with jitter."""
+    backoff_max_s: float = Field(default=600.0, ge=0)
+    """Upper bound of a retry delay."""
+    concurrency: int = Field(default=8, ge=1, le=256)
+    """Messages being sent at once."""
+    max_events_per_message: int = Field(default=10, ge=1, le=100)
+    """Events listed in one message; the rest are counted (``omitted_events``)."""
+
+
+class RetentionSettings(_Group):
+    """How long events are kept, and how the purge works."""
+
+    default_days: int = Field(default=90, ge=1, le=36_500)
+    """Events younger than this are never purged; ``PUT /api/v1/settings/retention`` wins."""
+    purge_interval_s: float = Field(default=3600.0, gt=0)
+    """How often older events are purged (a ``PUT`` of the retention purges at once)."""
+    purge_batch: int = Field(default=2000, ge=1, le=100_000)
+    """Events removed per write transaction, so ingest and reads are never held up for long."""
+    purge_pause_s: float = Field(default=0.02, ge=0)
+    """Pause between two purge transactions."""
+
+
 class HubSettings(BaseSettings):
     """Every setting of one hub process."""
 
@@ -101,6 +133,8 @@ class HubSettings(BaseSettings):
     """Where the hub keeps its files: database, model package blobs, generated admin token."""
     admin_token: SecretStr | None = None
     """Bearer token for administration; default: generated once into ``<state_dir>/admin-token``."""
+    secret_key: SecretStr | None = Field(default=None, min_length=32)
+    """Encrypts channel URLs and secrets at rest; default: made in ``<state_dir>/secret-key``."""
     listen: ListenSettings = Field(default_factory=ListenSettings)
     """Listen address."""
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -109,6 +143,10 @@ class HubSettings(BaseSettings):
     """Request and package limits."""
     agents: AgentLinkSettings = Field(default_factory=AgentLinkSettings)
     """Agent heartbeats and watch streams."""
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    """Notification delivery."""
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    """Event retention and purge."""
     log: LogSettings = Field(default_factory=LogSettings)
     """Structured logging."""
 
@@ -128,6 +166,20 @@ class HubSettings(BaseSettings):
     def admin_token_path(self) -> Path:
         """Where a generated admin token is kept."""
         return self.state_dir / "admin-token"
+
+    @property
+    def secret_key_path(self) -> Path:
+        """Where a generated secret key is kept."""
+        return self.state_dir / "secret-key"
+
+    @property
+    def public_url(self) -> str:
+        """``notifications.hub_url``, or the listen address as a URL."""
+        if self.notifications.hub_url:
+            return self.notifications.hub_url.rstrip("/")
+        host = self.listen.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.listen.port}"
 
     @classmethod
     def settings_customise_sources(

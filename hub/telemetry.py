@@ -41,6 +41,22 @@ class HubMetrics:
             "Events posted again and ignored (ingest is idempotent by id).",
             registry=self.registry,
         )
+        self.events_exported = Counter(
+            "pilothouse_hub_events_exported",
+            "Events written by GET /events/export.",
+            registry=self.registry,
+        )
+        self.events_purged = Counter(
+            "pilothouse_hub_events_purged",
+            "Events removed by the retention purge.",
+            registry=self.registry,
+        )
+        self.notification_attempts = Counter(
+            "pilothouse_hub_notification_attempts",
+            "Attempts at sending a notification, by outcome (delivered, retry, failed).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.sse_clients = Gauge(
             "pilothouse_hub_sse_clients",
             "Watch streams (SSE) open now.",

@@ -1,11 +1,11 @@
-"""``pilothouse events``: list a hub's events with filters."""
+"""``pilothouse events``: list a hub's events with filters; export them (``export_cmd``)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from agent.cli import remote
+from agent.cli import export_cmd, remote
 from agent.hublink.client import API, HubClient
 
 _FILTERS = (
@@ -22,7 +22,7 @@ _COLUMNS = ["time", "status", "type", "deployment_id", "message"]
 
 
 def register(sub: Any) -> None:
-    """Add ``events list``."""
+    """Add ``events list`` and ``events export``."""
     events = sub.add_parser("events", help="events on a hub")
     cmds = events.add_subparsers(dest="events_command", required=True, metavar="COMMAND")
     listing = cmds.add_parser("list", help="list events, newest first")
@@ -40,6 +40,7 @@ def register(sub: Any) -> None:
     listing.add_argument("--all", action="store_true", help="follow every page")
     remote.add_connection_flags(listing)
     listing.set_defaults(handler=_list)
+    export_cmd.register(cmds)
 
 
 def _list(args: argparse.Namespace) -> int:

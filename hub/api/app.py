@@ -4,9 +4,15 @@
 typed ``web.AppKey``s. Resources are ``cleanup_ctx`` generators, opened in
 order at startup and closed in reverse at cleanup:
 
-1. the store (SQLite threads, migrations), blob directory and admin token,
-   and the services over them;
-2. the presence watcher, a guarded background task, cancelled and awaited.
+1. the store (SQLite threads, migrations), blob directory, admin token, the
+   secret key that seals channel secrets, the HTTP client session that sends
+   notifications, and the services over them;
+2. the guarded background tasks — presence watcher, notification dispatcher,
+   retention purger — cancelled and awaited (an in-flight notification is
+   cancelled with the dispatcher; its lease makes the next start retry it).
+
+``clock`` is the clock the background tasks wait on (a
+:class:`~hub.clock.ManualClock` in tests).
 
 ``on_shutdown`` closes the change feed first, so every watch stream ends
 before aiohttp waits for handlers and before the store closes. Routes come
@@ -20,13 +26,16 @@ import logging
 from collections.abc import AsyncIterator
 from importlib import metadata
 
+import aiohttp
 import orjson
 from aiohttp import web
 
 from hub.api import keys, middleware, openapi, routes
-from hub.service import auth, services, tasks
+from hub.clock import Clock, SystemClock
+from hub.service import auth, sealing, services, tasks
 from hub.service.blobs import BlobStore
 from hub.service.feed import ChangeFeed
+from hub.service.sealing import Sealer
 from hub.settings import HubSettings
 from hub.store.sqlite.store import open_sqlite
 from hub.telemetry import HubMetrics
@@ -34,13 +43,14 @@ from hub.telemetry import HubMetrics
 log = logging.getLogger("pilothouse.hub")
 
 
-def create_app(settings: HubSettings) -> web.Application:
+def create_app(settings: HubSettings, *, clock: Clock | None = None) -> web.Application:
     """The hub as an aiohttp application (not yet started)."""
     app = web.Application(
         client_max_size=settings.limits.max_request_bytes,
         middlewares=[middleware.metrics, middleware.errors, middleware.auth],
     )
     app[keys.SETTINGS] = settings
+    app[keys.CLOCK] = clock or SystemClock()
     app[keys.METRICS] = HubMetrics()
     access = {}
     for route in routes.ROUTES:
@@ -60,20 +70,38 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     admin = await asyncio.to_thread(auth.admin_token, settings)
     if settings.admin_token is None:
         log.info("admin token in %s", settings.admin_token_path)
+    sealer = Sealer(await asyncio.to_thread(sealing.secret_key, settings))
     feed = ChangeFeed()
-    async with open_sqlite(settings.database_path, settings.database, feed.publish) as store:
-        app[keys.SERVICES] = services.build(settings, store, feed, blobs, admin, app[keys.METRICS])
+    events_stored = asyncio.Event()
+    async with (
+        open_sqlite(
+            settings.database_path, settings.database, feed.publish, events_stored.set
+        ) as store,
+        aiohttp.ClientSession() as http,
+    ):
+        outside = services.Outside(
+            http, app[keys.CLOCK], sealer, admin, events_stored, f"pilothouse-hub/{VERSION}"
+        )
+        app[keys.SERVICES] = services.build(
+            settings, store, feed, blobs, outside, app[keys.METRICS]
+        )
         yield
         feed.close()
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    presence = app[keys.SERVICES].presence
-    task = asyncio.create_task(
-        tasks.guarded("presence watcher", presence.watch), name="presence watcher"
-    )
+    hub = app[keys.SERVICES]
+    eternal = {
+        "presence watcher": hub.presence.watch,
+        "notification dispatcher": hub.dispatcher.run,
+        "retention purger": hub.retention.watch,
+    }
+    running = [
+        asyncio.create_task(tasks.guarded(name, body), name=name) for name, body in eternal.items()
+    ]
     yield
-    await tasks.cancel_and_wait(task)
+    for task in running:
+        await tasks.cancel_and_wait(task)
 
 
 async def _end_streams(app: web.Application) -> None:

@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from aiohttp import web
 
+from hub.clock import Clock
 from hub.service.auth import Principal
 from hub.service.services import Services
 from hub.settings import HubSettings
@@ -25,6 +26,7 @@ class Access(StrEnum):
 
 SETTINGS = web.AppKey("settings", HubSettings)
 METRICS = web.AppKey("metrics", HubMetrics)
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 SERVICES = web.AppKey("services", Services)
 OPENAPI = web.AppKey("openapi", bytes)
 ACCESS: web.AppKey[dict[web.AbstractRoute, Access]] = web.AppKey("access", dict)

@@ -4,7 +4,9 @@ Nothing here is written by hand: paths, methods, parameters (path, query,
 headers), request bodies, responses and security come from
 :data:`hub.api.routes.ROUTES`; every schema comes from pydantic's JSON Schema
 generation (OpenAPI 3.1 uses JSON Schema 2020-12, as pydantic does), collected
-once under ``components.schemas``.
+once under ``components.schemas``. What the hub sends rather than serves — the
+message a webhook notification channel receives, with its signature header —
+is described under ``webhooks``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from hub.api.keys import Access
 from hub.api.routes import Body, Route
-from hub.api.schemas import ErrorBody
+from hub.api.schemas import ErrorBody, WebhookMessage
+from hub.service.signing import HEADER as SIGNATURE_HEADER
 
 REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
@@ -50,6 +53,7 @@ def document(routes: Sequence[Route], *, version: str) -> dict[str, Any]:
             "packages, deployments, events, and the agent channel.",
         },
         "paths": paths,
+        "webhooks": _webhooks(refs),
         "components": {
             "schemas": components,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -58,7 +62,10 @@ def document(routes: Sequence[Route], *, version: str) -> dict[str, Any]:
 
 
 def _models(routes: Sequence[Route]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
-    found: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(ErrorBody, "serialization"): None}
+    found: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {
+        (ErrorBody, "serialization"): None,
+        (WebhookMessage, "serialization"): None,
+    }
     for route in routes:
         if isinstance(route.body, type):
             found[(route.body, "validation")] = None
@@ -103,10 +110,7 @@ def _parameters(route: Route, refs: Refs, components: dict[str, Any]) -> list[di
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in _PATH_PARAM.findall(route.path)
     ]
-    for name, description in route.headers.items():
-        params.append(
-            {"name": name, "in": "header", "description": description, "schema": {"type": "string"}}
-        )
+    params += [_header(name, description) for name, description in route.headers.items()]
     if route.query is not None:
         params += _query_parameters(refs[(route.query, "validation")], components)
     return params
@@ -151,14 +155,59 @@ def _error_statuses(route: Route) -> list[int]:
         statuses.append(422)
     if route.method in _CREATES and 201 in route.responses:
         statuses.append(409)
+    statuses += route.errors
     return sorted(set(statuses))
 
 
 def _content(body: Body, refs: Refs, mode: JsonSchemaMode) -> dict[str, Any]:
     if isinstance(body, type):
         return {"application/json": {"schema": refs[(body, mode)]}}
+    if isinstance(body, tuple):
+        return {media: {"schema": {"type": "string"}} for media in body}
     if body == "application/gzip":
         return {body: {"schema": {"type": "string", "format": "binary"}}}
     if body == "application/json":
         return {body: {"schema": {"type": "object"}}}
     return {str(body): {"schema": {"type": "string"}}}
+
+
+def _webhooks(refs: Refs) -> dict[str, Any]:
+    """What a webhook notification channel receives (OpenAPI 3.1 ``webhooks``)."""
+    signature = (
+        "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, '<t>.<raw body>')>; refuse a "
+        "timestamp more than 5 minutes old."
+    )
+    headers = {
+        SIGNATURE_HEADER: signature + " Sent when the channel has a secret.",
+        "X-Pilothouse-Delivery": "The delivery id; the same on every retry (drop duplicates).",
+        "X-Pilothouse-Kind": "firing, repeat, resolved, notice or test.",
+    }
+    return {
+        "notification": {
+            "post": {
+                "summary": "A notification, POSTed to a webhook channel",
+                "description": "Delivered at least once; retried with backoff on a connection "
+                "failure, a timeout, 408, 425, 429 or 5xx. Answer 2xx to acknowledge.",
+                "parameters": [
+                    {
+                        "name": name,
+                        "in": "header",
+                        "description": text,
+                        "schema": {"type": "string"},
+                    }
+                    for name, text in headers.items()
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": refs[(WebhookMessage, "serialization")]}
+                    },
+                },
+                "responses": {"200": {"description": "Received (any 2xx)"}},
+            }
+        }
+    }
+
+
+def _header(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "header", "description": description, "schema": {"type": "string"}}

@@ -13,16 +13,30 @@ from aiohttp.typedefs import Handler
 from pydantic import BaseModel
 
 from hub.api import schemas as s
-from hub.api.handlers import agents, deployments, environments, events, packages, system, watch
+from hub.api.handlers import (
+    agents,
+    deployments,
+    environments,
+    events,
+    notifications,
+    packages,
+    retention,
+    system,
+    watch,
+)
 from hub.api.keys import Access
 
-Body = type[BaseModel] | str | None
-"""A JSON model, a media type (raw bytes or text), or no body."""
+Body = type[BaseModel] | str | tuple[str, ...] | None
+"""A JSON model, a media type (raw bytes or text) or several (one chosen by a parameter), or
+no body."""
 
 V1 = "/api/v1"
 PE = f"{V1}/prediction-environments"
 MP = f"{V1}/model-packages"
 DEP = f"{V1}/deployments"
+NCH = f"{V1}/notification-channels"
+NPO = f"{V1}/notification-policies"
+NDL = f"{V1}/notification-deliveries"
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,8 @@ class Route:
     body: Body = None
     query: type[BaseModel] | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    errors: tuple[int, ...] = ()
+    """Error statuses beyond those the route's shape implies (a 409 on delete, say)."""
 
 
 # One endpoint per entry: the table reads better unwrapped.
@@ -93,6 +109,42 @@ ROUTES: tuple[Route, ...] = (
           Access.AGENT, "events", {200: s.EventBatchResult}, body=s.EventBatch),
     Route("GET", V1 + "/events", events.page, "Search events, newest first", Access.ADMIN,
           "events", {200: s.Page[s.EventOut]}, query=s.EventQuery),
+    Route("GET", V1 + "/events/export", events.export, "Export events as CSV or JSON lines",
+          Access.ADMIN, "events", {200: ("text/csv", "application/x-ndjson")},
+          query=s.EventExportQuery),
+    Route("POST", NCH, notifications.create_channel, "Add a notification channel", Access.ADMIN,
+          "notifications", {201: s.NotificationChannelCreated}, body=s.NotificationChannelCreate),
+    Route("GET", NCH, notifications.page_channels, "List notification channels", Access.ADMIN,
+          "notifications", {200: s.Page[s.NotificationChannel]}, query=s.ListQuery),
+    Route("GET", NCH + "/{id}", notifications.get_channel, "Read a notification channel",
+          Access.ADMIN, "notifications", {200: s.NotificationChannel}),
+    Route("PATCH", NCH + "/{id}", notifications.update_channel, "Change a notification channel",
+          Access.ADMIN, "notifications", {200: s.NotificationChannel},
+          body=s.NotificationChannelUpdate, errors=(409,)),
+    Route("DELETE", NCH + "/{id}", notifications.delete_channel, "Delete a notification channel",
+          Access.ADMIN, "notifications", {204: None}, errors=(409,)),
+    Route("POST", NCH + "/{id}/test", notifications.test_channel, "Send a test message",
+          Access.ADMIN, "notifications", {200: s.NotificationDelivery}),
+    Route("POST", NPO, notifications.create_policy, "Add a notification policy", Access.ADMIN,
+          "notifications", {201: s.NotificationPolicy}, body=s.NotificationPolicyCreate),
+    Route("GET", NPO, notifications.page_policies, "List notification policies", Access.ADMIN,
+          "notifications", {200: s.Page[s.NotificationPolicy]}, query=s.ListQuery),
+    Route("GET", NPO + "/{id}", notifications.get_policy, "Read a notification policy",
+          Access.ADMIN, "notifications", {200: s.NotificationPolicy}),
+    Route("PATCH", NPO + "/{id}", notifications.update_policy, "Change a notification policy",
+          Access.ADMIN, "notifications", {200: s.NotificationPolicy},
+          body=s.NotificationPolicyUpdate, errors=(409,)),
+    Route("DELETE", NPO + "/{id}", notifications.delete_policy, "Delete a notification policy",
+          Access.ADMIN, "notifications", {204: None}),
+    Route("GET", NDL, notifications.page_deliveries, "The notification delivery log",
+          Access.ADMIN, "notifications", {200: s.Page[s.NotificationDelivery]},
+          query=s.DeliveryQuery),
+    Route("GET", NDL + "/{id}", notifications.get_delivery, "Read a notification delivery",
+          Access.ADMIN, "notifications", {200: s.NotificationDelivery}),
+    Route("GET", V1 + "/settings/retention", retention.get, "Read the event retention",
+          Access.ADMIN, "settings", {200: s.Retention}),
+    Route("PUT", V1 + "/settings/retention", retention.put, "Set the event retention",
+          Access.ADMIN, "settings", {200: s.Retention}, body=s.RetentionUpdate),
     Route("GET", V1 + "/openapi.json", system.openapi, "This document", Access.PUBLIC,
           "system", {200: "application/json"}),
     Route("GET", "/healthz", system.healthz, "Liveness", Access.PUBLIC, "system",

@@ -8,9 +8,10 @@ document served at ``/api/v1/openapi.json``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from enum import StrEnum
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from agent.model.desired import DeploymentSettings, DesiredDeployment
 from agent.model.vocabulary import Action, DeploymentState, DesiredRun, Source, Status
@@ -265,8 +266,8 @@ class DeploymentListQuery(ListQuery):
     prediction_environment_id: str | None = Field(default=None, description="Only this PE's.")
 
 
-class EventQuery(ListQuery):
-    """Filters of ``GET /events``; all given filters must hold."""
+class EventFilters(_In):
+    """Filters of the event list and export; all given filters must hold."""
 
     prediction_environment_id: str | None = None
     deployment_id: str | None = None
@@ -283,10 +284,236 @@ class EventQuery(ListQuery):
     )
 
 
+class EventQuery(ListQuery, EventFilters):
+    """Filters of ``GET /events``; all given filters must hold."""
+
+
+class ExportFormat(StrEnum):
+    """How an export is written."""
+
+    CSV = "csv"
+    """RFC 4180 comma-separated values with a header line."""
+    JSONL = "jsonl"
+    """One JSON object a line, exactly as ``GET /events`` shows an event."""
+
+
+class EventExportQuery(EventFilters):
+    """What ``GET /events/export`` writes: the event list's filters, and a format."""
+
+    format: ExportFormat = Field(default=ExportFormat.CSV, description="``csv`` or ``jsonl``.")
+
+
 class WatchQuery(_In):
     """Where a watch stream resumes (the ``Last-Event-ID`` header wins)."""
 
     last_event_id: str | None = Field(default=None, description="Revision to resume after.")
+
+
+# --- notifications -------------------------------------------------------------
+
+URL = r"^https?://[^\s/?#@]+(?:[/?#]\S*)?$"
+EVENT_TYPE_PATTERN = r"^[a-z0-9_*]+(\.[a-z0-9_*]+)*$"
+ChannelType = Literal["slack", "webhook"]
+DeliveryKind = Literal["firing", "repeat", "resolved", "notice", "test"]
+DeliveryState = Literal["pending", "delivered", "failed"]
+AttemptOutcome = Literal["delivered", "retry", "failed"]
+EventTypePattern = Annotated[str, Field(pattern=EVENT_TYPE_PATTERN, max_length=128)]
+
+
+class NotificationChannelCreate(_In):
+    """A place messages go: a Slack incoming webhook, or any HTTP endpoint (signed JSON)."""
+
+    name: str = Field(pattern=NAME)
+    type: ChannelType
+    url: str = Field(
+        max_length=2048,
+        pattern=URL,
+        description="The Slack incoming-webhook URL, or the endpoint to POST to. Kept encrypted; "
+        "never shown in full again.",
+    )
+    secret: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        max_length=256,
+        description="Webhook only: the HMAC-SHA256 signing secret. Generated (and shown once) "
+        "when not given. Kept encrypted; never shown again.",
+    )
+
+
+class NotificationChannelUpdate(_In):
+    """Change a channel; fields left out stay as they are."""
+
+    name: str | None = Field(default=None, pattern=NAME)
+    url: str | None = Field(default=None, max_length=2048, pattern=URL)
+    secret: SecretStr | None = Field(default=None, min_length=16, max_length=256)
+
+
+class NotificationChannel(BaseModel):
+    """A notification channel; its URL is masked and its secret is never shown."""
+
+    id: str
+    name: str
+    type: ChannelType
+    url: str = Field(description="Masked: enough to recognise it, not enough to use it.")
+    has_secret: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class NotificationChannelCreated(NotificationChannel):
+    """A new channel; a generated signing secret is in this answer only."""
+
+    secret: str | None = Field(
+        default=None, description="The generated signing secret (webhook channels without one)."
+    )
+
+
+class NotificationPolicyCreate(_In):
+    """Which events go to which channel, grouped per deployment, repeated while failing.
+
+    Every list is a filter (empty: any); all must hold. ``event_types`` entries may
+    use ``*`` as a wildcard (``action.*.failed``).
+    """
+
+    name: str = Field(pattern=NAME)
+    channel_id: str
+    statuses: list[Status] = Field(default_factory=list, max_length=5)
+    event_types: list[EventTypePattern] = Field(default_factory=list, max_length=100)
+    prediction_environment_ids: list[str] = Field(default_factory=list, max_length=1000)
+    deployment_ids: list[str] = Field(default_factory=list, max_length=1000)
+    group_window_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=86_400,
+        description="Events of one deployment arriving within this window become one message.",
+    )
+    repeat_interval_s: float = Field(
+        default=14_400.0,
+        ge=1,
+        le=30 * 86_400,
+        description="A deployment still failing or at risk is notified again at most this often.",
+    )
+    send_resolved: bool = Field(
+        default=True, description="Send a message when the deployment is passing again."
+    )
+    enabled: bool = True
+
+
+class NotificationPolicyUpdate(_In):
+    """Change a policy; fields left out stay as they are."""
+
+    name: str | None = Field(default=None, pattern=NAME)
+    channel_id: str | None = None
+    statuses: list[Status] | None = Field(default=None, max_length=5)
+    event_types: list[EventTypePattern] | None = Field(default=None, max_length=100)
+    prediction_environment_ids: list[str] | None = Field(default=None, max_length=1000)
+    deployment_ids: list[str] | None = Field(default=None, max_length=1000)
+    group_window_s: float | None = Field(default=None, ge=0, le=86_400)
+    repeat_interval_s: float | None = Field(default=None, ge=1, le=30 * 86_400)
+    send_resolved: bool | None = None
+    enabled: bool | None = None
+
+
+class NotificationPolicy(BaseModel):
+    """A stored notification policy."""
+
+    id: str
+    name: str
+    channel_id: str
+    statuses: list[Status]
+    event_types: list[str]
+    prediction_environment_ids: list[str]
+    deployment_ids: list[str]
+    group_window_s: float
+    repeat_interval_s: float
+    send_resolved: bool
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeliveryAttempt(BaseModel):
+    """One try at sending a message."""
+
+    number: int
+    at: datetime
+    outcome: AttemptOutcome
+    http_status: int | None = None
+    error: str = ""
+    duration_ms: float
+
+
+class NotificationDelivery(BaseModel):
+    """One message to one channel, and every attempt at sending it."""
+
+    id: str
+    channel_id: str
+    policy_id: str | None
+    kind: DeliveryKind = Field(
+        description="firing: new events of an incident; repeat: still failing, nothing new; "
+        "resolved: passing again; notice: matching events outside an incident; test."
+    )
+    status: Status
+    prediction_environment_id: str | None
+    deployment_id: str | None
+    event_ids: list[str]
+    state: DeliveryState
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str
+    created_at: datetime
+    updated_at: datetime
+    attempt_log: list[DeliveryAttempt]
+
+
+class DeliveryQuery(ListQuery):
+    """Filters of ``GET /notification-deliveries``."""
+
+    channel_id: str | None = None
+    policy_id: str | None = None
+    deployment_id: str | None = None
+    state: DeliveryState | None = None
+    kind: DeliveryKind | None = None
+
+
+class WebhookMessage(BaseModel):
+    """The JSON body POSTed to a webhook channel (signed: ``X-Pilothouse-Signature``)."""
+
+    id: str = Field(description="The delivery id; the same on every retry of this message.")
+    kind: DeliveryKind
+    status: Status = Field(description="The deployment's status as of this message.")
+    summary: str
+    policy: dict[str, str] | None = Field(description="``id`` and ``name``; null for a test.")
+    prediction_environment_id: str | None
+    prediction_environment_name: str | None
+    deployment_id: str | None
+    deployment_name: str | None
+    deployment_url: str | None
+    events: list[EventOut]
+    omitted_events: int = Field(description="Events of this message left out of ``events``.")
+    created_at: datetime
+
+
+# --- retention ------------------------------------------------------------------
+
+
+class RetentionUpdate(_In):
+    """Set how long events are kept."""
+
+    days: int = Field(ge=1, le=36_500, description="Events younger than this are never purged.")
+
+
+class Retention(BaseModel):
+    """How long events are kept, and what the last purge did."""
+
+    days: int
+    source: Literal["default", "api"] = Field(
+        description="``default``: the hub setting retention.default_days; ``api``: set by PUT."
+    )
+    updated_at: datetime | None
+    purge_interval_s: float
+    last_purge_at: datetime | None
+    last_purge_removed: int | None
 
 
 ErrorBody.model_rebuild()

@@ -15,6 +15,7 @@ from hub import clock
 from hub.api.schemas import (
     EventBatch,
     EventBatchResult,
+    EventFilters,
     EventOut,
     EventQuery,
     Page,
@@ -97,17 +98,22 @@ def _phrase(word: str) -> str:
 
 
 def _filter(query: EventQuery) -> EventFilter:
+    return filter_of(query, query.limit + 1, cursors.decode(query.cursor))
+
+
+def filter_of(filters: EventFilters, limit: int, after: Cursor | None) -> EventFilter:
+    """The store's filter for the event list's (or an export's) query parameters."""
     return EventFilter(
-        limit=query.limit + 1,
-        prediction_environment_id=query.prediction_environment_id,
-        deployment_id=query.deployment_id,
-        status=query.status,
-        type=query.type,
-        source=query.source,
-        since_us=None if query.since is None else clock.to_us(query.since),
-        until_us=None if query.until is None else clock.to_us(query.until),
-        match=match_query(query.q),
-        after=cursors.decode(query.cursor),
+        limit=limit,
+        prediction_environment_id=filters.prediction_environment_id,
+        deployment_id=filters.deployment_id,
+        status=filters.status,
+        type=filters.type,
+        source=filters.source,
+        since_us=None if filters.since is None else clock.to_us(filters.since),
+        until_us=None if filters.until is None else clock.to_us(filters.until),
+        match=match_query(filters.q),
+        after=after,
     )
 
 

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
+import aiohttp
+
+from hub.clock import Clock
+from hub.service import composing
 from hub.service.auth import Authenticator
 from hub.service.blobs import BlobStore
 from hub.service.deployments import Deployments
+from hub.service.dispatcher import Dispatcher
 from hub.service.environments import Environments
 from hub.service.events import Events
+from hub.service.exporting import Exports
 from hub.service.feed import ChangeFeed
+from hub.service.notifications import Notifications
 from hub.service.packages import Packages
 from hub.service.presence import Presence
+from hub.service.retention import EventRetention
+from hub.service.sealing import Sealer
 from hub.settings import HubSettings
 from hub.store.interface import Store
 from hub.telemetry import HubMetrics
@@ -19,7 +29,7 @@ from hub.telemetry import HubMetrics
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    """Everything a handler may call."""
+    """Everything a handler may call, and the background work the app runs."""
 
     store: Store
     feed: ChangeFeed
@@ -28,7 +38,24 @@ class Services:
     packages: Packages
     deployments: Deployments
     events: Events
+    exports: Exports
     presence: Presence
+    notifications: Notifications
+    dispatcher: Dispatcher
+    retention: EventRetention
+
+
+@dataclass(frozen=True, slots=True)
+class Outside:
+    """What the services reach beyond the store: HTTP, the clock, keys, a wake-up signal."""
+
+    http: aiohttp.ClientSession
+    clock: Clock
+    sealer: Sealer
+    admin_token: str
+    events_stored: asyncio.Event
+    """Set by the store when it commits events; the notification dispatcher waits on it."""
+    user_agent: str
 
 
 def build(
@@ -36,17 +63,33 @@ def build(
     store: Store,
     feed: ChangeFeed,
     blobs: BlobStore,
-    admin_token: str,
+    outside: Outside,
     metrics: HubMetrics,
 ) -> Services:
     """Wire the services together."""
+    hub_url = settings.public_url
+    dispatcher = Dispatcher(
+        store,
+        outside.http,
+        outside.sealer,
+        outside.clock,
+        settings.notifications,
+        composing.Context(hub_url, settings.notifications.max_events_per_message),
+        metrics,
+        outside.events_stored,
+        outside.user_agent,
+    )
     return Services(
         store=store,
         feed=feed,
-        auth=Authenticator(admin_token, store),
+        auth=Authenticator(outside.admin_token, store),
         environments=Environments(store),
         packages=Packages(store, blobs, settings.limits),
         deployments=Deployments(store),
         events=Events(store, metrics, settings.limits.max_event_batch),
+        exports=Exports(store, metrics),
         presence=Presence(store, settings.agents),
+        notifications=Notifications(store, outside.sealer, dispatcher, outside.clock, hub_url),
+        dispatcher=dispatcher,
+        retention=EventRetention(store, outside.clock, settings.retention, metrics),
     )

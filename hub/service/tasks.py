@@ -1,6 +1,7 @@
 """Guarded background tasks: named, restarted with backoff, never silently dead.
 
-The hub's eternal coroutines (the presence watcher) run through
+The hub's eternal coroutines (the presence watcher, the notification
+dispatcher, the retention purger) run through
 :func:`guarded`: a failure is logged with the task's name and the body is
 started again after a delay that doubles up to a bound (reset once a run has
 lasted longer than that bound). Cancellation is the only way out; whoever
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 log = logging.getLogger("pilothouse.hub.tasks")
 
@@ -43,7 +45,7 @@ async def guarded(
         delay = min(delay * 2, max_delay_s)
 
 
-async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
     """Cancel a task we own and wait for its end; a cancellation of our own still propagates."""
     task.cancel()
     try:

@@ -9,12 +9,14 @@ tomorrow without touching them. The contract every backend keeps:
 * a write that changes a PE's desired state appends a row to its change log
   (``seq`` grows across the hub) and, once committed, calls the ``on_change``
   callback given to the backend with the PE's id (watch streams wake on it);
+* a write that stores events calls the ``on_events`` callback given to the
+  backend once committed (the notification dispatcher wakes on it);
 * missing things raise :class:`~hub.errors.NotFound`, taken names
   :class:`~hub.errors.Conflict`; nothing else of the backend's leaks out.
 
 Callbacks passed to write methods (``change`` of :meth:`Store.update_deployment`,
-the event factories) are pure functions: the backend may run them on another
-thread, inside the transaction.
+the event factories, the notification router and composer) are pure functions:
+the backend may run them on another thread, inside the transaction.
 """
 
 from __future__ import annotations
@@ -23,11 +25,39 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 from agent.model.desired import DesiredDeployment
-from hub.api.schemas import EventIn, EventOut, ModelPackage, Observed, PredictionEnvironment
-from hub.store.records import DeploymentRecord, EventFilter, PageQuery, Replay
+from hub.api.schemas import (
+    EventIn,
+    EventOut,
+    ExportFormat,
+    ModelPackage,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationPolicy,
+    Observed,
+    PredictionEnvironment,
+)
+from hub.store.records import (
+    AttemptRecord,
+    ChannelRecord,
+    Composer,
+    DeliveryFilter,
+    DeliveryJob,
+    DeploymentRecord,
+    EventFilter,
+    ExportChunk,
+    NewDelivery,
+    PageQuery,
+    Replay,
+    RetentionState,
+    Router,
+)
 
 DeploymentChange = Callable[[DeploymentRecord], tuple[DeploymentRecord, EventIn]]
 """Turns the stored deployment into its next version and the event recording why."""
+ChannelChange = Callable[[ChannelRecord], ChannelRecord]
+"""Turns a stored channel into its next version."""
+PolicyChange = Callable[[NotificationPolicy], NotificationPolicy]
+"""Turns a stored policy into its next version."""
 
 
 class Store(Protocol):
@@ -121,3 +151,81 @@ class Store(Protocol):
 
     async def list_events(self, query: EventFilter) -> list[EventOut]:
         """Events matching ``query``, newest first (time, then id)."""
+
+    async def scan_events(self, query: EventFilter, fmt: ExportFormat) -> ExportChunk:
+        """Up to ``query.limit`` events after ``query.after``, newest first, rendered as ``fmt``.
+
+        Runs apart from the short reads of API requests; ``last`` is None when done.
+        """
+
+    # --- retention --------------------------------------------------------------
+
+    async def retention(self) -> RetentionState:
+        """The retention set through the API (if any) and the last purge."""
+
+    async def set_retention(self, days: int, at_us: int) -> RetentionState:
+        """Set the retention."""
+
+    async def purge_events(self, now_us: int, default_days: int, limit: int) -> int:
+        """Remove up to ``limit`` events older than the retention (one transaction)."""
+
+    async def record_purge(self, at_us: int, removed: int, events: Sequence[EventIn]) -> None:
+        """Note a finished purge and store the events recording it."""
+
+    # --- notification channels and policies -------------------------------------
+
+    async def add_channel(self, record: ChannelRecord) -> None:
+        """Store a new channel; ``Conflict`` if its name is taken."""
+
+    async def get_channel(self, channel_id: str) -> ChannelRecord:
+        """One channel, with its sealed URL and secret."""
+
+    async def list_channels(self, page: PageQuery) -> list[NotificationChannel]:
+        """Channels, newest first."""
+
+    async def update_channel(self, channel_id: str, change: ChannelChange) -> ChannelRecord:
+        """Apply ``change`` to a channel atomically."""
+
+    async def delete_channel(self, channel_id: str) -> None:
+        """Delete a channel; ``Conflict`` while a policy sends to it."""
+
+    async def add_policy(self, policy: NotificationPolicy) -> None:
+        """Store a new policy; ``NotFound`` naming ``channel_id`` if its channel is unknown."""
+
+    async def get_policy(self, policy_id: str) -> NotificationPolicy:
+        """One policy."""
+
+    async def list_policies(self, page: PageQuery) -> list[NotificationPolicy]:
+        """Policies, newest first."""
+
+    async def update_policy(self, policy_id: str, change: PolicyChange) -> NotificationPolicy:
+        """Apply ``change`` to a policy atomically; disabling it forgets its alert groups."""
+
+    async def delete_policy(self, policy_id: str) -> None:
+        """Delete a policy and its alert groups (its deliveries stay in the log)."""
+
+    # --- alert groups and deliveries --------------------------------------------
+
+    async def route_events(self, now_us: int, limit: int, router: Router) -> int:
+        """Route up to ``limit`` events stored after the routing cursor; return how many."""
+
+    async def flush_groups(self, now_us: int, limit: int, composer: Composer) -> int:
+        """Compose the messages of up to ``limit`` due groups; return how many were due."""
+
+    async def next_due(self) -> int | None:
+        """When a group or a delivery is next due (µs), if ever."""
+
+    async def add_delivery(self, new: NewDelivery, attempt: AttemptRecord | None = None) -> None:
+        """Store a message to send now, or one already attempted (with that attempt)."""
+
+    async def claim_deliveries(self, now_us: int, lease_us: int, limit: int) -> list[DeliveryJob]:
+        """Up to ``limit`` due deliveries, each leased for one attempt."""
+
+    async def record_attempt(self, attempt: AttemptRecord) -> None:
+        """Log an attempt and set its delivery's state."""
+
+    async def get_delivery(self, delivery_id: str) -> NotificationDelivery:
+        """One delivery with its attempts."""
+
+    async def list_deliveries(self, query: DeliveryFilter) -> list[NotificationDelivery]:
+        """Deliveries matching ``query``, newest first, with their attempts."""

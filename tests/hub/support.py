@@ -15,6 +15,7 @@ import orjson
 
 from agent.model.events import new_id
 from hub import HubSettings, serve_hub
+from hub.clock import Clock
 
 ADMIN = "test-admin-token"
 V1 = "/api/v1"
@@ -80,10 +81,13 @@ def settings(state_dir: Any, **overrides: Any) -> HubSettings:
 
 
 @contextlib.asynccontextmanager
-async def running(hub_settings: HubSettings) -> AsyncIterator[Running]:
-    """Serve a hub for the block, with an admin session."""
+async def running(hub_settings: HubSettings, clock: Clock | None = None) -> AsyncIterator[Running]:
+    """Serve a hub for the block, with an admin session (``clock``: its background clock)."""
     headers = {"Authorization": f"Bearer {ADMIN}"}
-    async with serve_hub(hub_settings) as url, aiohttp.ClientSession(url, headers=headers) as s:
+    async with (
+        serve_hub(hub_settings, clock=clock) as url,
+        aiohttp.ClientSession(url, headers=headers) as s,
+    ):
         hub = Running(url, hub_settings, s)
         try:
             yield hub

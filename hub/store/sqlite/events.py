@@ -17,11 +17,11 @@ from agent.model.vocabulary import Source, Status
 from hub import clock
 from hub.api.schemas import EventIn, EventOut
 from hub.errors import InvalidInput
-from hub.store.records import EventFilter, SourceStatus
+from hub.store.records import Cursor, EventFilter, SourceStatus
 from hub.store.sqlite.rows import dumps, loads, placeholders
 
-_COLUMNS = "id, time, prediction_environment_id, deployment_id, source, type, status, message, data"
-_INSERT = f"INSERT OR IGNORE INTO events ({_COLUMNS}) VALUES ({placeholders(9)})"
+COLUMNS = "id, time, prediction_environment_id, deployment_id, source, type, status, message, data"
+_INSERT = f"INSERT OR IGNORE INTO events ({COLUMNS}) VALUES ({placeholders(9)})"
 _INDEX_NEW = (
     "INSERT INTO events_fts (rowid, message, data) "
     "SELECT seq, message, data FROM events WHERE seq > ?"
@@ -54,14 +54,14 @@ def insert(conn: sqlite3.Connection, events: Sequence[EventIn]) -> int:
 def select(conn: sqlite3.Connection, query: EventFilter) -> list[EventOut]:
     """One page of events matching ``query``, newest first."""
     try:
-        where, params = _where(query, conn)
-        sql = f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY time DESC, id DESC LIMIT ?"
+        where_sql, params = where(query, conn)
+        sql = f"SELECT {COLUMNS} FROM events WHERE {where_sql} ORDER BY time DESC, id DESC LIMIT ?"
         rows = conn.execute(sql, [*params, query.limit]).fetchall()
     except sqlite3.OperationalError as exc:
         if query.match is None or "fts5" not in str(exc):
             raise
         raise InvalidInput.field("q", f"cannot search for this: {exc}", query.match) from None
-    return [_event(row) for row in rows]
+    return [from_row(row) for row in rows]
 
 
 def health_sources(
@@ -105,7 +105,8 @@ def _latest_per_source(rows: list[Row]) -> list[tuple[Any, ...]]:
     return [(r[3], r[4], r[6], r[7], r[0], r[1]) for r in latest.values()]
 
 
-def _where(query: EventFilter, conn: sqlite3.Connection) -> tuple[str, list[Any]]:
+def where(query: EventFilter, conn: sqlite3.Connection) -> tuple[str, list[Any]]:
+    """The ``WHERE`` clause of ``query`` (its filters and cursor) and its parameters."""
     equal = {
         "prediction_environment_id": query.prediction_environment_id,
         "deployment_id": query.deployment_id,
@@ -118,16 +119,31 @@ def _where(query: EventFilter, conn: sqlite3.Connection) -> tuple[str, list[Any]
     if query.since_us is not None:
         clauses.append("time >= ?")
         params.append(query.since_us)
-    if query.until_us is not None:
+    until, after = _upper_bound(query)
+    if until is not None:
         clauses.append("time < ?")
-        params.append(query.until_us)
-    if query.after is not None:
+        params.append(until)
+    if after is not None:
         clauses.append("(time, id) < (?, ?)")
-        params += [query.after.time_us, query.after.id]
+        params += [after.time_us, after.id]
     if query.match is not None:
         clauses.append(_matching(conn, query.match))
         params.append(query.match)
     return " AND ".join(clauses) or "1", params
+
+
+def _upper_bound(query: EventFilter) -> tuple[int | None, Cursor | None]:
+    """``until`` and the cursor, keeping only the tighter when both are given.
+
+    SQLite bounds an index range by one of them only and filters by the other,
+    so with both every page would walk from ``until`` down to the cursor: deep
+    pages (an export's later chunks) would cost more and more. One implies the
+    other, so the looser one is dropped.
+    """
+    until, after = query.until_us, query.after
+    if until is None or after is None:
+        return until, after
+    return (None, after) if after.time_us < until else (until, None)
 
 
 def _matching(conn: sqlite3.Connection, match: str) -> str:
@@ -144,7 +160,8 @@ def _matching(conn: sqlite3.Connection, match: str) -> str:
     return f"{lead} IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
 
 
-def _event(row: tuple[Any, ...]) -> EventOut:
+def from_row(row: tuple[Any, ...]) -> EventOut:
+    """An event from a row of ``COLUMNS``."""
     return EventOut.model_construct(
         id=row[0],
         time=clock.from_us(row[1]),

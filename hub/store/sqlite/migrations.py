@@ -12,6 +12,18 @@ tie-breaker the cursor needs. Full-text search is an *external-content* FTS5
 table over ``message`` and ``data``: it stores only the index, and rows are
 added to it with one ``INSERT … SELECT`` per ingest transaction, which costs a
 fraction of a per-row trigger (measured: ~50k vs ~17k events/s).
+
+Migration 2 adds notifications and retention. ``hub_state`` holds single
+values: the routing cursor (the last event ``seq`` the notification router has
+looked at, starting at the events already stored, so nothing old is notified),
+the retention set through the API, the last purge. Channels keep their URL and
+secret sealed (encrypted); a policy is its JSON document plus the columns it is
+looked up by. An *alert group* is what one policy has told about one deployment:
+its state is JSON, ``flush_at`` (indexed) is when it next has something to
+send; the events waiting for its next message are rows of
+``notification_pending``. A delivery is one message to one channel, with
+its rendered body and the time of its next attempt (indexed while pending);
+every attempt is a row of ``notification_attempts``.
 """
 
 from __future__ import annotations
@@ -116,6 +128,91 @@ MIGRATIONS: tuple[str, ...] = (
         event_id TEXT NOT NULL,
         time INTEGER NOT NULL,
         PRIMARY KEY (deployment_id, source)
+    ) WITHOUT ROWID;
+    """,
+    # 2: notifications (channels, policies, alert groups, deliveries), retention state
+    """
+    CREATE TABLE hub_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO hub_state (key, value) SELECT 'routed_seq', coalesce(max(seq), 0) FROM events;
+
+    CREATE TABLE notification_channels (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        url_sealed BLOB NOT NULL,
+        url_shown TEXT NOT NULL,
+        secret_sealed BLOB,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX notification_channels_by_created ON notification_channels(created_at, id);
+
+    CREATE TABLE notification_policies (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        channel_id TEXT NOT NULL REFERENCES notification_channels(id),
+        enabled INTEGER NOT NULL,
+        spec TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX notification_policies_by_created ON notification_policies(created_at, id);
+    CREATE INDEX notification_policies_by_channel ON notification_policies(channel_id);
+
+    CREATE TABLE notification_groups (
+        policy_id TEXT NOT NULL REFERENCES notification_policies(id) ON DELETE CASCADE,
+        group_key TEXT NOT NULL,
+        flush_at INTEGER,
+        state TEXT NOT NULL,
+        PRIMARY KEY (policy_id, group_key)
+    ) WITHOUT ROWID;
+    CREATE INDEX notification_groups_due ON notification_groups(flush_at)
+        WHERE flush_at IS NOT NULL;
+    CREATE INDEX notification_groups_by_key ON notification_groups(group_key);
+
+    CREATE TABLE notification_pending (
+        policy_id TEXT NOT NULL,
+        group_key TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        event TEXT NOT NULL,
+        PRIMARY KEY (policy_id, group_key, seq),
+        FOREIGN KEY (policy_id, group_key)
+            REFERENCES notification_groups(policy_id, group_key) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+
+    CREATE TABLE notification_deliveries (
+        id TEXT PRIMARY KEY,
+        channel_id TEXT NOT NULL,
+        policy_id TEXT,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        prediction_environment_id TEXT,
+        deployment_id TEXT,
+        event_ids TEXT NOT NULL,
+        body BLOB NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER,
+        next_attempt_at INTEGER,
+        last_error TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX notification_deliveries_due ON notification_deliveries(next_attempt_at)
+        WHERE state = 'pending';
+    CREATE INDEX notification_deliveries_by_created ON notification_deliveries(created_at, id);
+
+    CREATE TABLE notification_attempts (
+        delivery_id TEXT NOT NULL REFERENCES notification_deliveries(id) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        duration_ms REAL NOT NULL,
+        outcome TEXT NOT NULL,
+        http_status INTEGER,
+        error TEXT NOT NULL,
+        PRIMARY KEY (delivery_id, number)
     ) WITHOUT ROWID;
     """,
 )

@@ -16,19 +16,60 @@ from pathlib import Path
 from typing import Any
 
 from agent.model.desired import DesiredDeployment
-from hub.api.schemas import EventIn, EventOut, ModelPackage, Observed, PredictionEnvironment
+from hub.api.schemas import (
+    EventIn,
+    EventOut,
+    ExportFormat,
+    ModelPackage,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationPolicy,
+    Observed,
+    PredictionEnvironment,
+)
 from hub.settings import DatabaseSettings
-from hub.store.interface import DeploymentChange
-from hub.store.records import DeploymentRecord, EventFilter, PageQuery, Replay
-from hub.store.sqlite import deployments, environments, migrations, packages
+from hub.store.interface import ChannelChange, DeploymentChange, PolicyChange
+from hub.store.records import (
+    AttemptRecord,
+    ChannelRecord,
+    Composer,
+    DeliveryFilter,
+    DeliveryJob,
+    DeploymentRecord,
+    EventFilter,
+    ExportChunk,
+    NewDelivery,
+    PageQuery,
+    Replay,
+    RetentionState,
+    Router,
+)
+from hub.store.sqlite import (
+    alerting,
+    channels,
+    deliveries,
+    deployments,
+    environments,
+    exports,
+    migrations,
+    packages,
+    policies,
+    retention,
+)
 from hub.store.sqlite import events as event_sql
 from hub.store.sqlite.connections import connect
 from hub.store.sqlite.threads import ConnectionThreads
 
+SCANNERS = 2
+"""Threads (and connections) for exports: two exports run at once, more take turns."""
+
 
 @contextlib.asynccontextmanager
 async def open_sqlite(
-    path: Path, settings: DatabaseSettings, on_change: Callable[[str], None]
+    path: Path,
+    settings: DatabaseSettings,
+    on_change: Callable[[str], None],
+    on_events: Callable[[], None] | None = None,
 ) -> AsyncIterator[SqliteStore]:
     """Open (creating and migrating as needed) the database at ``path``; close it after."""
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
@@ -36,21 +77,42 @@ async def open_sqlite(
         partial(connect, path, settings, writer=True),
         partial(connect, path, settings, writer=False),
         settings.readers,
+        partial(connect, path, settings, writer=False, scanner=True),
+        SCANNERS,
     )
     await threads.start()
     try:
         await threads.write(migrations.migrate, transaction=False)
-        yield SqliteStore(threads, on_change)
+        yield SqliteStore(threads, on_change, on_events or _nothing)
     finally:
         await threads.close()
+
+
+def _nothing() -> None:
+    pass
 
 
 class SqliteStore:
     """The hub's state in one SQLite file (WAL mode)."""
 
-    def __init__(self, threads: ConnectionThreads, on_change: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        threads: ConnectionThreads,
+        on_change: Callable[[str], None],
+        on_events: Callable[[], None] = _nothing,
+    ) -> None:
         self._threads = threads
         self._on_change = on_change
+        self._on_events = on_events
+
+    def _changed(self, pe_id: str) -> None:
+        self._on_change(pe_id)
+        self._on_events()
+
+    def _events_if(self, stored: object) -> None:
+        """Ring ``on_events`` if a write stored any event (a count, a flag, a list)."""
+        if stored:
+            self._on_events()
 
     async def close(self) -> None:
         """Finish pending work and release every connection."""
@@ -92,13 +154,15 @@ class SqliteStore:
     ) -> bool:
         """Note a heartbeat; if the agent was not online, mark it and store ``online()``."""
         return await self._threads.write(
-            partial(environments.heartbeat, pe_id=pe_id, at_us=at_us, info=info, online=online)
+            partial(environments.heartbeat, pe_id=pe_id, at_us=at_us, info=info, online=online),
+            after=self._events_if,
         )
 
     async def mark_offline(self, cutoff_us: int, offline: Callable[[str], EventIn]) -> list[str]:
         """Mark offline every online agent silent since before ``cutoff_us``; store events."""
         return await self._threads.write(
-            partial(environments.mark_offline, cutoff_us=cutoff_us, offline=offline)
+            partial(environments.mark_offline, cutoff_us=cutoff_us, offline=offline),
+            after=self._events_if,
         )
 
     async def add_package(self, package: ModelPackage) -> tuple[ModelPackage, bool]:
@@ -126,7 +190,7 @@ class SqliteStore:
         pe_id = record.prediction_environment_id
         await self._threads.write(
             partial(deployments.add, record=record, event=event),
-            after=lambda _: self._on_change(pe_id),
+            after=lambda _: self._changed(pe_id),
         )
 
     async def update_deployment(
@@ -135,7 +199,7 @@ class SqliteStore:
         """Apply ``change`` to a live deployment atomically; a change of its PE."""
         return await self._threads.write(
             partial(deployments.update, deployment_id=deployment_id, change=change),
-            after=lambda record: self._on_change(record.prediction_environment_id),
+            after=lambda record: self._changed(record.prediction_environment_id),
         )
 
     async def get_deployment(self, deployment_id: str) -> DeploymentRecord:
@@ -166,8 +230,118 @@ class SqliteStore:
 
     async def add_events(self, events: Sequence[EventIn]) -> int:
         """Store the events not stored yet (by id); return how many were new."""
-        return await self._threads.write(partial(event_sql.insert, events=events))
+        return await self._threads.write(
+            partial(event_sql.insert, events=events),
+            after=self._events_if,
+        )
 
     async def list_events(self, query: EventFilter) -> list[EventOut]:
         """Events matching ``query``, newest first (time, then id)."""
         return await self._threads.read(partial(event_sql.select, query=query))
+
+    async def scan_events(self, query: EventFilter, fmt: ExportFormat) -> ExportChunk:
+        """Up to ``query.limit`` events after ``query.after``, newest first, rendered as ``fmt``."""
+        return await self._threads.scan(partial(exports.scan, query=query, fmt=fmt))
+
+    async def retention(self) -> RetentionState:
+        """The retention set through the API (if any) and the last purge."""
+        return await self._threads.read(retention.read)
+
+    async def set_retention(self, days: int, at_us: int) -> RetentionState:
+        """Set the retention."""
+        return await self._threads.write(partial(retention.write, days=days, at_us=at_us))
+
+    async def purge_events(self, now_us: int, default_days: int, limit: int) -> int:
+        """Remove up to ``limit`` events older than the retention (one transaction)."""
+        return await self._threads.write(
+            partial(retention.purge_batch, now_us=now_us, default_days=default_days, limit=limit)
+        )
+
+    async def record_purge(self, at_us: int, removed: int, events: Sequence[EventIn]) -> None:
+        """Note a finished purge and store the events recording it."""
+        await self._threads.write(
+            partial(retention.record, at_us=at_us, removed=removed, recorded=events),
+            after=lambda _: self._events_if(events),
+        )
+
+    async def add_channel(self, record: ChannelRecord) -> None:
+        """Store a new channel; ``Conflict`` if its name is taken."""
+        await self._threads.write(partial(channels.add, record=record))
+
+    async def get_channel(self, channel_id: str) -> ChannelRecord:
+        """One channel, with its sealed URL and secret."""
+        return await self._threads.read(partial(channels.get, channel_id=channel_id))
+
+    async def list_channels(self, page: PageQuery) -> list[NotificationChannel]:
+        """Channels, newest first."""
+        return await self._threads.read(partial(channels.page, query=page))
+
+    async def update_channel(self, channel_id: str, change: ChannelChange) -> ChannelRecord:
+        """Apply ``change`` to a channel atomically."""
+        return await self._threads.write(
+            partial(channels.update, channel_id=channel_id, change=change)
+        )
+
+    async def delete_channel(self, channel_id: str) -> None:
+        """Delete a channel; ``Conflict`` while a policy sends to it."""
+        await self._threads.write(partial(channels.delete, channel_id=channel_id))
+
+    async def add_policy(self, policy: NotificationPolicy) -> None:
+        """Store a new policy; ``NotFound`` naming ``channel_id`` if its channel is unknown."""
+        await self._threads.write(partial(policies.add, policy=policy))
+
+    async def get_policy(self, policy_id: str) -> NotificationPolicy:
+        """One policy."""
+        return await self._threads.read(partial(policies.get, policy_id=policy_id))
+
+    async def list_policies(self, page: PageQuery) -> list[NotificationPolicy]:
+        """Policies, newest first."""
+        return await self._threads.read(partial(policies.page, query=page))
+
+    async def update_policy(self, policy_id: str, change: PolicyChange) -> NotificationPolicy:
+        """Apply ``change`` to a policy atomically; disabling it forgets its alert groups."""
+        return await self._threads.write(
+            partial(policies.update, policy_id=policy_id, change=change)
+        )
+
+    async def delete_policy(self, policy_id: str) -> None:
+        """Delete a policy and its alert groups (its deliveries stay in the log)."""
+        await self._threads.write(partial(policies.delete, policy_id=policy_id))
+
+    async def route_events(self, now_us: int, limit: int, router: Router) -> int:
+        """Route up to ``limit`` events stored after the routing cursor; return how many."""
+        return await self._threads.write(
+            partial(alerting.route, now_us=now_us, limit=limit, router=router)
+        )
+
+    async def flush_groups(self, now_us: int, limit: int, composer: Composer) -> int:
+        """Compose the messages of up to ``limit`` due groups; return how many were due."""
+        return await self._threads.write(
+            partial(alerting.flush, now_us=now_us, limit=limit, composer=composer)
+        )
+
+    async def next_due(self) -> int | None:
+        """When a group or a delivery is next due (µs), if ever."""
+        return await self._threads.read(alerting.next_due)
+
+    async def add_delivery(self, new: NewDelivery, attempt: AttemptRecord | None = None) -> None:
+        """Store a message to send now, or one already attempted (with that attempt)."""
+        await self._threads.write(partial(deliveries.add, new=new, attempt=attempt))
+
+    async def claim_deliveries(self, now_us: int, lease_us: int, limit: int) -> list[DeliveryJob]:
+        """Up to ``limit`` due deliveries, each leased for one attempt."""
+        return await self._threads.write(
+            partial(deliveries.claim, now_us=now_us, lease_us=lease_us, limit=limit)
+        )
+
+    async def record_attempt(self, attempt: AttemptRecord) -> None:
+        """Log an attempt and set its delivery's state."""
+        await self._threads.write(partial(deliveries.record, attempt=attempt))
+
+    async def get_delivery(self, delivery_id: str) -> NotificationDelivery:
+        """One delivery with its attempts."""
+        return await self._threads.read(partial(deliveries.get, delivery_id=delivery_id))
+
+    async def list_deliveries(self, query: DeliveryFilter) -> list[NotificationDelivery]:
+        """Deliveries matching ``query``, newest first, with their attempts."""
+        return await self._threads.read(partial(deliveries.page, query=query))

@@ -4,7 +4,9 @@ SQLite takes one writer at a time, and a connection belongs to the thread that
 opened it. So one *writer* thread runs every write, in the order submitted,
 each in its own ``BEGIN IMMEDIATE`` transaction; a small pool of *reader*
 threads answers reads, each in a read transaction, which in WAL mode is a
-consistent snapshot that never waits for the writer. Each thread opens its own
+consistent snapshot that never waits for the writer. Long scans (exports) go
+to *scanner* threads of their own, so they never queue ahead of the short
+reads that API requests wait on. Each thread opens its own
 connection when it starts and closes it when it stops.
 
 A job is a plain function of a connection. Its result travels back to the
@@ -126,19 +128,32 @@ class _Worker(threading.Thread):
 class ConnectionThreads:
     """A writer thread and a pool of reader threads, each with its own connection."""
 
-    def __init__(self, connect_writer: Connect, connect_reader: Connect, readers: int) -> None:
+    def __init__(
+        self,
+        connect_writer: Connect,
+        connect_reader: Connect,
+        readers: int,
+        connect_scanner: Connect | None = None,
+        scanners: int = 0,
+    ) -> None:
         self._connect_writer = connect_writer
         self._connect_reader = connect_reader
         self._readers = readers
+        self._connect_scanner = connect_scanner
+        self._scanners = scanners if connect_scanner is not None else 0
         self._write_jobs: queue.SimpleQueue[_Task[Any] | None] = queue.SimpleQueue()
         self._read_jobs: queue.SimpleQueue[_Task[Any] | None] = queue.SimpleQueue()
+        self._scan_jobs: queue.SimpleQueue[_Task[Any] | None] = queue.SimpleQueue()
         self._workers: list[_Worker] = []
 
     async def start(self) -> None:
-        """Start the writer, then the readers; raise if any cannot open its connection."""
+        """Start the writer, the readers, the scanners; raise if one cannot open its connection."""
         await self._spawn("hub db writer", self._connect_writer, self._write_jobs)
         for i in range(self._readers):
             await self._spawn(f"hub db reader {i}", self._connect_reader, self._read_jobs)
+        if self._connect_scanner is not None:
+            for i in range(self._scanners):
+                await self._spawn(f"hub db scanner {i}", self._connect_scanner, self._scan_jobs)
 
     async def write(
         self, fn: Job[T], *, after: Callable[[T], None] | None = None, transaction: bool = True
@@ -150,6 +165,11 @@ class ConnectionThreads:
     async def read(self, fn: Job[T]) -> T:
         """Run ``fn`` in one read transaction on a reader thread."""
         return await self._submit(self._read_jobs, fn, "BEGIN", None)
+
+    async def scan(self, fn: Job[T]) -> T:
+        """Run ``fn`` in one read transaction on a scanner thread (a reader if there are none)."""
+        jobs = self._scan_jobs if self._scanners else self._read_jobs
+        return await self._submit(jobs, fn, "BEGIN", None)
 
     async def close(self) -> None:
         """Let queued jobs finish, then stop every thread and close its connection."""

@@ -1,0 +1,114 @@
+"""SQL of notification channels: their sealed URL and secret, and the masked URL shown."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from hub import clock
+from hub.api.schemas import NotificationChannel
+from hub.errors import Conflict, NotFound
+from hub.store.interface import ChannelChange
+from hub.store.records import ChannelRecord, PageQuery
+from hub.store.sqlite.rows import page_clause, taken
+
+_COLUMNS = "id, name, type, url_shown, secret_sealed, created_at, updated_at, url_sealed"
+
+
+def add(conn: sqlite3.Connection, record: ChannelRecord) -> None:
+    """Insert a channel; ``Conflict`` if the name is taken."""
+    channel = record.channel
+    with taken(f"a notification channel named {channel.name!r} exists already"):
+        conn.execute(
+            f"INSERT INTO notification_channels ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            _row(record),
+        )
+
+
+def get(conn: sqlite3.Connection, channel_id: str) -> ChannelRecord:
+    """One channel, or ``NotFound``."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM notification_channels WHERE id = ?", (channel_id,)
+    ).fetchone()
+    if row is None:
+        raise NotFound.of("notification channel", channel_id)
+    return _record(row)
+
+
+def find(conn: sqlite3.Connection, channel_id: str) -> ChannelRecord | None:
+    """One channel, or None."""
+    try:
+        return get(conn, channel_id)
+    except NotFound:
+        return None
+
+
+def page(conn: sqlite3.Connection, query: PageQuery) -> list[NotificationChannel]:
+    """Channels, newest first."""
+    tail, params = page_clause(query, "created_at")
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM notification_channels WHERE 1{tail}", params)
+    return [_record(row).channel for row in rows.fetchall()]
+
+
+def update(conn: sqlite3.Connection, channel_id: str, change: ChannelChange) -> ChannelRecord:
+    """Apply ``change`` to a stored channel."""
+    new = change(get(conn, channel_id))
+    with taken(f"a notification channel named {new.channel.name!r} exists already"):
+        conn.execute(
+            "UPDATE notification_channels SET name = ?, url_shown = ?, secret_sealed = ?, "
+            "updated_at = ?, url_sealed = ? WHERE id = ?",
+            _update_values(new, channel_id),
+        )
+    return new
+
+
+def delete(conn: sqlite3.Connection, channel_id: str) -> None:
+    """Delete a channel; ``Conflict`` while a policy sends to it."""
+    get(conn, channel_id)
+    users = conn.execute(
+        "SELECT name FROM notification_policies WHERE channel_id = ? ORDER BY name LIMIT 5",
+        (channel_id,),
+    ).fetchall()
+    if users:
+        names = ", ".join(repr(row[0]) for row in users)
+        raise Conflict(f"notification policies send to this channel: {names}; change them first")
+    conn.execute("DELETE FROM notification_channels WHERE id = ?", (channel_id,))
+
+
+def _update_values(record: ChannelRecord, channel_id: str) -> tuple[Any, ...]:
+    channel = record.channel
+    return (
+        channel.name,
+        channel.url,
+        record.secret_sealed,
+        clock.to_us(channel.updated_at),
+        record.url_sealed,
+        channel_id,
+    )
+
+
+def _row(record: ChannelRecord) -> tuple[Any, ...]:
+    channel = record.channel
+    return (
+        channel.id,
+        channel.name,
+        channel.type,
+        channel.url,
+        record.secret_sealed,
+        clock.to_us(channel.created_at),
+        clock.to_us(channel.updated_at),
+        record.url_sealed,
+    )
+
+
+def _record(row: tuple[Any, ...]) -> ChannelRecord:
+    channel = NotificationChannel(
+        id=row[0],
+        name=row[1],
+        type=row[2],
+        url=row[3],
+        has_secret=row[4] is not None,
+        created_at=clock.from_us(row[5]),
+        updated_at=clock.from_us(row[6]),
+    )
+    return ChannelRecord(channel, bytes(row[7]), None if row[4] is None else bytes(row[4]))

@@ -1,0 +1,60 @@
+"""A database made by the previous hub version is upgraded in place; nothing old is notified."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import orjson
+import pytest
+
+from hub.store.sqlite import migrations
+from tests.hub.receivers import receiving
+from tests.hub.support import V1, event, ok, running, settings
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_upgrade_from_version_1_keeps_events_and_notifies_only_new_ones(
+    tmp_path: Path, anyio_backend: str
+) -> None:
+    hub_settings = settings(tmp_path)
+    async with running(hub_settings) as hub:
+        pe = await hub.pe()
+        old = [event(pe["id"], deployment_id="d", status="failing") for _ in range(5)]
+        await ok(hub.admin.post(f"{V1}/events", json={"events": old}))
+    await asyncio.to_thread(_downgrade_to_version_1, hub_settings.database_path)
+    async with running(hub_settings) as hub, receiving() as receiver:
+        listed = await ok(hub.admin.get(f"{V1}/events"))
+        assert {e["id"] for e in listed["items"]} == {e["id"] for e in old}
+        body = {"name": "w", "type": "webhook", "url": receiver.url}
+        channel = await ok(hub.admin.post(f"{V1}/notification-channels", json=body), 201)
+        policy = {"name": "p", "channel_id": channel["id"], "group_window_s": 0}
+        await ok(hub.admin.post(f"{V1}/notification-policies", json=policy), 201)
+        new = event(pe["id"], deployment_id="d", status="failing")
+        await ok(hub.admin.post(f"{V1}/events", json={"events": [new]}))
+        (request,) = await receiver.wait_for(1)
+        await receiver.nothing_more(1)
+    assert [e["id"] for e in orjson.loads(request.body)["events"]] == [new["id"]]
+
+
+def _downgrade_to_version_1(path: Path) -> None:
+    """Drop what migration 2 added, as if the hub before it had made this database."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        tables = [
+            "notification_attempts",
+            "notification_deliveries",
+            "notification_pending",
+            "notification_groups",
+            "notification_policies",
+            "notification_channels",
+            "hub_state",
+        ]
+        for table in tables:
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("PRAGMA user_version = 1")
+        assert len(migrations.MIGRATIONS) == 2
+    finally:
+        conn.close()
