@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -143,7 +143,41 @@ class LogSettings(_Group):
     """``json`` writes one JSON object a line, for log shippers."""
 
 
-class AgentSettings(BaseSettings):
+class LayeredSettings(BaseSettings):
+    """Base of each process's settings class: flags > environment > YAML file > defaults."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags (init), then environment, then the YAML file."""
+        return (init_settings, env_settings, _YamlFileSource(settings_cls))
+
+    @classmethod
+    def load(
+        cls, config_file: Path | None = None, overrides: Mapping[str, Any] | None = None
+    ) -> Self:
+        """Build settings from every source, or raise ``ConfigError`` listing each problem."""
+        token = _config_file.set(config_file)
+        try:
+            settings = cls(**dict(overrides or {}))
+        except ValidationError as exc:
+            raise ConfigError(explain(exc), source=_source_name(config_file)) from None
+        finally:
+            _config_file.reset(token)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Checks that span fields or touch the outside world; raise ``ConfigError``."""
+
+
+class AgentSettings(LayeredSettings):
     """Every setting of one agent process."""
 
     model_config = SettingsConfigDict(
@@ -190,34 +224,9 @@ class AgentSettings(BaseSettings):
         """The event log's path, resolved against the state directory."""
         return self.event_log or self.state_dir / "events.jsonl"
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Flags (init), then environment, then the YAML file."""
-        return (init_settings, env_settings, _YamlFileSource(settings_cls))
-
-    @classmethod
-    def load(
-        cls, config_file: Path | None = None, overrides: Mapping[str, Any] | None = None
-    ) -> AgentSettings:
-        """Build settings from every source, or raise ``ConfigError`` listing each problem."""
-        token = _config_file.set(config_file)
-        try:
-            return cls(**dict(overrides or {}))
-        except ValidationError as exc:
-            raise ConfigError(explain(exc), source=_source_name(config_file)) from None
-        finally:
-            _config_file.reset(token)
-
 
 class _YamlFileSource(PydanticBaseSettingsSource):
-    """Reads the YAML config file named by :meth:`AgentSettings.load`."""
+    """Reads the YAML config file named by :meth:`LayeredSettings.load`."""
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         raise NotImplementedError  # __call__ is overridden; never asked per field

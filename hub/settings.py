@@ -12,18 +12,13 @@ error wording are the agent's, reused from :mod:`agent.settings`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
 from agent.errors import ConfigError
-from agent.settings import LogSettings, explain, read_yaml_mapping
-
-_config_file: ContextVar[Path | None] = ContextVar("pilothouse_hub_config_file", default=None)
+from agent.settings import LayeredSettings, LogSettings
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -118,7 +113,7 @@ class RetentionSettings(_Group):
     """Pause between two purge transactions."""
 
 
-class HubSettings(BaseSettings):
+class HubSettings(LayeredSettings):
     """Every setting of one hub process."""
 
     model_config = SettingsConfigDict(
@@ -181,41 +176,6 @@ class HubSettings(BaseSettings):
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.listen.port}"
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Flags (init), then environment, then the YAML file."""
-        return (init_settings, env_settings, _YamlFileSource(settings_cls))
-
-    @classmethod
-    def load(
-        cls, config_file: Path | None = None, overrides: Mapping[str, Any] | None = None
-    ) -> HubSettings:
-        """Build settings from every source, or raise ``ConfigError`` listing each problem."""
-        token = _config_file.set(config_file)
-        try:
-            settings = cls(**dict(overrides or {}))
-        except ValidationError as exc:
-            source = f"configuration ({config_file})" if config_file else "configuration"
-            raise ConfigError(explain(exc), source=source) from None
-        finally:
-            _config_file.reset(token)
-        _ = settings.database_path  # refuse a wrong URL at start, not at first use
-        return settings
-
-
-class _YamlFileSource(PydanticBaseSettingsSource):
-    """Reads the YAML config file named by :meth:`HubSettings.load`."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        raise NotImplementedError  # __call__ is overridden; never asked per field
-
-    def __call__(self) -> dict[str, Any]:
-        path = _config_file.get()
-        return {} if path is None else read_yaml_mapping(path)
+    def check(self) -> None:
+        """Refuse a wrong database URL at start, not at first use."""
+        _ = self.database_path

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from pathlib import Path
 from typing import Any
 
+from agent.cli import signals
 from agent.errors import CrashLoopError
 from agent.observability import logs
 from agent.runtime import Agent
@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     settings = load(args.config, overrides(args))
     handle = logs.configure(settings.log)
     try:
-        asyncio.run(_serve(Agent(settings)))
+        agent = Agent(settings)
+        asyncio.run(signals.until_signalled(agent.serve(), agent.request_stop))
     except CrashLoopError:
         return 1  # already reported as an event and in the log
     finally:
@@ -86,24 +87,9 @@ def load(config: Path | None, flags: dict[str, Any]) -> AgentSettings:
     return AgentSettings.load(config, flags)
 
 
-async def _serve(agent: Agent) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, agent.request_stop)
-    try:
-        await agent.serve()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-
-
 def settings_reference(args: argparse.Namespace) -> int:
     """Print every setting with its environment variable, default and meaning (Markdown)."""
-    print("| setting | environment variable | default | meaning |")
-    print("|---|---|---|---|")
-    for name, default, doc in reference():
-        print(f"| `{name}` | `{env_name(name)}` | `{default}` | {doc} |")
-    return 0
+    return signals.print_reference(reference(), env_name)
 
 
 def env_name(setting: str) -> str:

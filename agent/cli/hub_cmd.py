@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from pathlib import Path
 from typing import Any
 
+from agent.cli import signals
 from agent.cli.agent_cmd import env_name as agent_env_name
 from agent.observability import logs
 from agent.settings import reference
@@ -70,30 +70,16 @@ def run(args: argparse.Namespace) -> int:
     settings = HubSettings.load(args.config, overrides(args))
     handle = logs.configure(settings.log)
     try:
-        asyncio.run(_serve(Hub(settings)))
+        hub = Hub(settings)
+        asyncio.run(signals.until_signalled(hub.serve(), hub.request_stop))
     finally:
         handle.close()
     return 0
 
 
-async def _serve(hub: Hub) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, hub.request_stop)
-    try:
-        await hub.serve()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-
-
 def settings_reference(args: argparse.Namespace) -> int:
     """Print every hub setting with its environment variable, default and meaning."""
-    print("| setting | environment variable | default | meaning |")
-    print("|---|---|---|---|")
-    for name, default, doc in reference(HubSettings):
-        print(f"| `{name}` | `{env_name(name)}` | `{default}` | {doc} |")
-    return 0
+    return signals.print_reference(reference(HubSettings), env_name)
 
 
 def env_name(setting: str) -> str:

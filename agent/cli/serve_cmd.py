@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.cli import signals
 from agent.observability import logs
 from agent.settings import LogSettings
 
@@ -97,14 +97,7 @@ async def _serve(settings: ServerSettings) -> None:
     from serving import serve
 
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await serve(settings, stop=stop)
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+    await signals.until_signalled(serve(settings, stop=stop), stop.set)
 
 
 def _pair(item: str) -> tuple[str, Path]:

@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import os
 import secrets
-import signal
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from agent.cli import agent_cmd
+from agent.cli import agent_cmd, signals
 from agent.hublink.client import API, HubClient
 from agent.observability import logs
 from agent.runtime import Agent
@@ -52,24 +51,21 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Start everything; stop on SIGINT/SIGTERM."""
     handle = logs.configure(LogSettings(level=args.log_level))
+    stop = asyncio.Event()
     try:
-        asyncio.run(_up(args))
+        asyncio.run(signals.until_signalled(_up(args, stop), stop.set))
     finally:
         handle.close()
     return 0
 
 
-async def _up(args: argparse.Namespace) -> None:
+async def _up(args: argparse.Namespace, stop: asyncio.Event) -> None:
     state: Path = args.state_dir
     token = await asyncio.to_thread(_admin_token, state / "admin-token")
     hub = Hub(HubSettings.load(None, {
         "state_dir": state / "hub", "admin_token": token,
         "listen": {"host": args.host, "port": args.port}, "log": {"level": args.log_level},
     }))  # fmt: skip
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     hub_task = asyncio.create_task(hub.serve(), name="hub")
     try:
         url = await hub.wait_ready()
@@ -87,8 +83,6 @@ async def _up(args: argparse.Namespace) -> None:
     finally:
         hub.request_stop()
         await asyncio.gather(hub_task, return_exceptions=True)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
     print("pilothouse: stopped")
 
 
