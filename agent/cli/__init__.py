@@ -9,45 +9,45 @@ error Pilothouse raised on purpose.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
-from agent.cli import (
-    agent_cmd,
-    deployment_cmd,
-    events_cmd,
-    hub_cmd,
-    package_cmd,
-    pe_cmd,
-    plugins_cmd,
-    serve_cmd,
-    up_cmd,
-)
 from agent.errors import ConfigError, PilothouseError
 
+COMMANDS = {
+    "agent": "agent.cli.agent_cmd",
+    "plugins": "agent.cli.plugins_cmd",
+    "package": "agent.cli.package_cmd",
+    "serve": "agent.cli.serve_cmd",
+    "hub": "agent.cli.hub_cmd",
+    "pe": "agent.cli.pe_cmd",
+    "deployment": "agent.cli.deployment_cmd",
+    "events": "agent.cli.events_cmd",
+    "up": "agent.cli.up_cmd",
+}
+"""Subcommand to the module that registers it, imported only when needed: a
+prediction server started as ``pilothouse serve`` does not load the hub."""
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of every subcommand."""
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand (or of ``only``, when that is the one to run)."""
     parser = argparse.ArgumentParser(
         prog="pilothouse",
         description="Deploy, replace, stop and watch models on any infrastructure.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    agent_cmd.register(sub)
-    plugins_cmd.register(sub)
-    package_cmd.register(sub)
-    serve_cmd.register(sub)
-    hub_cmd.register(sub)
-    pe_cmd.register(sub)
-    deployment_cmd.register(sub)
-    events_cmd.register(sub)
-    up_cmd.register(sub)
+    for name, module in COMMANDS.items():
+        if only is None or name == only:
+            importlib.import_module(module).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    only = argv[0] if argv and argv[0] in COMMANDS else None
+    args = build_parser(only).parse_args(argv)
     try:
         code: int = args.handler(args)
     except ConfigError as exc:
