@@ -13,6 +13,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 
 from modelpkg.errors import ModelLoadError
@@ -62,6 +63,17 @@ def _frame_maker(estimator: Any, manifest: Manifest) -> Any:
     return lambda matrix: pd.DataFrame(matrix, columns=columns)
 
 
+_ARGMAX_OF_PROBA = frozenset({
+    "LogisticRegression",  # predict: argmax of the decision function; proba is monotonic in it
+    "RandomForestClassifier",  # predict: argmax of predict_proba
+    "ExtraTreesClassifier",
+    "DecisionTreeClassifier",
+    "GradientBoostingClassifier",
+    "HistGradientBoostingClassifier",
+})  # fmt: skip
+"""Estimators whose ``predict`` equals the argmax of ``predict_proba`` (not SVC: Platt scaling)."""
+
+
 class SklearnPredictor(Predictor):
     """Calls the estimator; reorders probability columns when needed."""
 
@@ -70,6 +82,13 @@ class SklearnPredictor(Predictor):
         self._order = order
         self._frame = frame
         self.supports_proba = callable(getattr(estimator, "predict_proba", None))
+        final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+        self._argmax_of_proba = (
+            self.supports_proba
+            and type(final).__name__ in _ARGMAX_OF_PROBA
+            and type(final).__module__.startswith("sklearn.")
+        )
+        self._classes = np.asarray(getattr(estimator, "classes_", []))
 
     def predict(self, matrix: npt.NDArray[Any]) -> Any:
         """``estimator.predict``."""
@@ -77,5 +96,23 @@ class SklearnPredictor(Predictor):
 
     def predict_proba(self, matrix: npt.NDArray[Any]) -> Any:
         """``estimator.predict_proba``, columns in manifest order."""
-        proba = self.estimator.predict_proba(matrix if self._frame is None else self._frame(matrix))
+        return self._ordered(self._raw_proba(matrix))
+
+    def predict_with_proba(self, matrix: npt.NDArray[Any]) -> tuple[Any, Any]:
+        """Labels and probabilities from one estimator call, where that is exact.
+
+        Each of scikit-learn's ``predict`` and ``predict_proba`` validates its
+        input again (about 130 µs for 100 rows): for the estimators listed in
+        :data:`_ARGMAX_OF_PROBA` the labels are taken from the probabilities
+        instead, which gives the same answer, ties included (first class wins).
+        """
+        if not self._argmax_of_proba:
+            return super().predict_with_proba(matrix)
+        raw = self._raw_proba(matrix)
+        return self._classes[np.argmax(raw, axis=1)], self._ordered(raw)
+
+    def _raw_proba(self, matrix: npt.NDArray[Any]) -> Any:
+        return self.estimator.predict_proba(matrix if self._frame is None else self._frame(matrix))
+
+    def _ordered(self, proba: Any) -> Any:
         return proba if self._order is None else proba[:, self._order]
