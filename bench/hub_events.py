@@ -509,7 +509,10 @@ class _TimedPlugin(TestPlugin):
 
 def package_archive(version: str) -> bytes:
     """A minimal valid package archive."""
-    manifest = f"name: bench\nversion: '{version}'\nformat: sklearn\nartifact: m.joblib\n".encode()
+    manifest = (
+        f"name: bench\nversion: '{version}'\nformat: sklearn\nartifact: m.joblib\n"
+        "target: {type: regression}\nfeatures: [{name: x}]\n"
+    ).encode()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for name, data in (("model.yaml", manifest), ("m.joblib", b"x")):

@@ -133,6 +133,7 @@ def package_bytes(
         manifest
         if manifest is not None
         else f"name: {name}\nversion: '{version}'\nformat: sklearn\nartifact: model.joblib\n"
+        "target: {type: classification, name: label, classes: [a, b]}\nfeatures: [{name: x}]\n"
     )
     members: list[tuple[tarfile.TarInfo, bytes | None]] = []
     if text:

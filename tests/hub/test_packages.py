@@ -113,34 +113,40 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], str]] = {
         ),
         "links",
     ),
-    "device": (lambda: package_bytes(extra=[(member("dev", tarfile.CHRTYPE), None)]), "only files"),
-    "fifo": (lambda: package_bytes(extra=[(member("fifo", tarfile.FIFOTYPE), None)]), "only files"),
+    "device": (
+        lambda: package_bytes(extra=[(member("dev", tarfile.CHRTYPE), None)]),
+        "device file",
+    ),
+    "fifo": (lambda: package_bytes(extra=[(member("fifo", tarfile.FIFOTYPE), None)]), "FIFO"),
     "too many files": (
         lambda: package_bytes(extra=[(member(f"f{i}"), b"") for i in range(20)]),
-        "more than 10 entries",
+        "number of members exceeds the limit of 10",
     ),
     "oversized member": (
         lambda: package_bytes(extra=[(member("big"), bytes(70 * 1024))]),
-        "larger than",
+        "member size exceeds the limit",
     ),
     "duplicate entry": (
         lambda: package_bytes(extra=[(member("model.joblib"), b"again")]),
         "more than once",
     ),
-    "gzip bomb": (_bomb, "unpacks to more than"),
+    "gzip bomb": (_bomb, "total uncompressed size exceeds the limit"),
     "not gzip": (lambda: b"PK\x03\x04 this is a zip file", "not a gzip"),
-    "corrupt gzip": (lambda: package_bytes()[:40], "corrupt gzip"),
+    "corrupt gzip": (lambda: package_bytes()[:40], "truncated or corrupt"),
     "gzip but not tar": (lambda: gzip.compress(b"hello " * 1000), "not a valid tar"),
     "missing manifest": (lambda: package_bytes(manifest=""), "no model.yaml"),
     "manifest not yaml": (lambda: package_bytes(manifest="name: [unclosed"), "not valid YAML"),
-    "manifest not a mapping": (lambda: package_bytes(manifest="- a\n- b\n"), "must be a mapping"),
+    "manifest not a mapping": (
+        lambda: package_bytes(manifest="- a\n- b\n"),
+        "expected a mapping at the top level",
+    ),
     "manifest bad format": (
         lambda: package_bytes(manifest="name: m\nversion: '1'\nformat: pickle\n"),
-        "model.yaml:format",
+        "format: got 'pickle'",
     ),
     "manifest missing version": (
         lambda: package_bytes(manifest="name: m\nformat: onnx\n"),
-        "model.yaml:version",
+        "version: required",
     ),
 }
 
