@@ -8,16 +8,6 @@ from typing import Any
 from agent.cli import export_cmd, remote
 from agent.hublink.client import API, HubClient
 
-_FILTERS = (
-    "prediction_environment_id",
-    "deployment_id",
-    "status",
-    "type",
-    "source",
-    "since",
-    "until",
-    "q",
-)
 _COLUMNS = ["time", "status", "type", "deployment_id", "message"]
 
 
@@ -26,16 +16,7 @@ def register(sub: Any) -> None:
     events = sub.add_parser("events", help="events on a hub")
     cmds = events.add_subparsers(dest="events_command", required=True, metavar="COMMAND")
     listing = cmds.add_parser("list", help="list events, newest first")
-    listing.add_argument("--pe", dest="prediction_environment_id")
-    listing.add_argument("--deployment", dest="deployment_id")
-    listing.add_argument(
-        "--status", choices=["passing", "at_risk", "failing", "unknown", "informational"]
-    )
-    listing.add_argument("--type")
-    listing.add_argument("--source", choices=["agent", "hub", "user", "monitor"])
-    listing.add_argument("--since", help="RFC 3339 time")
-    listing.add_argument("--until", help="RFC 3339 time")
-    listing.add_argument("-q", dest="q", help="full-text search in message and data")
+    remote.add_event_filters(listing)
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--all", action="store_true", help="follow every page")
     remote.add_connection_flags(listing)
@@ -44,7 +25,7 @@ def register(sub: Any) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    params = {k: str(getattr(args, k)) for k in _FILTERS if getattr(args, k) is not None}
+    params = remote.event_filters(args)
     params["limit"] = str(args.limit)
 
     async def work(hub: HubClient) -> int:

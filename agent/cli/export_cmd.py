@@ -25,16 +25,6 @@ from urllib.parse import urlencode
 from agent.cli import remote
 from agent.hublink.client import API, HubClient
 
-_FILTERS = (
-    "prediction_environment_id",
-    "deployment_id",
-    "status",
-    "type",
-    "source",
-    "since",
-    "until",
-    "q",
-)
 _FLUSH_BYTES = 1024 * 1024
 _REDRAW_S = 0.2
 
@@ -49,22 +39,13 @@ def register(cmds: Any) -> None:
     )
     export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
-    export.add_argument("--pe", dest="prediction_environment_id")
-    export.add_argument("--deployment", dest="deployment_id")
-    export.add_argument(
-        "--status", choices=["passing", "at_risk", "failing", "unknown", "informational"]
-    )
-    export.add_argument("--type")
-    export.add_argument("--source", choices=["agent", "hub", "user", "monitor"])
-    export.add_argument("--since", help="RFC 3339 time")
-    export.add_argument("--until", help="RFC 3339 time")
-    export.add_argument("-q", dest="q", help="full-text search in message and data")
+    remote.add_event_filters(export)
     remote.add_connection_flags(export)
     export.set_defaults(handler=_export)
 
 
 def _export(args: argparse.Namespace) -> int:
-    params = {k: str(getattr(args, k)) for k in _FILTERS if getattr(args, k) is not None}
+    params = remote.event_filters(args)
     params["format"] = args.format
     path = f"{API}/events/export?{urlencode(params)}"
     progress = _Progress(args.format) if sys.stderr.isatty() else None

@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.errors import ConfigError
 from agent.hublink.client import HubClient
+from agent.model.vocabulary import Source, Status
 from agent.settings import explain
 
 
@@ -48,6 +49,36 @@ def add_connection_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", help="bearer token (env PILOTHOUSE_TOKEN)")
     parser.add_argument("--token-file", type=Path, help="read the token from this file")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+EVENT_FILTERS = (
+    "prediction_environment_id",
+    "deployment_id",
+    "status",
+    "type",
+    "source",
+    "since",
+    "until",
+    "q",
+)
+"""Query parameters of ``GET /api/v1/events`` and its export, as the flags store them."""
+
+
+def add_event_filters(parser: argparse.ArgumentParser) -> None:
+    """The event filter flags shared by ``events list`` and ``events export``."""
+    parser.add_argument("--pe", dest="prediction_environment_id")
+    parser.add_argument("--deployment", dest="deployment_id")
+    parser.add_argument("--status", choices=[s.value for s in Status])
+    parser.add_argument("--type")
+    parser.add_argument("--source", choices=[s.value for s in Source])
+    parser.add_argument("--since", help="RFC 3339 time")
+    parser.add_argument("--until", help="RFC 3339 time")
+    parser.add_argument("-q", dest="q", help="full-text search in message and data")
+
+
+def event_filters(args: argparse.Namespace) -> dict[str, str]:
+    """The filters given as flags, as query parameters."""
+    return {k: str(getattr(args, k)) for k in EVENT_FILTERS if getattr(args, k) is not None}
 
 
 def client(args: argparse.Namespace) -> HubClient:
