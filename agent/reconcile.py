@@ -45,13 +45,12 @@ class Reconciler:
 
     async def __call__(self, dispatcher: Dispatcher, snapshot: Snapshot) -> None:
         """Record in ``dispatcher`` what runs, and report what will be done about it."""
-        self._dispatcher = dispatcher
         reports = await self._list()
         plan: Counter[str] = Counter()
         for report in reports:
             desired = snapshot.deployments.get(report.deployment_id)
             if desired is None:
-                plan[self._orphan(report)] += 1
+                plan[self._orphan(dispatcher, report)] += 1
                 continue
             applied = (
                 desired.model_copy(
@@ -63,7 +62,7 @@ class Reconciler:
                 if report.state is DeploymentState.READY
                 else None
             )
-            self._seed(report, applied)
+            _seed(dispatcher, report, applied)
             action = transitions.decide(report.state, applied, desired)
             plan[action.value if action else "unchanged"] += 1
         running = {r.deployment_id for r in reports}
@@ -104,20 +103,7 @@ class Reconciler:
                 )
                 await asyncio.sleep(delay)
 
-    def _seed(
-        self, report: DeploymentReport, applied: DesiredDeployment | None, *, adopted: bool = False
-    ) -> None:
-        self._dispatcher.seed(
-            report.deployment_id,
-            state=_settled_state(report.state),
-            status=report.status,
-            applied=applied,
-            model_package_id=report.model_package_id,
-            prediction_url=report.prediction_url,
-            adopted=adopted,
-        )
-
-    def _orphan(self, report: DeploymentReport) -> str:
+    def _orphan(self, dispatcher: Dispatcher, report: DeploymentReport) -> str:
         dep_id = report.deployment_id
         if self._orphans is OrphanPolicy.LEAVE:
             self._bus.report(
@@ -134,7 +120,7 @@ class Reconciler:
             challenger_ids=report.challenger_ids,
         )
         adopt = self._orphans is OrphanPolicy.ADOPT
-        self._seed(report, spec, adopted=adopt)
+        _seed(dispatcher, report, spec, adopted=adopt)
         if adopt:
             self._bus.report(
                 "agent.orphan_adopted",
@@ -151,8 +137,26 @@ class Reconciler:
             deployment_id=dep_id,
             data={"model_package_id": report.model_package_id},
         )
-        self._dispatcher.poke(dep_id)
+        dispatcher.poke(dep_id)
         return "stop"
+
+
+def _seed(
+    dispatcher: Dispatcher,
+    report: DeploymentReport,
+    applied: DesiredDeployment | None,
+    *,
+    adopted: bool = False,
+) -> None:
+    dispatcher.seed(
+        report.deployment_id,
+        state=_settled_state(report.state),
+        status=report.status,
+        applied=applied,
+        model_package_id=report.model_package_id,
+        prediction_url=report.prediction_url,
+        adopted=adopted,
+    )
 
 
 def _settled_state(found: DeploymentState) -> DeploymentState:

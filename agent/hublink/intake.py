@@ -52,8 +52,6 @@ class HubIntake:
         self._revision: int | None = None
         self._stream_failures = 0
         self._down = False
-        self.snapshots = 0
-        self.connected = asyncio.Event()
 
     async def run(self, started: Callable[[], None]) -> None:
         """Follow the hub until cancelled."""
@@ -75,7 +73,6 @@ class HubIntake:
         snap = await self._client.desired_state(self._pe)
         self._revision = snap.revision
         self._out.put(Snapshot({d.id: d for d in snap.deployments}, source="hub"))
-        self.snapshots += 1
         if self._down:
             self._down = False
             self._bus.report(
@@ -87,14 +84,11 @@ class HubIntake:
     async def _follow(self) -> None:
         try:
             async for message in self._client.watch(self._pe, self._revision):
-                self.connected.set()
                 self._stream_failures = 0
                 self._handle(message)
         except HubError:
             self._stream_failures += 1
             raise
-        finally:
-            self.connected.clear()
 
     def _handle(self, message: WatchMessage) -> None:
         if message.event == "resync":

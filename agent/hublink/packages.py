@@ -46,10 +46,13 @@ class PackageCache:
             async with self._client.stream(
                 "GET", f"{API}/model-packages/{model_package_id}/archive"
             ) as resp:
-                with await asyncio.to_thread(tmp.open, "wb") as out:
+                out = await asyncio.to_thread(tmp.open, "wb")
+                try:  # open, write and close all in threads: none may block the loop
                     async for chunk in resp.content.iter_chunked(1 << 20):
                         digest.update(chunk)
                         await asyncio.to_thread(out.write, chunk)
+                finally:
+                    await asyncio.to_thread(out.close)
             if digest.hexdigest() != sha:
                 raise HubRejectedError(
                     f"package {model_package_id}: downloaded sha256 {digest.hexdigest()} "

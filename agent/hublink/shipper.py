@@ -42,7 +42,6 @@ class EventShipper:
         self._backoff = Backoff(1.0, backoff_max_s)
         self._report = report
         self._failing = False
-        self.delivered = 0
 
     async def run(self, started: Callable[[], None]) -> None:
         """Ship until cancelled."""
@@ -66,7 +65,6 @@ class EventShipper:
             return False
         await self._post(pending.bodies)
         await self._outbox.ack(pending)
-        self.delivered += len(pending.bodies)
         if self._failing:
             self._failing = False
             self._report(

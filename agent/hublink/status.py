@@ -29,7 +29,6 @@ class StatusReporter:
         self._pending: dict[str, dict[str, Any]] = {}
         self._wake = asyncio.Event()
         self._backoff = Backoff(0.5, backoff_max_s)
-        self.sent = 0
 
     def observe(self, rec: DeploymentRecord) -> None:
         """Remember ``rec`` as it is now, to be sent."""
@@ -73,4 +72,3 @@ class StatusReporter:
                 del self._pending[dep_id]
             if not known:
                 log.info("hub no longer knows %s; its status is not reported", dep_id)
-            self.sent += 1
