@@ -126,24 +126,38 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 async def _wait(hub: HubClient, args: argparse.Namespace, dep: dict[str, Any]) -> int:
-    """Poll until the agent reports the requested generation settled; print each change."""
+    """Follow the agent's events for the requested generation until it has settled.
+
+    Every event the agent reports for this generation is printed once, in order
+    (so a fast ``launching`` is not missed between two looks at the observed
+    state), then the observed state it settled in.
+    """
     target = dep["desired"]["generation"]
     deadline = time.monotonic() + args.timeout
-    last: tuple[Any, ...] | None = None
+    shown: set[str] = set()
     while True:
+        if not args.json:
+            await _print_new_events(hub, dep["id"], target, shown)
         observed = dep["observed"]
-        seen = (observed.get("state"), observed.get("generation"), observed.get("model_package_id"))
-        if seen != last and not args.json:
-            print(
-                f"{dep['id']}: {seen[0]} (generation {seen[1]}, model {seen[2] or '-'})", flush=True
-            )
-            last = seen
         if (observed.get("generation") or 0) >= target and observed.get("state") in _SETTLED:
             if args.json:
                 remote.emit(args, dep, _COLUMNS)
+            else:
+                print(f"{dep['id']}: {observed['state']} (generation {observed['generation']}, "
+                      f"model {observed.get('model_package_id') or '-'})", flush=True)  # fmt: skip
             return 0 if observed["state"] != "errored" else 1
         if time.monotonic() > deadline:
             print(f"{dep['id']}: not settled after {args.timeout:g}s")
             return 1
         await asyncio.sleep(0.25)
         dep = await hub.request("GET", f"{API}/deployments/{dep['id']}")
+
+
+async def _print_new_events(hub: HubClient, dep_id: str, generation: int, shown: set[str]) -> None:
+    params = {"deployment_id": dep_id, "source": "agent", "limit": "100"}
+    page = await hub.request("GET", f"{API}/events", params=params)
+    for event in reversed(page["items"]):  # newest first on the wire
+        if event["id"] in shown or event["data"].get("generation", 0) < generation:
+            continue
+        shown.add(event["id"])
+        print(f"{dep_id}: {event['type']} {event['status']}: {event['message']}", flush=True)

@@ -56,6 +56,8 @@ async def test_a_user_deploys_and_replaces_with_the_cli(tmp_path: Path) -> None:
                                        pe["id"], "--package", p1, "--wait")  # fmt: skip
             assert code == 0, err
             assert "ready (generation 1" in out
+            # Every state the agent went through is shown, in order, even a fast one.
+            assert out.index("deployment.launching") < out.index("deployment.ready")
             listed = await cli_json(hub, "deployment", "list", "--pe", pe["id"])
             dep = listed[0]
             assert dep["observed"]["state"] == "ready"
@@ -63,6 +65,9 @@ async def test_a_user_deploys_and_replaces_with_the_cli(tmp_path: Path) -> None:
                                        "--package", p2, "--wait")  # fmt: skip
             assert code == 0, err
             assert f"ready (generation 2, model {p2})" in out
+            assert out.index("deployment.replacing_model") < out.index(
+                "action.replace_model.succeeded"
+            )
             code, table, _ = await cli(hub, "deployment", "list")
             assert "SERVICE_HEALTH.STATUS" in table and "passing" in table
         events = await cli_json(hub, "events", "list", "--deployment", dep["id"],
