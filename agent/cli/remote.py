@@ -114,9 +114,9 @@ def _read_token(path: Path) -> str:
 
 def run(args: argparse.Namespace, work: Callable[[HubClient], Awaitable[int]]) -> int:
     """Run ``work`` with a client, closing it afterwards."""
+    hub = client(args)  # reads the token file: before the loop runs, not on it
 
     async def main() -> int:
-        hub = client(args)
         try:
             return await work(hub)
         finally:
