@@ -21,7 +21,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from agent.errors import PermanentPluginError, PluginError, TemporaryPluginError
+from agent.errors import (
+    HubRejectedError,
+    HubUnreachableError,
+    PermanentPluginError,
+    PluginError,
+    TemporaryPluginError,
+)
 from agent.model.desired import DesiredDeployment
 from agent.model.events import Event
 from agent.model.vocabulary import DeploymentState, Status
@@ -169,12 +175,10 @@ class ProcessPlugin(Plugin):
         elif self.ctx.fetch_package is not None:
             try:
                 fetched = await self.ctx.fetch_package(model_package_id)
-            except PluginError:
-                raise
-            except Exception as exc:  # the hub link's errors: retry later
-                raise TemporaryPluginError(
-                    f"cannot fetch package {model_package_id}: {exc}"
-                ) from exc
+            except HubRejectedError as exc:  # unknown package, bad checksum: retrying cannot help
+                raise PermanentPluginError(f"cannot fetch {model_package_id}: {exc}") from exc
+            except HubUnreachableError as exc:
+                raise TemporaryPluginError(f"cannot fetch {model_package_id}: {exc}") from exc
             ref = {"model_package_id": model_package_id, "archive": str(fetched.archive),
                    "sha256": fetched.sha256}  # fmt: skip
         else:
