@@ -49,6 +49,9 @@ class EventRetention:
         self._settings = settings
         self._metrics = metrics
         self._wake = asyncio.Event()
+        # The schedule lives here, not in the task: a purger task that starts late
+        # or is restarted after a failure keeps the next purge where it was.
+        self._due_us = clock.now_us() + us(settings.purge_interval_s)
 
     async def get(self) -> Retention:
         """The retention in force and what the last purge did."""
@@ -84,11 +87,11 @@ class EventRetention:
         """Purge every interval, or at once when the retention is set, forever (run it guarded)."""
         interval = us(self._settings.purge_interval_s)
         while True:
-            due = self._clock.now_us() + interval
-            while not self._wake.is_set() and self._clock.now_us() < due:
-                await self._clock.wait(self._wake, due)
+            while not self._wake.is_set() and self._clock.now_us() < self._due_us:
+                await self._clock.wait(self._wake, self._due_us)
             self._wake.clear()
             await self.purge()
+            self._due_us = self._clock.now_us() + interval
 
     def _view(self, state: RetentionState) -> Retention:
         return Retention(

@@ -38,7 +38,7 @@ async def _ids(hub: Running, **params: str) -> set[str]:
 
 async def _purged(hub: Running, count: int) -> dict[str, Any]:
     """Wait for the ``count``-th purge event; return the latest."""
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(30):
         while True:
             page = await ok(hub.admin.get(f"{V1}/events", params={"type": "retention.purged"}))
             if len(page["items"]) >= count:
