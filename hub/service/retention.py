@@ -90,7 +90,11 @@ class EventRetention:
             while not self._wake.is_set() and self._clock.now_us() < self._due_us:
                 await self._clock.wait(self._wake, self._due_us)
             self._wake.clear()
-            await self.purge()
+            try:
+                await self.purge()
+            except BaseException:
+                self._wake.set()  # not done: the restarted task purges again at once
+                raise
             self._due_us = self._clock.now_us() + interval
 
     def _view(self, state: RetentionState) -> Retention:
