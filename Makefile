@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# pilothouse/ links to the part folders; ruff is given the real folders once each.
+SOURCES := pilothouse/__init__.py pilothouse/__main__.py pilothouse/cli foundation agent plugins \
+           hub modelpkg serving tests bench examples tools
 
 .PHONY: install run run-standalone test lint format bench clean
 
@@ -27,14 +30,14 @@ test: lint
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check agent plugins hub modelpkg serving tests bench examples tools
-	$(BIN)/ruff format --check agent plugins hub modelpkg serving tests bench examples tools
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 format: $(STAMP)
-	$(BIN)/ruff format agent plugins hub modelpkg serving tests bench examples tools
-	$(BIN)/ruff check --fix agent plugins hub modelpkg serving tests bench examples tools
+	$(BIN)/ruff format $(SOURCES)
+	$(BIN)/ruff check --fix $(SOURCES)
 
 bench: $(STAMP)
 	$(BIN)/python bench/agent_scale.py

@@ -2,7 +2,7 @@
 
 The public surface is small on purpose; everything else is reached through it::
 
-    from agent import Agent, AgentSettings
+    from pilothouse.agent import Agent, AgentSettings
 
     await Agent(AgentSettings.load(config_file)).serve()
 
@@ -16,7 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent.errors import (
+    from pilothouse.agent.errors import (
         ActionTimeoutError,
         ConfigError,
         CrashLoopError,
@@ -28,10 +28,7 @@ if TYPE_CHECKING:
         PluginNotReadyError,
         TemporaryPluginError,
     )
-    from agent.model.desired import DeploymentSettings, DesiredDeployment, DesiredState
-    from agent.model.events import Event
-    from agent.model.vocabulary import Action, DeploymentState, DesiredRun, Source, Status
-    from agent.plugin import (
+    from pilothouse.agent.plugin import (
         ActionResult,
         DeploymentReport,
         EnvironmentReport,
@@ -39,39 +36,52 @@ if TYPE_CHECKING:
         PluginContext,
         PluginRegistry,
     )
-    from agent.runtime import Agent
-    from agent.settings import AgentSettings
+    from pilothouse.agent.runtime import Agent
+    from pilothouse.agent.settings import AgentSettings
+    from pilothouse.foundation.domain.desired import (
+        DeploymentSettings,
+        DesiredDeployment,
+        DesiredState,
+    )
+    from pilothouse.foundation.domain.events import Event
+    from pilothouse.foundation.domain.vocabulary import (
+        Action,
+        DeploymentState,
+        DesiredRun,
+        Source,
+        Status,
+    )
 
-# Imported on first use (PEP 562), so that ``python -m agent serve`` and other
+# Imported on first use (PEP 562), so that ``pilothouse serve`` and other
 # light commands do not pay for the whole runtime at start.
 _EXPORTS = {
-    "Action": "agent.model.vocabulary",
-    "ActionResult": "agent.plugin",
-    "ActionTimeoutError": "agent.errors",
-    "Agent": "agent.runtime",
-    "AgentSettings": "agent.settings",
-    "ConfigError": "agent.errors",
-    "CrashLoopError": "agent.errors",
-    "DeploymentReport": "agent.plugin",
-    "DeploymentSettings": "agent.model.desired",
-    "DeploymentState": "agent.model.vocabulary",
-    "DesiredDeployment": "agent.model.desired",
-    "DesiredRun": "agent.model.vocabulary",
-    "DesiredState": "agent.model.desired",
-    "DesiredStateError": "agent.errors",
-    "EnvironmentReport": "agent.plugin",
-    "Event": "agent.model.events",
-    "PermanentPluginError": "agent.errors",
-    "PilothouseError": "agent.errors",
-    "Plugin": "agent.plugin",
-    "PluginContext": "agent.plugin",
-    "PluginError": "agent.errors",
-    "PluginNotFoundError": "agent.errors",
-    "PluginNotReadyError": "agent.errors",
-    "PluginRegistry": "agent.plugin",
-    "Source": "agent.model.vocabulary",
-    "Status": "agent.model.vocabulary",
-    "TemporaryPluginError": "agent.errors",
+    "Action": "pilothouse.foundation.domain.vocabulary",
+    "ActionResult": "pilothouse.agent.plugin",
+    "ActionTimeoutError": "pilothouse.agent.errors",
+    "Agent": "pilothouse.agent.runtime",
+    "AgentSettings": "pilothouse.agent.settings",
+    "ConfigError": "pilothouse.agent.errors",
+    "CrashLoopError": "pilothouse.agent.errors",
+    "DeploymentReport": "pilothouse.agent.plugin",
+    "DeploymentSettings": "pilothouse.foundation.domain.desired",
+    "DeploymentState": "pilothouse.foundation.domain.vocabulary",
+    "DesiredDeployment": "pilothouse.foundation.domain.desired",
+    "DesiredRun": "pilothouse.foundation.domain.vocabulary",
+    "DesiredState": "pilothouse.foundation.domain.desired",
+    "DesiredStateError": "pilothouse.agent.errors",
+    "EnvironmentReport": "pilothouse.agent.plugin",
+    "Event": "pilothouse.foundation.domain.events",
+    "PermanentPluginError": "pilothouse.agent.errors",
+    "PilothouseError": "pilothouse.agent.errors",
+    "Plugin": "pilothouse.agent.plugin",
+    "PluginContext": "pilothouse.agent.plugin",
+    "PluginError": "pilothouse.agent.errors",
+    "PluginNotFoundError": "pilothouse.agent.errors",
+    "PluginNotReadyError": "pilothouse.agent.errors",
+    "PluginRegistry": "pilothouse.agent.plugin",
+    "Source": "pilothouse.foundation.domain.vocabulary",
+    "Status": "pilothouse.foundation.domain.vocabulary",
+    "TemporaryPluginError": "pilothouse.agent.errors",
 }
 
 

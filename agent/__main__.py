@@ -1,5 +1,11 @@
-"""``python -m agent``: the same as the ``pilothouse`` command."""
+"""``python -m pilothouse.agent``: the agent's own commands (``run``, ``settings``)."""
 
-from agent.cli import main
+import argparse
+import sys
 
-raise SystemExit(main())
+from pilothouse.agent import command
+from pilothouse.foundation import cli
+
+parser = argparse.ArgumentParser(prog="python -m pilothouse.agent", description="Run the agent.")
+command.add_commands(parser)
+raise SystemExit(cli.run(parser, sys.argv[1:]))

@@ -1,4 +1,4 @@
-"""The error tree of Pilothouse, and the one rule about it.
+"""The agent's errors, on the foundation's base tree, and the one rule about them.
 
 Every error the agent raises on purpose derives from :class:`PilothouseError`
 and carries enough context (which field, which deployment, which task) to be
@@ -28,19 +28,9 @@ with backoff, everything else is final for that action.
 
 from __future__ import annotations
 
-
-class PilothouseError(Exception):
-    """Base of every error raised on purpose by Pilothouse."""
-
-
-class ConfigError(PilothouseError):
-    """A configuration value is invalid; ``problems`` lists each one."""
-
-    def __init__(self, problems: list[str], *, source: str = "configuration") -> None:
-        self.problems = problems
-        self.source = source
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"invalid {source}:\n{lines}")
+from pilothouse.foundation.errors import ConfigError as ConfigError
+from pilothouse.foundation.errors import CrashLoopError as CrashLoopError
+from pilothouse.foundation.errors import PilothouseError as PilothouseError
 
 
 class DesiredStateError(PilothouseError):
@@ -98,20 +88,6 @@ class InvalidTransitionError(PilothouseError):
         self.state = state
         self.trigger = trigger
         super().__init__(f"no transition from {state!r} on {trigger!r}")
-
-
-class CrashLoopError(PilothouseError):
-    """A supervised task failed ``failures`` times within ``window_s`` seconds."""
-
-    def __init__(self, task: str, failures: int, window_s: float, last: BaseException) -> None:
-        self.task = task
-        self.failures = failures
-        self.window_s = window_s
-        self.last = last
-        super().__init__(
-            f"task {task!r} failed {failures} times within {window_s:g}s, giving up; "
-            f"last error: {type(last).__name__}: {last}"
-        )
 
 
 class HubError(PilothouseError):

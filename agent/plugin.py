@@ -7,7 +7,7 @@ Assistant's integrations: :meth:`Plugin.start` gets a :class:`PluginContext`
 background tasks), :meth:`Plugin.stop` unloads it, and the agent cancels any
 background task the plugin left behind.
 
-Plugins report failures with :mod:`agent.errors`: a ``TemporaryPluginError``
+Plugins report failures with :mod:`pilothouse.agent.errors`: a ``TemporaryPluginError``
 is retried with backoff, a ``PermanentPluginError`` is not. Anything else a
 plugin raises is treated as a bug in the plugin: reported, not retried.
 
@@ -26,10 +26,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from agent.errors import PluginNotFoundError
-from agent.model.desired import DesiredDeployment
-from agent.model.events import Event
-from agent.model.vocabulary import DeploymentState, Status
+from pilothouse.agent.errors import PluginNotFoundError
+from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.foundation.domain.events import Event
+from pilothouse.foundation.domain.vocabulary import DeploymentState, Status
 
 ENTRY_POINT_GROUP = "pilothouse.plugins"
 

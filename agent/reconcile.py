@@ -14,15 +14,21 @@ import asyncio
 import logging
 from collections import Counter
 
-from agent.errors import PluginError
-from agent.events.bus import EventBus
-from agent.machine import transitions
-from agent.model.changes import Snapshot
-from agent.model.desired import DesiredDeployment
-from agent.model.vocabulary import Action, DeploymentState, DesiredRun, OrphanPolicy, Status
-from agent.plugin import DeploymentReport, Plugin
-from agent.supervision.backoff import Backoff
-from agent.workers.dispatcher import Dispatcher
+from pilothouse.agent.errors import PluginError
+from pilothouse.agent.events.bus import EventBus
+from pilothouse.agent.machine import transitions
+from pilothouse.agent.plugin import DeploymentReport, Plugin
+from pilothouse.agent.workers.dispatcher import Dispatcher
+from pilothouse.foundation.aio.backoff import Backoff
+from pilothouse.foundation.domain.changes import Snapshot
+from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.foundation.domain.vocabulary import (
+    Action,
+    DeploymentState,
+    DesiredRun,
+    OrphanPolicy,
+    Status,
+)
 
 log = logging.getLogger("pilothouse.reconcile")
 

@@ -2,7 +2,7 @@
 
 ``await Agent(settings).serve()`` runs until :meth:`Agent.request_stop` (the
 CLI calls it on SIGTERM/SIGINT), until a task crash-loops (``serve`` then
-raises :class:`~agent.errors.CrashLoopError`), or until the task running it is
+raises :class:`~pilothouse.agent.errors.CrashLoopError`), or until the task running it is
 cancelled. Start-up and shutdown are one ordered stack: each part registers
 its own shutdown as it starts, so a start that fails halfway undoes exactly
 what it did, and a normal stop runs in the fixed order
@@ -27,28 +27,28 @@ from contextlib import AsyncExitStack
 from functools import partial
 from typing import Any
 
-from agent.actions.runner import ActionRunner
-from agent.errors import CrashLoopError, PluginError, PluginNotReadyError
-from agent.events.bus import EventBus
-from agent.events.sinks import EventSink, JsonLinesLog, LogSink
-from agent.health import heartbeat
-from agent.health.reporter import HealthReporter
-from agent.hublink.link import HubLink
-from agent.intake.file import FileIntake
-from agent.intake.revisions import Revisions
-from agent.model.changes import Snapshot
-from agent.model.desired import DesiredState
-from agent.model.events import Event
-from agent.model.vocabulary import Status
-from agent.observability.http import HttpEndpoint, create_app
-from agent.plugin import Plugin, PluginContext, PluginRegistry
-from agent.reconcile import Reconciler
-from agent.settings import AgentSettings
-from agent.supervision.backoff import Backoff
-from agent.supervision.supervisor import Supervisor, TaskFailure
-from agent.telemetry.metrics import AgentMetrics
-from agent.workers.dispatcher import Dispatcher
-from agent.workers.intake_queue import IntakeQueue
+from pilothouse.agent.actions.runner import ActionRunner
+from pilothouse.agent.errors import CrashLoopError, PluginError, PluginNotReadyError
+from pilothouse.agent.events.bus import EventBus
+from pilothouse.agent.events.sinks import EventSink, JsonLinesLog, LogSink
+from pilothouse.agent.health import heartbeat
+from pilothouse.agent.health.reporter import HealthReporter
+from pilothouse.agent.hublink.link import HubLink
+from pilothouse.agent.intake.file import FileIntake
+from pilothouse.agent.intake.revisions import Revisions
+from pilothouse.agent.observability.http import HttpEndpoint, create_app
+from pilothouse.agent.observability.metrics import AgentMetrics
+from pilothouse.agent.plugin import Plugin, PluginContext, PluginRegistry
+from pilothouse.agent.reconcile import Reconciler
+from pilothouse.agent.settings import AgentSettings
+from pilothouse.agent.supervision.supervisor import Supervisor, TaskFailure
+from pilothouse.agent.workers.dispatcher import Dispatcher
+from pilothouse.agent.workers.intake_queue import IntakeQueue
+from pilothouse.foundation.aio.backoff import Backoff
+from pilothouse.foundation.domain.changes import Snapshot
+from pilothouse.foundation.domain.desired import DesiredState
+from pilothouse.foundation.domain.events import Event
+from pilothouse.foundation.domain.vocabulary import Status
 
 log = logging.getLogger("pilothouse.agent")
 

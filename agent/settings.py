@@ -4,36 +4,24 @@ Precedence, highest first: command-line flags, environment variables
 (``PILOTHOUSE_…``, nested groups with ``__``: ``PILOTHOUSE_ACTIONS__TIMEOUT_S``),
 the YAML config file (``--config``), then the defaults below. Every field is
 documented here and listed in the README. A wrong value is refused at start
-with a :class:`~agent.errors.ConfigError` naming the field, the value and what
+with a :class:`~pilothouse.foundation.errors.ConfigError` naming the field, the value and what
 was expected.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
-from agent.errors import ConfigError
-from agent.model.vocabulary import OrphanPolicy
-
-_config_file: ContextVar[Path | None] = ContextVar("pilothouse_config_file", default=None)
+from pilothouse.foundation import settings
+from pilothouse.foundation.domain.vocabulary import OrphanPolicy
+from pilothouse.foundation.settings import LayeredSettings, LogSettings, SettingsGroup
 
 
-class _Group(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-
-class IntakeSettings(_Group):
+class IntakeSettings(SettingsGroup):
     """Where desired state comes from in standalone mode."""
 
     desired_state_file: Path | None = None
@@ -42,7 +30,7 @@ class IntakeSettings(_Group):
     """How often the file is checked for changes (a cheap stat)."""
 
 
-class HubLinkSettings(_Group):
+class HubLinkSettings(SettingsGroup):
     """The agent's link to a hub; without ``url`` the agent runs standalone."""
 
     url: str | None = None
@@ -61,7 +49,7 @@ class HubLinkSettings(_Group):
     """Events per POST to the hub."""
 
 
-class ActionSettings(_Group):
+class ActionSettings(SettingsGroup):
     """How plugin actions are run."""
 
     timeout_s: float = Field(default=300.0, gt=0)
@@ -78,14 +66,14 @@ class ActionSettings(_Group):
     """Delay before an errored deployment is tried again (doubles up to backoff_max_s)."""
 
 
-class WorkerSettings(_Group):
+class WorkerSettings(SettingsGroup):
     """Per-deployment workers."""
 
     idle_timeout_s: float = Field(default=60.0, gt=0)
     """A worker with nothing to do for this long is retired (its deployment's state is kept)."""
 
 
-class HealthSettings(_Group):
+class HealthSettings(SettingsGroup):
     """The health reporter and heartbeat."""
 
     interval_s: float = Field(default=30.0, gt=0)
@@ -96,7 +84,7 @@ class HealthSettings(_Group):
     """How often the agent reports that it is alive."""
 
 
-class SupervisorSettings(_Group):
+class SupervisorSettings(SettingsGroup):
     """Restarting failed tasks, and giving up."""
 
     restart_backoff_initial_s: float = Field(default=0.5, ge=0)
@@ -109,21 +97,21 @@ class SupervisorSettings(_Group):
     """The crash-loop window."""
 
 
-class ShutdownSettings(_Group):
+class ShutdownSettings(SettingsGroup):
     """Stopping the agent."""
 
     grace_period_s: float = Field(default=30.0, ge=0)
     """How long in-flight actions may run on after a stop is asked for, before cancellation."""
 
 
-class ReconcileSettings(_Group):
+class ReconcileSettings(SettingsGroup):
     """Comparing what runs with what is desired, at start."""
 
     orphans: OrphanPolicy = OrphanPolicy.STOP
     """What to do with a running deployment that nothing desires: adopt, stop or leave."""
 
 
-class HttpSettings(_Group):
+class HttpSettings(SettingsGroup):
     """The optional local endpoint with ``/healthz`` and ``/metrics``."""
 
     enabled: bool = False
@@ -132,49 +120,6 @@ class HttpSettings(_Group):
     """Address to listen on."""
     port: int = Field(default=8701, ge=0, le=65535)
     """Port to listen on (0 picks a free one)."""
-
-
-class LogSettings(_Group):
-    """Structured logging."""
-
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    """Lowest level written."""
-    format: Literal["text", "json"] = "text"
-    """``json`` writes one JSON object a line, for log shippers."""
-
-
-class LayeredSettings(BaseSettings):
-    """Base of each process's settings class: flags > environment > YAML file > defaults."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Flags (init), then environment, then the YAML file."""
-        return (init_settings, env_settings, _YamlFileSource(settings_cls))
-
-    @classmethod
-    def load(
-        cls, config_file: Path | None = None, overrides: Mapping[str, Any] | None = None
-    ) -> Self:
-        """Build settings from every source, or raise ``ConfigError`` listing each problem."""
-        token = _config_file.set(config_file)
-        try:
-            settings = cls(**dict(overrides or {}))
-        except ValidationError as exc:
-            raise ConfigError(explain(exc), source=_source_name(config_file)) from None
-        finally:
-            _config_file.reset(token)
-        settings.check()
-        return settings
-
-    def check(self) -> None:
-        """Checks that span fields or touch the outside world; raise ``ConfigError``."""
 
 
 class AgentSettings(LayeredSettings):
@@ -225,77 +170,8 @@ class AgentSettings(LayeredSettings):
         return self.event_log or self.state_dir / "events.jsonl"
 
 
-class _YamlFileSource(PydanticBaseSettingsSource):
-    """Reads the YAML config file named by :meth:`LayeredSettings.load`."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        raise NotImplementedError  # __call__ is overridden; never asked per field
-
-    def __call__(self) -> dict[str, Any]:
-        path = _config_file.get()
-        if path is None:
-            return {}
-        return read_yaml_mapping(path)
-
-
-def read_yaml_mapping(path: Path) -> dict[str, Any]:
-    """Read a YAML file that must hold a mapping, or raise ``ConfigError``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"cannot read {path}: {exc.strerror}"], source=str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            [f"cannot read {path}: not UTF-8 text ({exc.reason})"], source=str(path)
-        ) from None
-    try:
-        data = yaml.load(text, Loader=_loader())
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"not valid YAML: {exc}"], source=str(path)) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            [f"expected a mapping at the top level, got {type(data).__name__}"], source=str(path)
-        )
-    return data
-
-
-def _loader() -> type[yaml.SafeLoader]:
-    loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return loader
-
-
-def explain(exc: ValidationError) -> list[str]:
-    """Turn pydantic's errors into one line each: field, value given, what was expected."""
-    problems = []
-    for err in exc.errors(include_url=False):
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "missing":
-            problems.append(f"{where}: required, but not given")
-            continue
-        msg = err["msg"]
-        problems.append(f"{where}: got {err.get('input')!r}; {msg[:1].lower()}{msg[1:]}")
-    return problems
-
-
-def _source_name(config_file: Path | None) -> str:
-    return f"configuration ({config_file})" if config_file else "configuration"
-
-
 def reference(
     model: type[BaseModel] = AgentSettings, prefix: str = ""
 ) -> list[tuple[str, str, str]]:
-    """Every leaf setting as (dotted name, default, description), for docs and ``--help``."""
-    rows: list[tuple[str, str, str]] = []
-    for name, info in model.model_fields.items():
-        ann = info.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            rows.extend(reference(ann, f"{prefix}{name}."))
-            continue
-        default = info.default_factory() if info.default_factory else info.default  # type: ignore[call-arg]
-        shown = getattr(default, "value", default)
-        rows.append(
-            (f"{prefix}{name}", "" if shown is None else str(shown), info.description or "")
-        )
-    return rows
+    """Every leaf setting of the agent as (dotted name, default, description)."""
+    return settings.reference(model, prefix)

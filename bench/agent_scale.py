@@ -23,10 +23,10 @@ from typing import Any
 
 import orjson
 
-from agent.model.desired import DesiredDeployment
-from agent.runtime import Agent
-from agent.settings import AgentSettings
-from plugins.test import TestPlugin, TestPluginSettings
+from pilothouse.agent.runtime import Agent
+from pilothouse.agent.settings import AgentSettings
+from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.plugins.simulated import SimulatedPlugin, SimulatedPluginSettings
 
 
 def write_desired(path: Path, n: int, model: str, state: str) -> None:
@@ -58,9 +58,9 @@ async def converge(agent: Agent, path: Path, n: int, model: str, state: str) -> 
 
 async def floor(n: int) -> float:
     """Actions per second of the bare plugin, called in a loop: the ceiling for the agent."""
-    from agent.plugin import PluginContext
+    from pilothouse.agent.plugin import PluginContext
 
-    plugin = TestPlugin(TestPluginSettings())
+    plugin = SimulatedPlugin(SimulatedPluginSettings())
     ctx = PluginContext("floor", {}, Path(tempfile.gettempdir()), lambda e: None, None)  # type: ignore[arg-type]
     await plugin.start(ctx)
     specs = [DesiredDeployment(id=f"dep-{i:05d}", model_package_id="m1") for i in range(n)]
@@ -90,7 +90,7 @@ async def main(n: int, idle_s: float) -> dict[str, Any]:
                 "log": {"level": "WARNING"},
             },
         )
-        agent = Agent(settings, plugin=TestPlugin(TestPluginSettings()))
+        agent = Agent(settings, plugin=SimulatedPlugin(SimulatedPluginSettings()))
         task = asyncio.create_task(agent.serve())
         await agent.wait_ready()
         rates: dict[str, float] = {}

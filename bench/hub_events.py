@@ -65,16 +65,16 @@ from typing import Any
 import aiohttp
 import orjson
 
-from agent.model.desired import DesiredDeployment
-from agent.model.events import UlidFactory
-from agent.model.vocabulary import Source, Status
-from agent.plugin import ActionResult
-from agent.runtime import Agent
-from agent.settings import AgentSettings
-from hub.api.schemas import EventIn
-from hub.settings import HubSettings
-from hub.store.sqlite.store import open_sqlite
-from plugins.test import TestPlugin, TestPluginSettings
+from pilothouse.agent.plugin import ActionResult
+from pilothouse.agent.runtime import Agent
+from pilothouse.agent.settings import AgentSettings
+from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.foundation.domain.events import UlidFactory
+from pilothouse.foundation.domain.vocabulary import Source, Status
+from pilothouse.hub.api.schemas import EventIn
+from pilothouse.hub.settings import HubSettings
+from pilothouse.hub.store.sqlite.store import open_sqlite
+from pilothouse.plugins.simulated import SimulatedPlugin, SimulatedPluginSettings
 
 ADMIN = "bench-admin-token"
 V1 = "/api/v1"
@@ -147,7 +147,7 @@ async def hub_process(bench: Bench, env: dict[str, str] | None = None) -> AsyncI
     """Run ``pilothouse hub run`` on a free port until the block ends (SIGTERM)."""
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent", "hub", "run", "--port", str(port),
+        sys.executable, "-m", "pilothouse", "hub", "run", "--port", str(port),
         "--state-dir", str(bench.state_dir), "--admin-token", ADMIN, "--log-level", "WARNING",
         env={**os.environ, **(env or {})},
     )  # fmt: skip
@@ -495,11 +495,11 @@ async def timed_lists(bench: Bench, stop: asyncio.Event, out: list[float]) -> No
 # --- action -> plugin call ------------------------------------------------------
 
 
-class _TimedPlugin(TestPlugin):
+class _TimedPlugin(SimulatedPlugin):
     """The test plugin, noting when each replace_model call arrives."""
 
     def __init__(self) -> None:
-        super().__init__(TestPluginSettings())
+        super().__init__(SimulatedPluginSettings())
         self.arrived: asyncio.Queue[float] = asyncio.Queue()
 
     async def replace_model(self, spec: DesiredDeployment) -> ActionResult:

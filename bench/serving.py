@@ -51,8 +51,8 @@ def linear_package(path: Path, seed: int) -> Path:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    from modelpkg import Feature, Manifest, dump_manifest
-    from modelpkg.profiling import baseline
+    from pilothouse.modelpkg import Feature, Manifest, dump_manifest
+    from pilothouse.modelpkg.profiling import baseline
 
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(5000, len(FEATURES)))

@@ -12,7 +12,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from agent import Agent, AgentSettings, DesiredDeployment, DesiredState
+from pilothouse.agent import Agent, AgentSettings, DesiredDeployment, DesiredState
 
 
 def desired(fraud_model: str) -> DesiredState:

@@ -2,7 +2,7 @@
 
 The public surface::
 
-    from hub import Hub, HubSettings, serve_hub
+    from pilothouse.hub import Hub, HubSettings, serve_hub
 
     async with serve_hub(HubSettings.load(config_file)) as url:   # embedded
         ...
@@ -12,9 +12,9 @@ The public surface::
 through these.
 """
 
-from hub.api.app import create_app
-from hub.errors import HubError
-from hub.server import Hub, serve_hub
-from hub.settings import HubSettings
+from pilothouse.hub.api.app import create_app
+from pilothouse.hub.errors import HubError
+from pilothouse.hub.server import Hub, serve_hub
+from pilothouse.hub.settings import HubSettings
 
 __all__ = ["Hub", "HubError", "HubSettings", "create_app", "serve_hub"]

@@ -109,3 +109,8 @@ class ManualClock:
             await wake.wait()
         finally:
             self._waiting.discard(wake)
+
+
+def us(seconds: float) -> int:
+    """Seconds as microseconds, the unit of every time the hub stores."""
+    return round(seconds * 1_000_000)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from agent.errors import PilothouseError
+from pilothouse.foundation.errors import PilothouseError
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from hub.api.app import create_app
-from hub.clock import Clock
-from hub.errors import HubError
-from hub.settings import HubSettings
+from pilothouse.hub.api.app import create_app
+from pilothouse.hub.clock import Clock
+from pilothouse.hub.errors import HubError
+from pilothouse.hub.settings import HubSettings
 
 log = logging.getLogger("pilothouse.hub")
 

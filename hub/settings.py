@@ -5,9 +5,9 @@ Precedence, highest first: command-line flags, environment variables
 ``PILOTHOUSE_HUB_LIMITS__MAX_PACKAGE_BYTES``), the YAML config file
 (``--config``), then the defaults below. Every field is documented here;
 ``pilothouse hub settings`` prints them as a table. A wrong value is refused at
-start with a :class:`~agent.errors.ConfigError` naming the field, the value
+start with a :class:`~pilothouse.agent.errors.ConfigError` naming the field, the value
 and what was expected, exactly as the agent does it (the YAML reading and the
-error wording are the agent's, reused from :mod:`agent.settings`).
+error wording are the agent's, reused from :mod:`pilothouse.foundation.settings`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from agent.errors import ConfigError
-from agent.settings import LayeredSettings, LogSettings
+from pilothouse.foundation.errors import ConfigError
+from pilothouse.foundation.settings import LayeredSettings, LogSettings
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -2,26 +2,26 @@
 
 The public surface, which the CLI, the prediction server and the hub use::
 
-    from modelpkg import ArchiveLimits, inspect_archive, unpack_archive, load_model
+    from pilothouse.modelpkg import ArchiveLimits, inspect_archive, unpack_archive, load_model
 
     info = inspect_archive("iris-1.0.0.tar.gz", ArchiveLimits(), expected_sha256=digest)
     info = unpack_archive(upload, state_dir / info.sha256)      # verified, then renamed in
     model = load_model(state_dir / info.sha256)                 # framework imported only now
     model.predict(model.schema.from_rows(rows).matrix, proba=True)
 
-Every error is a :class:`PackageError`; see :mod:`modelpkg.errors` for the tree.
+Every error is a :class:`PackageError`; see :mod:`pilothouse.modelpkg.errors` for the tree.
 This package imports nothing of the agent, the hub or the server.
 """
 
-from modelpkg.archive import (
+from pilothouse.modelpkg.archive import (
     DEFAULT_LIMITS,
     ArchiveLimits,
     inspect_archive,
     sha256_of,
     unpack_archive,
 )
-from modelpkg.contents import FileEntry, PackageInfo
-from modelpkg.errors import (
+from pilothouse.modelpkg.contents import FileEntry, PackageInfo
+from pilothouse.modelpkg.errors import (
     ArchiveError,
     ArchiveLimitError,
     ChecksumMismatchError,
@@ -35,8 +35,8 @@ from modelpkg.errors import (
     PackageError,
     UnsafeArchiveError,
 )
-from modelpkg.loading import LoadedModel, Prediction, load_model
-from modelpkg.manifest import (
+from pilothouse.modelpkg.loading import LoadedModel, Prediction, load_model
+from pilothouse.modelpkg.manifest import (
     MANIFEST_NAME,
     Baseline,
     Categories,
@@ -50,8 +50,13 @@ from modelpkg.manifest import (
     dump_manifest,
     parse_manifest,
 )
-from modelpkg.packing import build_package, inspect_directory, inspect_path, read_directory
-from modelpkg.tabular import Schema, Table
+from pilothouse.modelpkg.packing import (
+    build_package,
+    inspect_directory,
+    inspect_path,
+    read_directory,
+)
+from pilothouse.modelpkg.tabular import Schema, Table
 
 __all__ = [
     "DEFAULT_LIMITS",

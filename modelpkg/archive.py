@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from modelpkg.contents import FileEntry, PackageInfo, check_contents
-from modelpkg.errors import (
+from pilothouse.modelpkg.contents import FileEntry, PackageInfo, check_contents
+from pilothouse.modelpkg.errors import (
     ArchiveError,
     ArchiveLimitError,
     ChecksumMismatchError,
@@ -49,7 +49,7 @@ from modelpkg.errors import (
     ManifestError,
     UnsafeArchiveError,
 )
-from modelpkg.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, parse_manifest
+from pilothouse.modelpkg.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, parse_manifest
 
 _CHUNK = 1024 * 1024
 
@@ -79,7 +79,7 @@ def inspect_archive(
 ) -> PackageInfo:
     """Validate an archive without unpacking it: manifest, sha256, files, size.
 
-    Raises a :class:`~modelpkg.errors.PackageError` subclass naming the problem.
+    Raises a :class:`~pilothouse.modelpkg.errors.PackageError` subclass naming the problem.
     """
     with _seekable(source, limits) as fileobj:
         digest = _verify(fileobj, limits, expected_sha256)

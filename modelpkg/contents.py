@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from modelpkg.errors import InputError, ManifestError
-from modelpkg.manifest import MANIFEST_NAME, Manifest
-from modelpkg.tabular import Schema
+from pilothouse.modelpkg.errors import InputError, ManifestError
+from pilothouse.modelpkg.manifest import MANIFEST_NAME, Manifest
+from pilothouse.modelpkg.tabular import Schema
 
 EXCLUDED_DIRS = frozenset({"__pycache__", ".git", ".ipynb_checkpoints"})
 """Directories never packed (caches, version control)."""

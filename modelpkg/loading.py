@@ -2,11 +2,11 @@
 
 :func:`load_model` picks the format's loader (importing its framework only
 now), translates whatever the framework raises into
-:class:`~modelpkg.errors.ModelLoadError`, and wraps the result in a
+:class:`~pilothouse.modelpkg.errors.ModelLoadError`, and wraps the result in a
 :class:`LoadedModel` whose :meth:`~LoadedModel.predict` always answers one
 value per row (and, for a classifier that can, one probability per class in
 the order of ``target.classes``) — or raises
-:class:`~modelpkg.errors.ModelPredictError` saying what was wrong.
+:class:`~pilothouse.modelpkg.errors.ModelPredictError` saying what was wrong.
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from modelpkg.errors import ModelLoadError, ModelPredictError, PackageError
-from modelpkg.formats import Predictor
-from modelpkg.manifest import Manifest, ModelFormat
-from modelpkg.packing import read_directory
-from modelpkg.tabular import Schema, Table
+from pilothouse.modelpkg.errors import ModelLoadError, ModelPredictError, PackageError
+from pilothouse.modelpkg.formats import Predictor
+from pilothouse.modelpkg.manifest import Manifest, ModelFormat
+from pilothouse.modelpkg.packing import read_directory
+from pilothouse.modelpkg.tabular import Schema, Table
 
 _LOADERS = {
-    ModelFormat.SKLEARN: "modelpkg.formats.sklearn",
-    ModelFormat.ONNX: "modelpkg.formats.onnx",
-    ModelFormat.PYTHON: "modelpkg.formats.python",
-    ModelFormat.MLFLOW: "modelpkg.formats.mlflow",
+    ModelFormat.SKLEARN: "pilothouse.modelpkg.formats.sklearn",
+    ModelFormat.ONNX: "pilothouse.modelpkg.formats.onnx",
+    ModelFormat.PYTHON: "pilothouse.modelpkg.formats.python",
+    ModelFormat.MLFLOW: "pilothouse.modelpkg.formats.mlflow",
 }
 
 
@@ -121,8 +121,8 @@ def load_model(
 ) -> LoadedModel:
     """Load the model of an unpacked package directory (validating it unless ``manifest`` is given).
 
-    Raises :class:`~modelpkg.errors.MissingExtraError` when the framework is not
-    installed and :class:`~modelpkg.errors.ModelLoadError` for anything the
+    Raises :class:`~pilothouse.modelpkg.errors.MissingExtraError` when the framework is not
+    installed and :class:`~pilothouse.modelpkg.errors.ModelLoadError` for anything the
     loader raised.
     """
     root = Path(package_dir)

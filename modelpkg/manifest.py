@@ -39,7 +39,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from modelpkg.errors import ManifestError
+from pilothouse.modelpkg.errors import ManifestError
 
 MANIFEST_NAME = "model.yaml"
 """The manifest's file name at the package root."""

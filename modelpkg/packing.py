@@ -21,16 +21,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from modelpkg.archive import DEFAULT_LIMITS, ArchiveLimits, inspect_archive
-from modelpkg.contents import (
+from pilothouse.modelpkg.archive import DEFAULT_LIMITS, ArchiveLimits, inspect_archive
+from pilothouse.modelpkg.contents import (
     EXCLUDED_DIRS,
     EXCLUDED_SUFFIXES,
     FileEntry,
     PackageInfo,
     check_contents,
 )
-from modelpkg.errors import ArchiveLimitError, ManifestError, PackageError, UnsafeArchiveError
-from modelpkg.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, parse_manifest
+from pilothouse.modelpkg.errors import (
+    ArchiveLimitError,
+    ManifestError,
+    PackageError,
+    UnsafeArchiveError,
+)
+from pilothouse.modelpkg.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, parse_manifest
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +76,7 @@ def build_package(
     """Validate ``source`` and pack it into ``output`` (default ``NAME-VERSION.tar.gz`` here).
 
     The archive is written beside its destination and renamed into place, then
-    read back through :func:`~modelpkg.archive.inspect_archive`: what is built
+    read back through :func:`~pilothouse.modelpkg.archive.inspect_archive`: what is built
     passes the checks an upload would face.
     """
     src = Path(source)

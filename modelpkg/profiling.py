@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from modelpkg.manifest import Baseline, Categories, Feature, Histogram
+from pilothouse.modelpkg.manifest import Baseline, Categories, Feature, Histogram
 
 
 def histogram(values: npt.ArrayLike, bins: int = 10) -> Histogram:

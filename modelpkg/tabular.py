@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from modelpkg.errors import InputError
-from modelpkg.manifest import Feature, FeatureType
+from pilothouse.modelpkg.errors import InputError
+from pilothouse.modelpkg.manifest import Feature, FeatureType
 
 FloatMatrix = npt.NDArray[np.float64]
 ObjectMatrix = npt.NDArray[np.object_]

@@ -6,7 +6,7 @@ rows endpoint (``/v1/deployments/{id}/predict``), statistics and Prometheus
 metrics, and an admin API that loads, replaces (without dropping a request)
 and unloads models. Embedding::
 
-    from serving import ServerSettings, serve
+    from pilothouse.serving import ServerSettings, serve
 
     await serve(ServerSettings.load({"admin_token": token, "port": 0}), stop=event)
 
@@ -27,9 +27,34 @@ champion or a challenger by model package id):
 =========================================================  =====================================
 """
 
-from serving.api.app import create_app
-from serving.errors import ServingError, SettingsError
-from serving.running import serve
-from serving.settings import ServerSettings
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pilothouse.serving.api.app import create_app
+    from pilothouse.serving.errors import ServingError, SettingsError
+    from pilothouse.serving.running import serve
+    from pilothouse.serving.settings import ServerSettings
+
+# Imported on first use (PEP 562): reading the settings (for ``--help``, say)
+# must not load NumPy and the web application.
+_EXPORTS = {
+    "ServerSettings": "pilothouse.serving.settings",
+    "ServingError": "pilothouse.serving.errors",
+    "SettingsError": "pilothouse.serving.errors",
+    "create_app": "pilothouse.serving.api.app",
+    "serve": "pilothouse.serving.running",
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'pilothouse.serving' has no attribute {name!r}") from None
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = ["ServerSettings", "ServingError", "SettingsError", "create_app", "serve"]

@@ -3,8 +3,8 @@
 Bodies are decoded with orjson and handed straight to NumPy (orjson parses a
 100-row body about seven times faster than the standard library); responses
 are encoded by orjson too, float arrays directly from NumPy. This module is
-also where :class:`modelpkg.InputError` enters the server: it becomes a
-:class:`~serving.errors.BadInputError` naming the row and the feature.
+also where :class:`pilothouse.modelpkg.InputError` enters the server: it becomes a
+:class:`~pilothouse.serving.errors.BadInputError` naming the row and the feature.
 
 V2 ``infer`` takes either **one tensor** of shape ``[rows, features]`` in the
 manifest's feature order (any name), or **one tensor per feature**, named
@@ -23,8 +23,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from modelpkg import InputError, Prediction, Schema, Table
-from serving.errors import BadInputError, BadRequestError
+from pilothouse.modelpkg import InputError, Prediction, Schema, Table
+from pilothouse.serving.errors import BadInputError, BadRequestError
 
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"

@@ -8,14 +8,14 @@ record; it builds the new models *beside* the old ones, in a loader thread:
 
 1. unpack the archive (verified, under ``state_dir/packages/<sha256>``) or read
    the directory; load the model; warm it up on the sample rows (measuring its
-   cost, see :mod:`serving.served`);
+   cost, see :mod:`pilothouse.serving.served`);
 2. only when every model of the change is ready, put the new record in the
    dict — one assignment on the event loop, which is atomic for every request;
 3. retire the replaced models: each is closed when its last in-flight request
    finishes.
 
 If anything fails in step 1, the dict is untouched: the old model keeps
-serving and the caller gets a :class:`~serving.errors.DeploymentChangeError`
+serving and the caller gets a :class:`~pilothouse.serving.errors.DeploymentChangeError`
 with ``old_model_in_use``. Changes to one deployment are serialized by a lock;
 different deployments load in parallel (``load_threads``). The list of
 deployments is written to ``state_dir/deployments.json`` after each change, and
@@ -39,7 +39,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from modelpkg import (
+from pilothouse.modelpkg import (
     ChecksumMismatchError,
     PackageError,
     load_model,
@@ -47,12 +47,17 @@ from modelpkg import (
     sha256_of,
     unpack_archive,
 )
-from modelpkg.manifest import explain
-from serving import served
-from serving.errors import BadRequestError, DeploymentChangeError, NotFoundError, NotReadyError
-from serving.monitoring import FeatureMonitor, RequestStats
-from serving.served import ServedModel
-from serving.settings import ServerSettings
+from pilothouse.modelpkg.manifest import explain
+from pilothouse.serving import served
+from pilothouse.serving.errors import (
+    BadRequestError,
+    DeploymentChangeError,
+    NotFoundError,
+    NotReadyError,
+)
+from pilothouse.serving.monitoring import FeatureMonitor, RequestStats
+from pilothouse.serving.served import ServedModel
+from pilothouse.serving.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 

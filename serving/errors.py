@@ -1,8 +1,8 @@
 """The server's error tree, each error knowing its HTTP status.
 
 Handlers and the service layer raise these (or let a
-:class:`~modelpkg.errors.PackageError` through); one middleware in
-:mod:`serving.api.app` turns them into JSON answers — ``{"error": message,
+:class:`~pilothouse.modelpkg.errors.PackageError` through); one middleware in
+:mod:`pilothouse.serving.api.app` turns them into JSON answers — ``{"error": message,
 "type": ..., ...}``, the V2 error shape with extra fields — and nothing else
 reaches a client except a generic 500 for a bug.
 

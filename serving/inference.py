@@ -4,8 +4,8 @@ Each request takes the deployment's current record once, so a replacement
 that lands meanwhile does not affect it: it finishes on the model it started
 on, which is kept open until its last request is done (``in_flight``).
 Where the prediction runs is the model's own measured decision (see
-:mod:`serving.served`). Monitoring costs an append per request
-(:class:`~serving.monitoring.FeatureMonitor`).
+:mod:`pilothouse.serving.served`). Monitoring costs an append per request
+(:class:`~pilothouse.serving.monitoring.FeatureMonitor`).
 
 Challengers see the champion's traffic *after* the answer is on its way: the
 request's validated table is put on a bounded queue that one task (the
@@ -26,12 +26,12 @@ from typing import Any, TypeVar
 
 import numpy.typing as npt
 
-from modelpkg import ModelPredictError, Prediction, Table
-from serving import decoding
-from serving.deployments import Deployment, DeploymentRegistry, release
-from serving.errors import BadRequestError, ModelFailedError
-from serving.served import ServedModel
-from serving.settings import ServerSettings
+from pilothouse.modelpkg import ModelPredictError, Prediction, Table
+from pilothouse.serving import decoding
+from pilothouse.serving.deployments import Deployment, DeploymentRegistry, release
+from pilothouse.serving.errors import BadRequestError, ModelFailedError
+from pilothouse.serving.served import ServedModel
+from pilothouse.serving.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Prometheus metrics of one server, in a registry of its own.
 
 The request figures already live in each deployment's
-:class:`~serving.monitoring.RequestStats`; counting them a second time in
+:class:`~pilothouse.serving.monitoring.RequestStats`; counting them a second time in
 ``prometheus_client`` objects would double the work on the request path. So a
 collector reads them at scrape time instead, as the agent does for its
 gauges. Only rare events (model loads) use ordinary counters.
@@ -20,8 +20,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from serving.deployments import DeploymentRegistry
-from serving.monitoring import LATENCY_BUCKETS
+from pilothouse.serving.deployments import DeploymentRegistry
+from pilothouse.serving.monitoring import LATENCY_BUCKETS
 
 
 class ServerMetrics:

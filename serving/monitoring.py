@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from modelpkg import Categories, Histogram, Manifest, Table
+from pilothouse.modelpkg import Categories, Histogram, Manifest, Table
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -110,7 +110,7 @@ class _NumericBlock:
     """Running summaries of a float matrix's columns, with optional baseline histograms.
 
     Binning is arithmetic when a histogram's bins have equal width, to 0.1 % (what
-    :func:`modelpkg.profiling.histogram` writes): ``(value - first edge) / width``,
+    :func:`pilothouse.modelpkg.profiling.histogram` writes): ``(value - first edge) / width``,
     clipped, for every column at once, then one ``bincount``. Other histograms are
     binned with one ``searchsorted`` per feature (a loop over columns, not rows).
     Values below the first edge count in the first bin, above the last in the last.

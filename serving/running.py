@@ -26,9 +26,9 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from serving.api.app import create_app
-from serving.api.keys import DEPLOYMENTS
-from serving.settings import ServerSettings
+from pilothouse.serving.api.app import create_app
+from pilothouse.serving.api.keys import DEPLOYMENTS
+from pilothouse.serving.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 

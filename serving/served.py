@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from modelpkg import LoadedModel
-from serving.monitoring import FeatureMonitor, ShadowStats
+from pilothouse.modelpkg import LoadedModel
+from pilothouse.serving.monitoring import FeatureMonitor, ShadowStats
 
 _BATCH = 100
 

@@ -14,9 +14,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from modelpkg import ArchiveLimits
-from modelpkg.manifest import explain
-from serving.errors import SettingsError
+from pilothouse.modelpkg import ArchiveLimits
+from pilothouse.modelpkg.manifest import explain
+from pilothouse.serving.errors import SettingsError
 
 
 class LimitSettings(BaseModel):
@@ -34,7 +34,7 @@ class LimitSettings(BaseModel):
     """Total uncompressed size of an archive."""
 
     def archive_limits(self) -> ArchiveLimits:
-        """As :class:`modelpkg.ArchiveLimits`."""
+        """As :class:`pilothouse.modelpkg.ArchiveLimits`."""
         return ArchiveLimits(**self.model_dump())
 
 
@@ -76,7 +76,7 @@ class ServerSettings(BaseSettings):
     challenger_queue: int = Field(default=1024, ge=1)
     """Requests waiting to be replayed on challengers; beyond, they are dropped and counted."""
     gc_freeze: bool = True
-    """Freeze the cyclic GC once loaded (``serve`` only; see :mod:`serving.running`)."""
+    """Freeze the cyclic GC once loaded (``serve`` only; see :mod:`pilothouse.serving.running`)."""
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     """How long in-flight requests may run on at shutdown."""
     limits: LimitSettings = Field(default_factory=LimitSettings)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agent.settings import AgentSettings
+from pilothouse.agent.settings import AgentSettings
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from agent.runtime import Agent
+from pilothouse.agent.runtime import Agent
 
 
 @contextlib.asynccontextmanager

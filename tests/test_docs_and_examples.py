@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.settings import reference
+from pilothouse.agent.settings import reference
 from tools.update_readme import BLOCKS, block
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ import io
 import re
 from pathlib import Path
 
-from agent.cli import main as cli
+from pilothouse.cli import main as cli
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -18,18 +18,18 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from agent.errors import (
+from pilothouse.agent.errors import (
     ActionTimeoutError,
     PermanentPluginError,
     PluginError,
     TemporaryPluginError,
 )
-from agent.model.desired import DesiredDeployment
-from agent.model.vocabulary import Action
-from agent.plugin import ActionResult, Plugin
-from agent.settings import ActionSettings
-from agent.supervision.backoff import Backoff
-from agent.telemetry.metrics import AgentMetrics
+from pilothouse.agent.observability.metrics import AgentMetrics
+from pilothouse.agent.plugin import ActionResult, Plugin
+from pilothouse.agent.settings import ActionSettings
+from pilothouse.foundation.aio.backoff import Backoff
+from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.foundation.domain.vocabulary import Action
 
 log = logging.getLogger("pilothouse.actions")
 

@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.events.sinks import EventSink
-from agent.model.events import Event
-from agent.model.vocabulary import Source, Status
+from pilothouse.agent.events.sinks import EventSink
+from pilothouse.foundation.domain.events import Event
+from pilothouse.foundation.domain.vocabulary import Source, Status
 
 
 @dataclass(slots=True)

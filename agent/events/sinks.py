@@ -14,8 +14,8 @@ from typing import IO, Protocol
 
 import orjson
 
-from agent.model.events import Event
-from agent.model.vocabulary import Status
+from pilothouse.foundation.domain.events import Event
+from pilothouse.foundation.domain.vocabulary import Status
 
 
 class EventSink(Protocol):

@@ -15,15 +15,15 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 
-from agent.errors import PluginError
-from agent.events.bus import EventBus
-from agent.machine import transitions
-from agent.machine.transitions import Trigger
-from agent.model.vocabulary import DeploymentState, Status
-from agent.plugin import DeploymentReport, Plugin
-from agent.settings import HealthSettings
-from agent.workers.dispatcher import Dispatcher
-from agent.workers.records import DeploymentRecord
+from pilothouse.agent.errors import PluginError
+from pilothouse.agent.events.bus import EventBus
+from pilothouse.agent.machine import transitions
+from pilothouse.agent.machine.transitions import Trigger
+from pilothouse.agent.plugin import DeploymentReport, Plugin
+from pilothouse.agent.settings import HealthSettings
+from pilothouse.agent.workers.dispatcher import Dispatcher
+from pilothouse.agent.workers.records import DeploymentRecord
+from pilothouse.foundation.domain.vocabulary import DeploymentState, Status
 
 log = logging.getLogger("pilothouse.health")
 

@@ -2,7 +2,7 @@
 
 Every request goes through :meth:`HubClient._request`, which turns aiohttp's
 exceptions and HTTP error statuses into the ``HubError`` tree of
-:mod:`agent.errors`; nothing above this module sees an aiohttp exception.
+:mod:`pilothouse.agent.errors`; nothing above this module sees an aiohttp exception.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import aiohttp
 import orjson
 from pydantic import ValidationError
 
-from agent.errors import HubAuthError, HubRejectedError, HubUnreachableError
-from agent.model.desired import DesiredDeployment
+from pilothouse.agent.errors import HubAuthError, HubRejectedError, HubUnreachableError
+from pilothouse.foundation.domain.desired import DesiredDeployment
 
 API = "/api/v1"
 

@@ -18,15 +18,15 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field, ValidationError
 
-from agent.errors import HubAuthError, HubError
-from agent.events.bus import EventBus
-from agent.hublink.client import HubClient, WatchMessage
-from agent.model.changes import Change, Snapshot
-from agent.model.desired import DesiredDeployment
-from agent.model.vocabulary import Status
-from agent.settings import HubLinkSettings
-from agent.supervision.backoff import Backoff
-from agent.workers.intake_queue import IntakeQueue
+from pilothouse.agent.errors import HubAuthError, HubError
+from pilothouse.agent.events.bus import EventBus
+from pilothouse.agent.hublink.client import HubClient, WatchMessage
+from pilothouse.agent.settings import HubLinkSettings
+from pilothouse.agent.workers.intake_queue import IntakeQueue
+from pilothouse.foundation.aio.backoff import Backoff
+from pilothouse.foundation.domain.changes import Change, Snapshot
+from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.foundation.domain.vocabulary import Status
 
 log = logging.getLogger("pilothouse.hublink.intake")
 

@@ -14,18 +14,18 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from agent.errors import ConfigError, HubError
-from agent.events.bus import EventBus
-from agent.hublink.client import HubClient
-from agent.hublink.intake import HubIntake
-from agent.hublink.outbox import Outbox
-from agent.hublink.packages import PackageCache
-from agent.hublink.shipper import EventShipper
-from agent.hublink.status import StatusReporter
-from agent.model.vocabulary import Status
-from agent.settings import AgentSettings
-from agent.workers.intake_queue import IntakeQueue
-from agent.workers.records import DeploymentRecord
+from pilothouse.agent.errors import ConfigError, HubError
+from pilothouse.agent.events.bus import EventBus
+from pilothouse.agent.hublink.client import HubClient
+from pilothouse.agent.hublink.intake import HubIntake
+from pilothouse.agent.hublink.outbox import Outbox
+from pilothouse.agent.hublink.packages import PackageCache
+from pilothouse.agent.hublink.shipper import EventShipper
+from pilothouse.agent.hublink.status import StatusReporter
+from pilothouse.agent.settings import AgentSettings
+from pilothouse.agent.workers.intake_queue import IntakeQueue
+from pilothouse.agent.workers.records import DeploymentRecord
+from pilothouse.foundation.domain.vocabulary import Status
 
 log = logging.getLogger("pilothouse.hublink")
 

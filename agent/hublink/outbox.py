@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from agent.model.events import Event
+from pilothouse.foundation.domain.events import Event
 
 T = TypeVar("T")
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import aiohttp
 
-from agent.errors import HubRejectedError, HubUnreachableError
-from agent.hublink.client import API, HubClient
-from agent.plugin import FetchedPackage
+from pilothouse.agent.errors import HubRejectedError, HubUnreachableError
+from pilothouse.agent.hublink.client import API, HubClient
+from pilothouse.agent.plugin import FetchedPackage
 
 
 class PackageCache:

@@ -14,11 +14,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from agent.errors import HubAuthError, HubRejectedError, HubUnreachableError
-from agent.hublink.client import HubClient
-from agent.hublink.outbox import Outbox
-from agent.model.vocabulary import Status
-from agent.supervision.backoff import Backoff
+from pilothouse.agent.errors import HubAuthError, HubRejectedError, HubUnreachableError
+from pilothouse.agent.hublink.client import HubClient
+from pilothouse.agent.hublink.outbox import Outbox
+from pilothouse.foundation.aio.backoff import Backoff
+from pilothouse.foundation.domain.vocabulary import Status
 
 log = logging.getLogger("pilothouse.hublink.shipper")
 

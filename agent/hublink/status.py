@@ -13,10 +13,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from agent.errors import HubError, HubUnreachableError
-from agent.hublink.client import HubClient
-from agent.supervision.backoff import Backoff
-from agent.workers.records import DeploymentRecord
+from pilothouse.agent.errors import HubError, HubUnreachableError
+from pilothouse.agent.hublink.client import HubClient
+from pilothouse.agent.workers.records import DeploymentRecord
+from pilothouse.foundation.aio.backoff import Backoff
 
 log = logging.getLogger("pilothouse.hublink.status")
 

@@ -8,9 +8,9 @@ import orjson
 import yaml
 from pydantic import ValidationError
 
-from agent.errors import DesiredStateError
-from agent.model.desired import DesiredState
-from agent.settings import explain
+from pilothouse.agent.errors import DesiredStateError
+from pilothouse.foundation.domain.desired import DesiredState
+from pilothouse.foundation.settings import explain
 
 
 def parse(path: Path, raw: bytes) -> DesiredState:

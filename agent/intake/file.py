@@ -6,7 +6,7 @@ and validated, and a :class:`Snapshot` goes to the dispatcher. A document
 that does not validate is reported as a ``failing`` event and ignored: the
 last good state stays in force, so a typo never stops running deployments.
 
-Generations are assigned by :class:`~agent.intake.revisions.Revisions`.
+Generations are assigned by :class:`~pilothouse.agent.intake.revisions.Revisions`.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.errors import DesiredStateError
-from agent.events.bus import EventBus
-from agent.intake import document
-from agent.intake.revisions import Revisions
-from agent.model.changes import Snapshot
-from agent.model.desired import DesiredState
-from agent.model.vocabulary import Status
-from agent.workers.intake_queue import IntakeQueue
+from pilothouse.agent.errors import DesiredStateError
+from pilothouse.agent.events.bus import EventBus
+from pilothouse.agent.intake import document
+from pilothouse.agent.intake.revisions import Revisions
+from pilothouse.agent.workers.intake_queue import IntakeQueue
+from pilothouse.foundation.domain.changes import Snapshot
+from pilothouse.foundation.domain.desired import DesiredState
+from pilothouse.foundation.domain.vocabulary import Status
 
 _Signature = tuple[int, int, int]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.model.desired import DesiredDeployment, DesiredState
+from pilothouse.foundation.domain.desired import DesiredDeployment, DesiredState
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from agent.errors import InvalidTransitionError
-from agent.model.desired import DesiredDeployment
-from agent.model.vocabulary import Action, DeploymentState, DesiredRun
+from pilothouse.agent.errors import InvalidTransitionError
+from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.foundation.domain.vocabulary import Action, DeploymentState, DesiredRun
 
 S = DeploymentState
 

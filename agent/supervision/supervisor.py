@@ -27,9 +27,9 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from agent.errors import CrashLoopError, PilothouseError
-from agent.settings import SupervisorSettings
-from agent.supervision.backoff import Backoff
+from pilothouse.agent.errors import CrashLoopError, PilothouseError
+from pilothouse.agent.settings import SupervisorSettings
+from pilothouse.foundation.aio.backoff import Backoff
 
 log = logging.getLogger("pilothouse.supervisor")
 

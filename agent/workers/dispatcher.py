@@ -17,16 +17,16 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 
-from agent.actions.runner import ActionRunner
-from agent.events.bus import EventBus
-from agent.model.changes import Change, IntakeItem, Snapshot
-from agent.model.desired import DesiredDeployment
-from agent.model.vocabulary import DeploymentState, Status
-from agent.settings import AgentSettings
-from agent.telemetry.metrics import AgentMetrics
-from agent.workers.intake_queue import IntakeQueue
-from agent.workers.records import DeploymentRecord
-from agent.workers.worker import ChangeInbox, Worker, WorkerContext
+from pilothouse.agent.actions.runner import ActionRunner
+from pilothouse.agent.events.bus import EventBus
+from pilothouse.agent.observability.metrics import AgentMetrics
+from pilothouse.agent.settings import AgentSettings
+from pilothouse.agent.workers.intake_queue import IntakeQueue
+from pilothouse.agent.workers.records import DeploymentRecord
+from pilothouse.agent.workers.worker import ChangeInbox, Worker, WorkerContext
+from pilothouse.foundation.domain.changes import Change, IntakeItem, Snapshot
+from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.foundation.domain.vocabulary import DeploymentState, Status
 
 log = logging.getLogger("pilothouse.dispatcher")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from agent.model.changes import IntakeItem
+from pilothouse.foundation.domain.changes import IntakeItem
 
 
 class IntakeQueue:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.model.desired import DesiredDeployment
-from agent.model.vocabulary import DeploymentState, Status
+from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.foundation.domain.vocabulary import DeploymentState, Status
 
 
 @dataclass(slots=True)

@@ -18,19 +18,19 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.actions.runner import ActionRunner, Retry
-from agent.errors import PluginError
-from agent.events.bus import EventBus
-from agent.machine import transitions
-from agent.machine.transitions import Trigger
-from agent.model.changes import Change
-from agent.model.vocabulary import Action, DeploymentState, Status
-from agent.plugin import ActionResult
-from agent.settings import ActionSettings, WorkerSettings
-from agent.telemetry import logcontext
-from agent.telemetry.metrics import AgentMetrics
-from agent.workers.inbox import Inbox
-from agent.workers.records import DeploymentRecord
+from pilothouse.agent.actions.runner import ActionRunner, Retry
+from pilothouse.agent.errors import PluginError
+from pilothouse.agent.events.bus import EventBus
+from pilothouse.agent.machine import transitions
+from pilothouse.agent.machine.transitions import Trigger
+from pilothouse.agent.observability.metrics import AgentMetrics
+from pilothouse.agent.plugin import ActionResult
+from pilothouse.agent.settings import ActionSettings, WorkerSettings
+from pilothouse.agent.workers.inbox import Inbox
+from pilothouse.agent.workers.records import DeploymentRecord
+from pilothouse.foundation import logcontext
+from pilothouse.foundation.domain.changes import Change
+from pilothouse.foundation.domain.vocabulary import Action, DeploymentState, Status
 
 log = logging.getLogger("pilothouse.worker")
 

@@ -34,8 +34,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from modelpkg import Feature, Manifest, Target, TargetType, dump_manifest
-from modelpkg.profiling import baseline
+from pilothouse.modelpkg import Feature, Manifest, Target, TargetType, dump_manifest
+from pilothouse.modelpkg.profiling import baseline
 
 HERE = Path(__file__).resolve().parent
 FEATURES = [

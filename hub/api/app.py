@@ -12,11 +12,11 @@ order at startup and closed in reverse at cleanup:
    cancelled with the dispatcher; its lease makes the next start retry it).
 
 ``clock`` is the clock the background tasks wait on (a
-:class:`~hub.clock.ManualClock` in tests).
+:class:`~pilothouse.hub.clock.ManualClock` in tests).
 
 ``on_shutdown`` closes the change feed first, so every watch stream ends
 before aiohttp waits for handlers and before the store closes. Routes come
-from :data:`hub.api.routes.ROUTES`, which also yields the OpenAPI document.
+from :data:`pilothouse.hub.api.routes.ROUTES`, which also yields the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -30,15 +30,17 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from hub.api import keys, middleware, openapi, routes
-from hub.clock import Clock, SystemClock
-from hub.service import auth, sealing, services, tasks
-from hub.service.blobs import BlobStore
-from hub.service.feed import ChangeFeed
-from hub.service.sealing import Sealer
-from hub.settings import HubSettings
-from hub.store.sqlite.store import open_sqlite
-from hub.telemetry import HubMetrics
+from pilothouse.hub import services
+from pilothouse.hub.api import keys, middleware, openapi, routes
+from pilothouse.hub.clock import Clock, SystemClock
+from pilothouse.hub.notifications import sealing
+from pilothouse.hub.notifications.sealing import Sealer
+from pilothouse.hub.service import auth, tasks
+from pilothouse.hub.service.blobs import BlobStore
+from pilothouse.hub.service.feed import ChangeFeed
+from pilothouse.hub.settings import HubSettings
+from pilothouse.hub.store.sqlite.store import open_sqlite
+from pilothouse.hub.telemetry import HubMetrics
 
 log = logging.getLogger("pilothouse.hub")
 

@@ -14,9 +14,9 @@ import pydantic_core
 from aiohttp import web
 from pydantic import BaseModel
 
-from hub.api import keys
-from hub.service.auth import Principal
-from hub.service.services import Services
+from pilothouse.hub.api import keys
+from pilothouse.hub.service.auth import Principal
+from pilothouse.hub.services import Services
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -6,11 +6,11 @@ from enum import StrEnum
 
 from aiohttp import web
 
-from hub.clock import Clock
-from hub.service.auth import Principal
-from hub.service.services import Services
-from hub.settings import HubSettings
-from hub.telemetry import HubMetrics
+from pilothouse.hub.clock import Clock
+from pilothouse.hub.service.auth import Principal
+from pilothouse.hub.services import Services
+from pilothouse.hub.settings import HubSettings
+from pilothouse.hub.telemetry import HubMetrics
 
 
 class Access(StrEnum):

@@ -1,7 +1,7 @@
 """The three middlewares every request passes: metrics, errors, auth (outside in).
 
 *Errors* is the one place where failures become HTTP answers: a
-:class:`~hub.errors.HubError` keeps its status and code, pydantic's
+:class:`~pilothouse.hub.errors.HubError` keeps its status and code, pydantic's
 ``ValidationError`` becomes 400 (body not JSON) or 422 (each field named, with
 the value given), aiohttp's own ``HTTPException`` (unknown path, wrong method,
 body over the size limit) keeps its status, and anything else is logged and
@@ -22,10 +22,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
-from hub.api import keys
-from hub.api.bodies import respond
-from hub.api.schemas import ErrorBody, FieldError
-from hub.errors import FieldProblem, HubError
+from pilothouse.hub.api import keys
+from pilothouse.hub.api.bodies import respond
+from pilothouse.hub.api.schemas import ErrorBody, FieldError
+from pilothouse.hub.errors import FieldProblem, HubError
 
 log = logging.getLogger("pilothouse.hub.api")
 

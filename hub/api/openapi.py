@@ -2,7 +2,7 @@
 
 Nothing here is written by hand: paths, methods, parameters (path, query,
 headers), request bodies, responses and security come from
-:data:`hub.api.routes.ROUTES`; every schema comes from pydantic's JSON Schema
+:data:`pilothouse.hub.api.routes.ROUTES`; every schema comes from pydantic's JSON Schema
 generation (OpenAPI 3.1 uses JSON Schema 2020-12, as pydantic does), collected
 once under ``components.schemas``. What the hub sends rather than serves — the
 message a webhook notification channel receives, with its signature header —
@@ -18,10 +18,10 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from hub.api.keys import Access
-from hub.api.routes import Body, Route
-from hub.api.schemas import ErrorBody, WebhookMessage
-from hub.service.signing import HEADER as SIGNATURE_HEADER
+from pilothouse.hub.api.keys import Access
+from pilothouse.hub.api.routes import Body, Route
+from pilothouse.hub.api.schemas import ErrorBody, WebhookMessage
+from pilothouse.hub.notifications.signing import HEADER as SIGNATURE_HEADER
 
 REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"\{(\w+)\}")

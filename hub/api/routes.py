@@ -1,6 +1,6 @@
 """The route table: every endpoint once, with what the OpenAPI document needs to describe it.
 
-:func:`hub.api.app.create_app` registers these routes and builds the OpenAPI
+:func:`pilothouse.hub.api.app.create_app` registers these routes and builds the OpenAPI
 document from the same table, so the document cannot drift from what is served.
 """
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel
 
-from hub.api import schemas as s
-from hub.api.handlers import (
+from pilothouse.hub.api import schemas as s
+from pilothouse.hub.api.handlers import (
     agents,
     deployments,
     environments,
@@ -24,7 +24,7 @@ from hub.api.handlers import (
     system,
     watch,
 )
-from hub.api.keys import Access
+from pilothouse.hub.api.keys import Access
 
 Body = type[BaseModel] | str | tuple[str, ...] | None
 """A JSON model, a media type (raw bytes or text) or several (one chosen by a parameter), or

@@ -13,8 +13,14 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from agent.model.desired import DeploymentSettings, DesiredDeployment
-from agent.model.vocabulary import Action, DeploymentState, DesiredRun, Source, Status
+from pilothouse.foundation.domain.desired import DeploymentSettings, DesiredDeployment
+from pilothouse.foundation.domain.vocabulary import (
+    Action,
+    DeploymentState,
+    DesiredRun,
+    Source,
+    Status,
+)
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,127}$"
 ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.model.desired import DesiredDeployment
-from agent.model.vocabulary import Action, DesiredRun
-from hub.api.schemas import ActionRequest, DeploymentCreate
-from hub.errors import InvalidInput
+from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.foundation.domain.vocabulary import Action, DesiredRun
+from pilothouse.hub.api.schemas import ActionRequest, DeploymentCreate
+from pilothouse.hub.errors import InvalidInput
 
 
 def first(deployment_id: str, body: DeploymentCreate) -> DesiredDeployment:

@@ -1,13 +1,13 @@
 """Inspecting an uploaded model package archive, which is untrusted input.
 
-The checks themselves are :mod:`modelpkg.archive`'s, the same the prediction
+The checks themselves are :mod:`pilothouse.modelpkg.archive`'s, the same the prediction
 server applies before unpacking: the archive is streamed once and refused at
 the first sign of trouble (not gzip, not tar, absolute paths, ``..``, links,
 devices, too many entries, an oversized member, more decompressed bytes than
 allowed — a gzip bomb stops at the limit), and ``model.yaml`` must be a valid
 manifest whose artifact is present. So a package the hub accepts is one a
 server can load. Here the outcome is translated, once, into the hub's error
-tree: every :class:`~modelpkg.errors.PackageError` becomes a 422
+tree: every :class:`~pilothouse.modelpkg.errors.PackageError` becomes a 422
 ``PackageRejected`` carrying its message. Nothing is extracted. Blocking: run
 it in a thread.
 """
@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
-from hub.errors import PackageRejected
-from modelpkg.archive import ArchiveLimits, inspect_archive
-from modelpkg.errors import PackageError
-from modelpkg.manifest import Manifest
+from pilothouse.hub.errors import PackageRejected
+from pilothouse.modelpkg.archive import ArchiveLimits, inspect_archive
+from pilothouse.modelpkg.errors import PackageError
+from pilothouse.modelpkg.manifest import Manifest
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,9 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.errors import Forbidden, Unauthorized
-from hub.settings import HubSettings
-from hub.store.interface import Store
+from pilothouse.hub.errors import Forbidden, Unauthorized
+from pilothouse.hub.settings import HubSettings
+from pilothouse.hub.store.interface import Store
 
 
 @dataclass(frozen=True, slots=True)

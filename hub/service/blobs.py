@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from hub.errors import PayloadTooLarge
+from pilothouse.hub.errors import PayloadTooLarge
 
 _FLUSH_BYTES = 1024 * 1024
 

@@ -13,8 +13,8 @@ import binascii
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from hub.errors import InvalidInput
-from hub.store.records import Cursor
+from pilothouse.hub.errors import InvalidInput
+from pilothouse.hub.store.records import Cursor
 
 T = TypeVar("T")
 

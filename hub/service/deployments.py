@@ -5,7 +5,7 @@ Each write goes through the store as one atomic change of the deployment's PE
 recording it; every reference to a PE or a model package is checked first and
 refused with 404 naming the field. What the agent reports (``PUT …/status``)
 is stored as the observed state; the service health is computed by the rule in
-:mod:`hub.service.health` from each source's latest report.
+:mod:`pilothouse.hub.service.health` from each source's latest report.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from agent.model.events import new_id as new_event_id
-from agent.model.vocabulary import Source, Status
-from hub import clock
-from hub.api.schemas import (
+from pilothouse.foundation.domain.events import new_id as new_event_id
+from pilothouse.foundation.domain.vocabulary import Source, Status
+from pilothouse.hub import clock
+from pilothouse.hub.api.schemas import (
     ActionRequest,
     Deployment,
     DeploymentCreate,
@@ -28,12 +28,12 @@ from hub.api.schemas import (
     ObservedStatus,
     Page,
 )
-from hub.errors import NotFound
-from hub.service import actions, cursors, health
-from hub.service.auth import Principal
-from hub.service.naming import new_id
-from hub.store.interface import Store
-from hub.store.records import Cursor, DeploymentRecord, PageQuery
+from pilothouse.hub.errors import NotFound
+from pilothouse.hub.service import actions, cursors, health
+from pilothouse.hub.service.auth import Principal
+from pilothouse.hub.service.naming import new_id
+from pilothouse.hub.store.interface import Store
+from pilothouse.hub.store.records import Cursor, DeploymentRecord, PageQuery
 
 
 class Deployments:

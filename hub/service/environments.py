@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from hub import clock
-from hub.api.schemas import (
+from pilothouse.hub import clock
+from pilothouse.hub.api.schemas import (
     AgentInfo,
     AgentToken,
     Page,
     PredictionEnvironment,
     PredictionEnvironmentCreate,
 )
-from hub.service import auth, cursors
-from hub.service.naming import new_id
-from hub.store.interface import Store
-from hub.store.records import Cursor, PageQuery
+from pilothouse.hub.service import auth, cursors
+from pilothouse.hub.service.naming import new_id
+from pilothouse.hub.store.interface import Store
+from pilothouse.hub.store.records import Cursor, PageQuery
 
 
 class Environments:

@@ -11,8 +11,8 @@ prefix search.
 
 from __future__ import annotations
 
-from hub import clock
-from hub.api.schemas import (
+from pilothouse.hub import clock
+from pilothouse.hub.api.schemas import (
     EventBatch,
     EventBatchResult,
     EventFilters,
@@ -21,12 +21,12 @@ from hub.api.schemas import (
     Page,
     ServiceHealthView,
 )
-from hub.errors import FieldProblem, Forbidden, InvalidInput
-from hub.service import cursors, health
-from hub.service.auth import Principal
-from hub.store.interface import Store
-from hub.store.records import Cursor, EventFilter
-from hub.telemetry import HubMetrics
+from pilothouse.hub.errors import FieldProblem, Forbidden, InvalidInput
+from pilothouse.hub.service import cursors, health
+from pilothouse.hub.service.auth import Principal
+from pilothouse.hub.store.interface import Store
+from pilothouse.hub.store.records import Cursor, EventFilter
+from pilothouse.hub.telemetry import HubMetrics
 
 RECENT_EVENTS = 20
 

@@ -1,7 +1,7 @@
 """Streaming an export of events: memory stays flat however many events match.
 
 The export is a sequence of chunks, each one read transaction on a scanner
-thread (:meth:`~hub.store.interface.Store.scan_events`) that renders
+thread (:meth:`~pilothouse.hub.store.interface.Store.scan_events`) that renders
 ``CHUNK_ROWS`` events as CSV or JSON lines, newest first, starting strictly
 after the last event of the chunk before (keyset pagination in the event
 list's order). While the handler writes one chunk to the client — awaiting the
@@ -20,11 +20,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 
-from hub.api.schemas import EventExportQuery, ExportFormat
-from hub.service import events, tasks
-from hub.store.interface import Store
-from hub.store.records import EXPORT_COLUMNS, Cursor, ExportChunk
-from hub.telemetry import HubMetrics
+from pilothouse.hub.api.schemas import EventExportQuery, ExportFormat
+from pilothouse.hub.service import events, tasks
+from pilothouse.hub.store.interface import Store
+from pilothouse.hub.store.records import EXPORT_COLUMNS, Cursor, ExportChunk
+from pilothouse.hub.telemetry import HubMetrics
 
 CHUNK_ROWS = 4096
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from agent.model.vocabulary import Status
-from hub.api.schemas import ServiceHealth
-from hub.store.records import SourceStatus
+from pilothouse.foundation.domain.vocabulary import Status
+from pilothouse.hub.api.schemas import ServiceHealth
+from pilothouse.hub.store.records import SourceStatus
 
 SEVERITY = {Status.UNKNOWN: 0, Status.PASSING: 1, Status.AT_RISK: 2, Status.FAILING: 3}
 

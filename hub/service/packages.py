@@ -2,7 +2,7 @@
 
 An upload is received into a temporary blob (hashing as it streams), then —
 unless the same bytes are stored already, in which case the stored package is
-the answer — inspected in a thread (:mod:`hub.service.archives`), moved to its
+the answer — inspected in a thread (:mod:`pilothouse.hub.service.archives`), moved to its
 content address and recorded. A refused upload deletes its temporary blob; the
 package id derives from the sha256, so uploading the same archive twice is
 harmless.
@@ -14,13 +14,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from hub import clock
-from hub.api.schemas import ModelPackage, Page
-from hub.service import archives, cursors
-from hub.service.blobs import BlobStore, Received
-from hub.settings import LimitSettings
-from hub.store.interface import Store
-from hub.store.records import Cursor, PageQuery
+from pilothouse.hub import clock
+from pilothouse.hub.api.schemas import ModelPackage, Page
+from pilothouse.hub.service import archives, cursors
+from pilothouse.hub.service.blobs import BlobStore, Received
+from pilothouse.hub.settings import LimitSettings
+from pilothouse.hub.store.interface import Store
+from pilothouse.hub.store.records import Cursor, PageQuery
 
 
 def package_id(sha256: str) -> str:

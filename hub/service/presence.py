@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from agent.model.events import new_id
-from agent.model.vocabulary import Source, Status
-from hub import clock
-from hub.api.schemas import EventIn, Heartbeat
-from hub.settings import AgentLinkSettings
-from hub.store.interface import Store
+from pilothouse.foundation.domain.events import new_id
+from pilothouse.foundation.domain.vocabulary import Source, Status
+from pilothouse.hub import clock
+from pilothouse.hub.api.schemas import EventIn, Heartbeat
+from pilothouse.hub.settings import AgentLinkSettings
+from pilothouse.hub.store.interface import Store
 
 log = logging.getLogger("pilothouse.hub.presence")
 

@@ -21,16 +21,15 @@ import logging
 import time
 from datetime import datetime
 
-from agent.model.events import new_id
-from agent.model.vocabulary import Source, Status
-from hub import clock
-from hub.api.schemas import EventIn, Retention
-from hub.clock import Clock
-from hub.service.routing import us
-from hub.settings import RetentionSettings
-from hub.store.interface import Store
-from hub.store.records import RetentionState
-from hub.telemetry import HubMetrics
+from pilothouse.foundation.domain.events import new_id
+from pilothouse.foundation.domain.vocabulary import Source, Status
+from pilothouse.hub import clock
+from pilothouse.hub.api.schemas import EventIn, Retention
+from pilothouse.hub.clock import Clock, us
+from pilothouse.hub.settings import RetentionSettings
+from pilothouse.hub.store.interface import Store
+from pilothouse.hub.store.records import RetentionState
+from pilothouse.hub.telemetry import HubMetrics
 
 log = logging.getLogger("pilothouse.hub.retention")
 

@@ -1,7 +1,7 @@
 """The store: everything the hub keeps, behind one typed interface.
 
 Handlers and services speak only to :class:`Store`; SQLite implements it today
-(:mod:`hub.store.sqlite.store`) and a PostgreSQL backend can implement it
+(:mod:`pilothouse.hub.store.sqlite.store`) and a PostgreSQL backend can implement it
 tomorrow without touching them. The contract every backend keeps:
 
 * every method is a coroutine and never blocks the event loop;
@@ -11,8 +11,8 @@ tomorrow without touching them. The contract every backend keeps:
   callback given to the backend with the PE's id (watch streams wake on it);
 * a write that stores events calls the ``on_events`` callback given to the
   backend once committed (the notification dispatcher wakes on it);
-* missing things raise :class:`~hub.errors.NotFound`, taken names
-  :class:`~hub.errors.Conflict`; nothing else of the backend's leaks out.
+* missing things raise :class:`~pilothouse.hub.errors.NotFound`, taken names
+  :class:`~pilothouse.hub.errors.Conflict`; nothing else of the backend's leaks out.
 
 Callbacks passed to write methods (``change`` of :meth:`Store.update_deployment`,
 the event factories, the notification router and composer) are pure functions:
@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
-from agent.model.desired import DesiredDeployment
-from hub.api.schemas import (
+from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.hub.api.schemas import (
     EventIn,
     EventOut,
     ExportFormat,
@@ -36,7 +36,7 @@ from hub.api.schemas import (
     Observed,
     PredictionEnvironment,
 )
-from hub.store.records import (
+from pilothouse.hub.store.records import (
     AttemptRecord,
     ChannelRecord,
     Composer,

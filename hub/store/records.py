@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from agent.model.desired import DesiredDeployment
-from agent.model.vocabulary import Source, Status
-from hub.api.schemas import (
+from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.foundation.domain.vocabulary import Source, Status
+from pilothouse.hub.api.schemas import (
     AttemptOutcome,
     ChannelType,
     DeliveryKind,

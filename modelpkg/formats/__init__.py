@@ -3,7 +3,7 @@
 A format module exposes ``load(package_dir, manifest) -> Predictor``. The
 framework (scikit-learn, onnxruntime, MLflow) is an optional extra: importing
 this package costs nothing, and a missing framework surfaces as a
-:class:`~modelpkg.errors.MissingExtraError` that names the extra to install.
+:class:`~pilothouse.modelpkg.errors.MissingExtraError` that names the extra to install.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from modelpkg.errors import MissingExtraError, ModelPredictError
+from pilothouse.modelpkg.errors import MissingExtraError, ModelPredictError
 
 
 class Predictor(abc.ABC):

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from modelpkg.errors import ModelLoadError
-from modelpkg.formats import Predictor, require
-from modelpkg.manifest import Manifest
+from pilothouse.modelpkg.errors import ModelLoadError
+from pilothouse.modelpkg.formats import Predictor, require
+from pilothouse.modelpkg.manifest import Manifest
 
 _DTYPES = {
     "tensor(float)": np.float32,

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from modelpkg.errors import ModelLoadError
-from modelpkg.formats import Predictor, column_order, require
-from modelpkg.manifest import Manifest
+from pilothouse.modelpkg.errors import ModelLoadError
+from pilothouse.modelpkg.formats import Predictor, column_order, require
+from pilothouse.modelpkg.manifest import Manifest
 
 
 def load(package_dir: Path, manifest: Manifest) -> Predictor:

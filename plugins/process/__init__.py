@@ -1,6 +1,6 @@
 """The ``process`` plugin: prediction servers as local subprocesses (the embedded default)."""
 
-from plugins.process.plugin import ProcessPlugin
-from plugins.process.settings import ProcessPluginSettings
+from pilothouse.plugins.process.plugin import ProcessPlugin
+from pilothouse.plugins.process.settings import ProcessPluginSettings
 
 __all__ = ["ProcessPlugin", "ProcessPluginSettings"]

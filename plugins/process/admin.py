@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from agent.errors import PermanentPluginError, TemporaryPluginError
+from pilothouse.agent.errors import PermanentPluginError, TemporaryPluginError
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,26 +21,26 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from agent.errors import (
+from pilothouse.agent.errors import (
     HubRejectedError,
     HubUnreachableError,
     PermanentPluginError,
     PluginError,
     TemporaryPluginError,
 )
-from agent.model.desired import DesiredDeployment
-from agent.model.events import Event
-from agent.model.vocabulary import DeploymentState, Status
-from agent.plugin import (
+from pilothouse.agent.plugin import (
     ActionResult,
     DeploymentReport,
     EnvironmentReport,
     Plugin,
     PluginContext,
 )
-from plugins.process import probes, servers
-from plugins.process.admin import Refused, ServerAPI
-from plugins.process.settings import ProcessPluginSettings
+from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.foundation.domain.events import Event
+from pilothouse.foundation.domain.vocabulary import DeploymentState, Status
+from pilothouse.plugins.process import probes, servers
+from pilothouse.plugins.process.admin import Refused, ServerAPI
+from pilothouse.plugins.process.settings import ProcessPluginSettings
 
 log = logging.getLogger("pilothouse.plugin.process")
 SHARED = "shared"

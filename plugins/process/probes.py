@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from modelpkg.manifest import FeatureType, Manifest
-from modelpkg.packing import inspect_path
+from pilothouse.modelpkg.manifest import FeatureType, Manifest
+from pilothouse.modelpkg.packing import inspect_path
 
 _SYNTHETIC: dict[FeatureType, Any] = {
     FeatureType.FLOAT: 0.0,

@@ -1,6 +1,6 @@
 """Prediction server processes: start, adopt, watch, stop.
 
-A server is ``python -m agent serve`` in its own session, so it survives the
+A server is ``python -m pilothouse.serving`` in its own session, so it survives the
 agent: what runs is recorded in ``<state_dir>/servers.json`` (pid, port, admin
 token) and a restarted agent adopts a server that is still alive and answers
 with its token, instead of starting a duplicate. A server is recognized by its
@@ -23,8 +23,8 @@ from typing import Any
 
 import orjson
 
-from agent.errors import PluginNotReadyError
-from plugins.process.admin import ServerAPI
+from pilothouse.agent.errors import PluginNotReadyError
+from pilothouse.plugins.process.admin import ServerAPI
 
 
 @dataclass(slots=True)
@@ -86,7 +86,7 @@ async def spawn(server: Server, host: str, extra_args: list[str], ready_timeout_
     log = await asyncio.to_thread((server.state_dir / "server.log").open, "ab")
     try:
         server.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent", "serve", "--host", host, "--port", str(server.port),
+            sys.executable, "-m", "pilothouse.serving", "--host", host, "--port", str(server.port),
             "--state-dir", str(server.state_dir), *extra_args,
             env={**os.environ, "PILOTHOUSE_SERVE_ADMIN_TOKEN": server.token},
             stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,

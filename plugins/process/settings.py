@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.errors import ConfigError
+from pilothouse.foundation.errors import ConfigError
 
 
 class ProcessPluginSettings(BaseModel):

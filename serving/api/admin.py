@@ -13,11 +13,11 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from serving.api import responses
-from serving.api.keys import DEPLOYMENTS, SETTINGS
-from serving.decoding import load_json
-from serving.deployments import DEPLOYMENT_ID, DeploymentRequest
-from serving.errors import BadRequestError, UnauthorizedError
+from pilothouse.serving.api import responses
+from pilothouse.serving.api.keys import DEPLOYMENTS, SETTINGS
+from pilothouse.serving.decoding import load_json
+from pilothouse.serving.deployments import DEPLOYMENT_ID, DeploymentRequest
+from pilothouse.serving.errors import BadRequestError, UnauthorizedError
 
 _ID_PATTERN = DEPLOYMENT_ID.removeprefix("^").removesuffix("$")
 

@@ -8,7 +8,7 @@ reloads the deployments recorded at the last stop, and the challenger worker
 pools off the event loop.
 
 Errors are translated in one place, :func:`_errors`: a
-:class:`~serving.errors.ServingError` becomes its status and JSON body;
+:class:`~pilothouse.serving.errors.ServingError` becomes its status and JSON body;
 aiohttp's own HTTP errors (unknown route, 405, 413) get a JSON body too;
 anything else is a bug, logged with its traceback, answered with a bare 500.
 """
@@ -25,14 +25,14 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from modelpkg import PackageError
-from serving.api import admin, plain, responses, v2
-from serving.api.keys import DEPLOYMENTS, METRICS, PREDICTIONS, SETTINGS
-from serving.deployments import DeploymentRegistry
-from serving.errors import ServingError, UnauthorizedError
-from serving.inference import PredictionService
-from serving.metrics import ServerMetrics
-from serving.settings import ServerSettings
+from pilothouse.modelpkg import PackageError
+from pilothouse.serving.api import admin, plain, responses, v2
+from pilothouse.serving.api.keys import DEPLOYMENTS, METRICS, PREDICTIONS, SETTINGS
+from pilothouse.serving.deployments import DeploymentRegistry
+from pilothouse.serving.errors import ServingError, UnauthorizedError
+from pilothouse.serving.inference import PredictionService
+from pilothouse.serving.metrics import ServerMetrics
+from pilothouse.serving.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 

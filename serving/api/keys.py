@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from serving.deployments import DeploymentRegistry
-from serving.inference import PredictionService
-from serving.metrics import ServerMetrics
-from serving.settings import ServerSettings
+from pilothouse.serving.deployments import DeploymentRegistry
+from pilothouse.serving.inference import PredictionService
+from pilothouse.serving.metrics import ServerMetrics
+from pilothouse.serving.settings import ServerSettings
 
 SETTINGS = web.AppKey("settings", ServerSettings)
 DEPLOYMENTS = web.AppKey("deployments", DeploymentRegistry)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from serving.api import responses
-from serving.api.keys import METRICS, PREDICTIONS
+from pilothouse.serving.api import responses
+from pilothouse.serving.api.keys import METRICS, PREDICTIONS
 
 
 def add_routes(app: web.Application) -> None:

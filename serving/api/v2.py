@@ -10,11 +10,11 @@ from typing import Any
 
 from aiohttp import web
 
-from serving import decoding
-from serving.api import responses
-from serving.api.keys import DEPLOYMENTS, PREDICTIONS
-from serving.deployments import Deployment
-from serving.served import ServedModel
+from pilothouse.serving import decoding
+from pilothouse.serving.api import responses
+from pilothouse.serving.api.keys import DEPLOYMENTS, PREDICTIONS
+from pilothouse.serving.deployments import Deployment
+from pilothouse.serving.served import ServedModel
 
 _PLATFORMS = {
     "sklearn": "sklearn",

@@ -14,11 +14,11 @@ import orjson
 import yaml
 from helpers import eventually
 
-from agent.model.desired import DesiredDeployment
-from agent.plugin import PluginContext
-from agent.runtime import Agent
-from plugins.test.plugin import TestPlugin
-from plugins.test.plugin import TestPluginSettings as SimSettings
+from pilothouse.agent.plugin import PluginContext
+from pilothouse.agent.runtime import Agent
+from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.plugins.simulated.plugin import SimulatedPlugin
+from pilothouse.plugins.simulated.plugin import SimulatedPluginSettings as SimSettings
 
 TIMEOUT = 20.0
 """Generous: these tests run on loaded two-core CI machines."""
@@ -62,12 +62,14 @@ def write_raw(path: Path, content: bytes | str) -> None:
     os.utime(path, ns=(_last_mtime, _last_mtime))
 
 
-def sim(**settings: Any) -> TestPlugin:
+def sim(**settings: Any) -> SimulatedPlugin:
     """A simulated plugin with the given settings."""
-    return TestPlugin(SimSettings(**settings))
+    return SimulatedPlugin(SimSettings(**settings))
 
 
-async def prefilled(tmp_path: Path, running: Mapping[str, str], pe: str = "pe-test") -> TestPlugin:
+async def prefilled(
+    tmp_path: Path, running: Mapping[str, str], pe: str = "pe-test"
+) -> SimulatedPlugin:
     """A simulated plugin that already runs ``running`` (id -> model) before any agent."""
     plugin = sim()
     ctx = PluginContext(
@@ -148,7 +150,7 @@ def assert_no_events_lost(agent: Agent) -> None:
     assert len(events(agent)) == emitted(agent)
 
 
-def calls(plugin: TestPlugin, dep: str | None = None) -> list[tuple[str, str, str | None]]:
+def calls(plugin: SimulatedPlugin, dep: str | None = None) -> list[tuple[str, str, str | None]]:
     """The plugin's action log as (action, deployment, model) tuples."""
     return [
         (c.action, c.deployment_id, c.model_package_id)

@@ -28,7 +28,7 @@ async def start(cwd: Path, *args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "agent",
+        "pilothouse",
         *args,
         cwd=cwd,
         env=clean_env(),

@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 from helpers import eventually, read_events, running
 
-from agent.model.desired import DesiredDeployment, DesiredState
-from agent.model.vocabulary import Status
-from agent.runtime import Agent
+from pilothouse.agent.runtime import Agent
+from pilothouse.foundation.domain.desired import DesiredDeployment, DesiredState
+from pilothouse.foundation.domain.vocabulary import Status
 
 from .support import (
     TIMEOUT,

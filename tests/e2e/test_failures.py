@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from helpers import eventually, running
 
-from agent.model.vocabulary import DeploymentState
-from agent.runtime import Agent
+from pilothouse.agent.runtime import Agent
+from pilothouse.foundation.domain.vocabulary import DeploymentState
 
 from .support import (
     TIMEOUT,

@@ -6,8 +6,8 @@ import orjson
 import pytest
 from helpers import eventually, running
 
-from agent.model.vocabulary import DeploymentState, Status
-from agent.runtime import Agent
+from pilothouse.agent.runtime import Agent
+from pilothouse.foundation.domain.vocabulary import DeploymentState, Status
 
 from .support import TIMEOUT, deployment, events, settled, sim, types, wait_event, write_state
 

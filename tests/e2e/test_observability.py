@@ -11,9 +11,9 @@ import pytest
 from helpers import running
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.observability import logs
-from agent.runtime import Agent
-from agent.settings import LogSettings
+from pilothouse.agent.runtime import Agent
+from pilothouse.foundation import logs
+from pilothouse.foundation.settings import LogSettings
 
 from .support import deployment, settled, sim, wait_event, write_state
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from helpers import eventually, running
 
-from agent.model.vocabulary import DeploymentState
-from agent.runtime import Agent
+from pilothouse.agent.runtime import Agent
+from pilothouse.foundation.domain.vocabulary import DeploymentState
 
 from .support import (
     EVENT_FIELDS,

@@ -13,9 +13,9 @@ from typing import Any
 import aiohttp
 import orjson
 
-from agent.model.events import new_id
-from hub import HubSettings, serve_hub
-from hub.clock import Clock
+from pilothouse.foundation.domain.events import new_id
+from pilothouse.hub import HubSettings, serve_hub
+from pilothouse.hub.clock import Clock
 
 ADMIN = "test-admin-token"
 V1 = "/api/v1"

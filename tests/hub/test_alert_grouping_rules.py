@@ -9,11 +9,11 @@ from typing import Any
 import orjson
 import pytest
 
-from agent.model.events import new_id
-from agent.model.vocabulary import Source, Status
-from hub.api.schemas import EventOut, NotificationChannel, NotificationPolicy
-from hub.service import composing, routing
-from hub.store.records import (
+from pilothouse.foundation.domain.events import new_id
+from pilothouse.foundation.domain.vocabulary import Source, Status
+from pilothouse.hub.api.schemas import EventOut, NotificationChannel, NotificationPolicy
+from pilothouse.hub.notifications import composing, routing
+from pilothouse.hub.store.records import (
     AlertGroup,
     DueGroup,
     RoutedEvent,

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from hub import Hub, HubError
+from pilothouse.hub import Hub, HubError
 from tests.hub.support import settings
 
 pytestmark = pytest.mark.anyio

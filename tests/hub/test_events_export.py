@@ -10,7 +10,7 @@ import aiohttp
 import orjson
 import pytest
 
-from hub.service import exporting
+from pilothouse.hub.service import exporting
 from tests.hub.support import V1, Running, answer, at, event, ok
 
 pytestmark = pytest.mark.anyio

@@ -130,7 +130,7 @@ async def test_invalid_event_names_the_field(hub: Running) -> None:
 async def test_search_plans_agree_on_order_and_pages(
     hub: Running, monkeypatch: pytest.MonkeyPatch, few_matches: int
 ) -> None:
-    from hub.store.sqlite import events as event_sql
+    from pilothouse.hub.store.sqlite import events as event_sql
 
     monkeypatch.setattr(event_sql, "_FEW_MATCHES", few_matches)  # walk the index, or fetch by rowid
     pe = await hub.pe()

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.anyio
 async def _cli(hub: Running, *args: str, stderr: Any = asyncio.subprocess.PIPE) -> tuple[int, str]:
     env = {**os.environ, "PILOTHOUSE_HUB_URL": hub.url, "PILOTHOUSE_TOKEN": ADMIN}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent", "events", "export", *args, env=env,
+        sys.executable, "-m", "pilothouse", "events", "export", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=stderr,
     )  # fmt: skip
     out, _ = await asyncio.wait_for(proc.communicate(), 60)

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from hub.service import tasks
+from pilothouse.hub.service import tasks
 
 pytestmark = pytest.mark.anyio
 

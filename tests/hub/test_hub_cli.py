@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from agent.cli import main
+from pilothouse.cli import main
 from tests.hub.support import V1
 
 pytestmark = pytest.mark.anyio
@@ -23,7 +23,7 @@ async def test_run_serves_then_exits_0_on_sigterm(tmp_path: Path, anyio_backend:
     config.write_text("listen: {port: 1}\nagents: {heartbeat_timeout_s: 30}\n")
     env = {**os.environ, "PILOTHOUSE_HUB_AGENTS__KEEPALIVE_INTERVAL_S": "5"}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent", "hub", "run", "--config", str(config), "--port", "0",
+        sys.executable, "-m", "pilothouse", "hub", "run", "--config", str(config), "--port", "0",
         "--state-dir", str(tmp_path / "state"), "--log-format", "json",
         stderr=asyncio.subprocess.PIPE, env=env,
     )  # fmt: skip

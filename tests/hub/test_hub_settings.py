@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import ConfigError
-from hub.settings import HubSettings
+from pilothouse.agent.errors import ConfigError
+from pilothouse.hub.settings import HubSettings
 
 
 def test_defaults() -> None:

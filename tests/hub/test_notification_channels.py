@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hub.service import signing
+from pilothouse.hub.notifications import signing
 from tests.hub.receivers import down_url, receiving
 from tests.hub.support import V1, Running, answer, ok
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from hub.clock import ManualClock
-from hub.service import signing
+from pilothouse.hub.clock import ManualClock
+from pilothouse.hub.notifications import signing
 from tests.hub.receivers import Receiver, down_url, receiving
 from tests.hub.support import V1, Running, at, event, ok, rows, running, settings
 

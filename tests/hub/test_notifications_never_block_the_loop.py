@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from blockbuster import blockbuster_ctx
 
-from hub.clock import ManualClock
+from pilothouse.hub.clock import ManualClock
 from tests.hub.receivers import receiving
 from tests.hub.support import V1, event, ok, running, settings
 

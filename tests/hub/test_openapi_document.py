@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from openapi_spec_validator import validate
 
-from hub.api.routes import ROUTES
+from pilothouse.hub.api.routes import ROUTES
 from tests.hub.support import V1, Running, ok
 
 pytestmark = pytest.mark.anyio
@@ -33,6 +33,6 @@ async def test_document_is_valid_and_complete(hub: Running) -> None:
 
 
 def _app_routes(hub: Running) -> list:  # type: ignore[type-arg]
-    from hub.api.app import create_app
+    from pilothouse.hub.api.app import create_app
 
     return list(create_app(hub.settings).router.routes())

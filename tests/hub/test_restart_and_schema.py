@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import PilothouseError
-from hub.store.sqlite import migrations
+from pilothouse.agent.errors import PilothouseError
+from pilothouse.hub.store.sqlite import migrations
 from tests.hub.support import V1, event, next_message, ok, running, settings
 
 pytestmark = pytest.mark.anyio

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from hub.clock import ManualClock
+from pilothouse.hub.clock import ManualClock
 from tests.hub.support import V1, Running, answer, event, ok, running, settings
 
 pytestmark = pytest.mark.anyio

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from hub.store.sqlite import migrations
+from pilothouse.hub.store.sqlite import migrations
 from tests.hub.receivers import receiving
 from tests.hub.support import V1, event, ok, running, settings
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.model.vocabulary import Source, Status
-from hub.service.health import decide
-from hub.store.records import SourceStatus
+from pilothouse.foundation.domain.vocabulary import Source, Status
+from pilothouse.hub.service.health import decide
+from pilothouse.hub.store.records import SourceStatus
 from tests.hub.support import V1, Running, at, event, ok
 
 P, R, F, U = Status.PASSING, Status.AT_RISK, Status.FAILING, Status.UNKNOWN

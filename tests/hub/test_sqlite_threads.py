@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from hub.settings import DatabaseSettings
-from hub.store.sqlite.connections import connect
-from hub.store.sqlite.threads import ConnectionThreads
+from pilothouse.hub.settings import DatabaseSettings
+from pilothouse.hub.store.sqlite.connections import connect
+from pilothouse.hub.store.sqlite.threads import ConnectionThreads
 
 pytestmark = pytest.mark.anyio
 

@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
-from agent.hublink.outbox import Outbox
-from agent.model.events import Event
-from agent.model.vocabulary import Status
+from pilothouse.agent.hublink.outbox import Outbox
+from pilothouse.foundation.domain.events import Event
+from pilothouse.foundation.domain.vocabulary import Status
 
 
 def _events(n: int, start: int = 0) -> list[Event]:

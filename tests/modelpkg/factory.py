@@ -95,8 +95,8 @@ def linear_package(path: Path, n_features: int = 20, *, seed: int = 7) -> Path:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    from modelpkg import Feature, Manifest, dump_manifest
-    from modelpkg.profiling import baseline
+    from pilothouse.modelpkg import Feature, Manifest, dump_manifest
+    from pilothouse.modelpkg.profiling import baseline
 
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(2000, n_features))

@@ -10,8 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from agent.cli import main
-from modelpkg import (
+from pilothouse.cli import main
+from pilothouse.modelpkg import (
     PackageError,
     UnsafeArchiveError,
     build_package,

@@ -10,12 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from modelpkg import (
-    MissingExtraError,
-    ModelLoadError,
-    ModelPredictError,
-    load_model,
-)
+from pilothouse.modelpkg import MissingExtraError, ModelLoadError, ModelPredictError, load_model
 from tests.modelpkg.factory import CLASSES, FEATURES, SETOSA, VIRGINICA, manifest, python_package
 
 ROWS = [SETOSA, VIRGINICA]

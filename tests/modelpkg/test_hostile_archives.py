@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelpkg import (
+from pilothouse.modelpkg import (
     ArchiveLimitError,
     ArchiveLimits,
     ChecksumMismatchError,

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from modelpkg import ManifestError, parse_manifest
-from modelpkg.contents import check_samples
+from pilothouse.modelpkg import ManifestError, parse_manifest
+from pilothouse.modelpkg.contents import check_samples
 from tests.modelpkg.factory import EXAMPLES, manifest
 
 

@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from modelpkg.formats.sklearn import SklearnPredictor
+from pilothouse.modelpkg.formats.sklearn import SklearnPredictor
 
 
 @pytest.mark.parametrize(

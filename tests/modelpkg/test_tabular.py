@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modelpkg import Feature, FeatureType, InputError, Schema
+from pilothouse.modelpkg import Feature, FeatureType, InputError, Schema
 
 NUMERIC = Schema([Feature(name="a"), Feature(name="b", type=FeatureType.INTEGER)])
 MIXED = Schema(

@@ -1,6 +1,6 @@
 """Shared pieces of the process-plugin end-to-end tests.
 
-Every test here starts real ``python -m agent serve`` processes. They run in
+Every test here starts real ``python -m pilothouse.serving`` processes. They run in
 their own session (they survive the agent on purpose), so a failing test
 could leave them behind: :func:`reaped` kills, by pid, every process whose
 command line names the test's own temporary directory, whatever happened.
@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from plugins.process.servers import Server
+from pilothouse.plugins.process.servers import Server
 from tests.modelpkg.factory import SETOSA, VIRGINICA, python_package
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +53,7 @@ def pids_naming(text: str) -> list[int]:
 
 
 def serve_pids(root: Path) -> list[int]:
-    """Pids of the prediction servers (``agent serve``) whose state lies under ``root``."""
+    """Pids of the prediction servers (``python -m pilothouse.serving``) whose state lies under ``root``."""
     return [p for p in pids_naming(str(root)) if _is_server(p)]
 
 
@@ -62,7 +62,7 @@ def _is_server(pid: int) -> bool:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"agent" in argv and b"serve" in argv
+    return b"pilothouse.serving" in argv
 
 
 def alive(pid: int) -> bool:

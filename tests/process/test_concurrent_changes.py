@@ -15,11 +15,11 @@ import aiohttp
 import orjson
 import pytest
 
-from agent import DesiredDeployment, DesiredState
-from agent.model.vocabulary import DeploymentState
-from agent.runtime import Agent
-from modelpkg import build_package
-from plugins.process import ProcessPlugin
+from pilothouse.agent import DesiredDeployment, DesiredState
+from pilothouse.agent.runtime import Agent
+from pilothouse.foundation.domain.vocabulary import DeploymentState
+from pilothouse.modelpkg import build_package
+from pilothouse.plugins.process import ProcessPlugin
 from tests.helpers import read_events, running
 from tests.modelpkg.factory import python_package
 from tests.process.support import RULES, TIMEOUT, predict, reaped, until

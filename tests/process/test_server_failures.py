@@ -17,12 +17,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from agent import DesiredDeployment, DesiredState
-from agent.errors import PermanentPluginError
-from agent.model.vocabulary import DeploymentState
-from agent.runtime import Agent
-from plugins.process import ProcessPlugin
-from plugins.process.servers import Server
+from pilothouse.agent import DesiredDeployment, DesiredState
+from pilothouse.agent.errors import PermanentPluginError
+from pilothouse.agent.runtime import Agent
+from pilothouse.foundation.domain.vocabulary import DeploymentState
+from pilothouse.plugins.process import ProcessPlugin
+from pilothouse.plugins.process.servers import Server
 from tests.helpers import read_events, running
 from tests.modelpkg.factory import python_package
 from tests.process.support import (

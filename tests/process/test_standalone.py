@@ -15,10 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from agent import DesiredDeployment, DesiredState
-from agent.model.vocabulary import DeploymentState, Status
-from agent.runtime import Agent
-from plugins.process import ProcessPlugin
+from pilothouse.agent import DesiredDeployment, DesiredState
+from pilothouse.agent.runtime import Agent
+from pilothouse.foundation.domain.vocabulary import DeploymentState, Status
+from pilothouse.plugins.process import ProcessPlugin
 from tests.helpers import read_events, running
 from tests.process.support import (
     IRIS_1,

@@ -16,10 +16,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from agent.runtime import Agent
-from agent.settings import AgentSettings
-from modelpkg import build_package
-from plugins.process import ProcessPlugin
+from pilothouse.agent.runtime import Agent
+from pilothouse.agent.settings import AgentSettings
+from pilothouse.modelpkg import build_package
+from pilothouse.plugins.process import ProcessPlugin
 from tests.helpers import running
 from tests.hub.support import V1, Running, ok, upload
 from tests.hub.support import running as hub_running

@@ -75,9 +75,9 @@ async def up(state: Path, port: int, log: Path) -> AsyncIterator[Up]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
     with log.open("ab") as err:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent", "up", "--state-dir", str(state), "--port", str(port),
-            cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=err,
+            sys.executable, "-m", "pilothouse", "up", "--state-dir", str(state),
+            "--port", str(port), cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=err,
         )  # fmt: skip
     try:
         yield Up(proc)

@@ -20,12 +20,18 @@ from helpers import read_events, running
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from agent.machine.transitions import TRANSITIONS, Trigger, decide, start_trigger, transition
-from agent.model.desired import DeploymentSettings, DesiredDeployment, DesiredState
-from agent.model.vocabulary import Action, DeploymentState, DesiredRun
-from agent.runtime import Agent
-from plugins.test.plugin import Delays, TestPlugin
-from plugins.test.plugin import TestPluginSettings as PluginSettings
+from pilothouse.agent.machine.transitions import (
+    TRANSITIONS,
+    Trigger,
+    decide,
+    start_trigger,
+    transition,
+)
+from pilothouse.agent.runtime import Agent
+from pilothouse.foundation.domain.desired import DeploymentSettings, DesiredDeployment, DesiredState
+from pilothouse.foundation.domain.vocabulary import Action, DeploymentState, DesiredRun
+from pilothouse.plugins.simulated.plugin import Delays, SimulatedPlugin
+from pilothouse.plugins.simulated.plugin import SimulatedPluginSettings as PluginSettings
 
 IDS = ("d0", "d1", "d2", "d3")
 MODELS = ("m-a", "m-b", "m-c")
@@ -86,7 +92,7 @@ async def drive(agent: Agent, steps: list[Step]) -> dict[str, str]:
         return {r.id: r.state.value for r in agent.dispatcher.records.values()}
 
 
-def check_run(plugin: TestPlugin, events: list[dict[str, Any]], steps: list[Step]) -> None:
+def check_run(plugin: SimulatedPlugin, events: list[dict[str, Any]], steps: list[Step]) -> None:
     last = steps[-1][0]
     want = {i: m for i, m in zip(IDS, last, strict=False) if m not in (ABSENT, STOPPED)}
     assert plugin.running() == want
@@ -110,7 +116,7 @@ def check_run(plugin: TestPlugin, events: list[dict[str, Any]], steps: list[Step
 def run_example(
     make_settings: Any, state_dir: Path, behaviour: PluginSettings, steps: list[Step]
 ) -> None:
-    plugin = TestPlugin(behaviour)
+    plugin = SimulatedPlugin(behaviour)
     s = make_settings(state_dir=state_dir)
     agent = Agent(s, plugin=plugin)
     view = anyio.run(drive, agent, steps, backend="asyncio")
@@ -164,7 +170,7 @@ def test_converges_with_removals(
 @pytest.mark.anyio
 async def test_wait_settled_waits_for_the_apply_just_made(make_settings: Any) -> None:
     # Found at b293ed3, fixed in 321509f: wait_settled() returned before the apply was routed.
-    plugin = TestPlugin(QUIET)
+    plugin = SimulatedPlugin(QUIET)
     agent = Agent(make_settings(), plugin=plugin)
     async with running(agent):
         for model in ("m-a", "m-b"):

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from helpers import eventually, read_events, running
 
-from agent.errors import CrashLoopError
-from agent.model.desired import DesiredDeployment, DesiredState
-from agent.model.events import Event
-from agent.model.vocabulary import Status
-from agent.runtime import Agent
-from plugins.test.plugin import TestPlugin
+from pilothouse.agent.errors import CrashLoopError
+from pilothouse.agent.runtime import Agent
+from pilothouse.foundation.domain.desired import DesiredDeployment, DesiredState
+from pilothouse.foundation.domain.events import Event
+from pilothouse.foundation.domain.vocabulary import Status
+from pilothouse.plugins.simulated.plugin import SimulatedPlugin
 
 pytestmark = pytest.mark.anyio
 
@@ -84,7 +84,7 @@ class GatedSink:
         pass
 
 
-class ReleasingPlugin(TestPlugin):
+class ReleasingPlugin(SimulatedPlugin):
     """Releases the gated write during shutdown, one loop turn before events are closed."""
 
     def __init__(self, sink: GatedSink) -> None:
@@ -112,7 +112,7 @@ def one_deployment() -> DesiredState:
 
 async def test_a_sink_that_recovers_gets_every_event_once(make_settings: Any) -> None:
     sink = BrokenSink(failures=2)
-    agent = Agent(make_settings(), plugin=TestPlugin(), sinks=[sink])
+    agent = Agent(make_settings(), plugin=SimulatedPlugin(), sinks=[sink])
     async with running(agent):
         agent.apply(one_deployment())
         async with asyncio.timeout(10):
@@ -132,7 +132,7 @@ async def test_a_batch_a_sink_refused_is_completed_at_shutdown(make_settings: An
     # already had it (the local log first) never got what was added.
     sink = BrokenSink(failures=1, at="agent.reconciled")
     slow_restart = {"restart_backoff_initial_s": 5, "restart_backoff_max_s": 5}
-    agent = Agent(make_settings(supervisor=slow_restart), plugin=TestPlugin(), sinks=[sink])
+    agent = Agent(make_settings(supervisor=slow_restart), plugin=SimulatedPlugin(), sinks=[sink])
     async with running(agent) as task:
         agent.apply(one_deployment())
         await eventually(lambda: sink.attempts == 1)  # the writer waits out its restart
@@ -152,7 +152,7 @@ async def test_a_sink_that_always_fails_ends_serve_with_crash_loop_error(
     # of the local log.
     agent = Agent(
         make_settings(supervisor={"crash_loop_failures": 3}),
-        plugin=TestPlugin(),
+        plugin=SimulatedPlugin(),
         sinks=[BrokenSink(failures=None)],
     )
     with pytest.raises(CrashLoopError) as raised:
@@ -168,7 +168,7 @@ async def test_a_sink_write_cut_by_shutdown_is_awaited_not_repeated(make_setting
     # Found at b293ed3, fixed in 39b4944: flush started the cut write again (duplicates, and
     # for the local log a second open file when the cut write was its first).
     sink = SlowSink(0.3)
-    agent = Agent(make_settings(), plugin=TestPlugin(), sinks=[sink])
+    agent = Agent(make_settings(), plugin=SimulatedPlugin(), sinks=[sink])
     async with running(agent) as task:
         await eventually(lambda: len(sink.ids) > 0)  # the start-up events are written
         agent.request_stop()  # agent.stopping starts a slow write; shutdown cuts it
@@ -206,7 +206,7 @@ async def test_a_stalled_event_log_still_gets_every_event(
 ) -> None:
     log = tmp_path / "events.fifo"
     os.mkfifo(log)  # a stalled disk: opening the log blocks until a reader comes
-    agent = Agent(make_settings(event_log=log), plugin=TestPlugin())
+    agent = Agent(make_settings(event_log=log), plugin=SimulatedPlugin())
     reader: int | None = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -16,19 +16,19 @@ from typing import Any
 import pytest
 from helpers import eventually, read_events, running
 
-from agent.errors import CrashLoopError
-from agent.model.desired import DesiredDeployment, DesiredState
-from agent.model.events import Event
-from agent.model.vocabulary import Status
-from agent.plugin import EnvironmentReport
-from agent.runtime import Agent
-from plugins.test.plugin import Delays, TestPlugin
-from plugins.test.plugin import TestPluginSettings as PluginSettings
+from pilothouse.agent.errors import CrashLoopError
+from pilothouse.agent.plugin import EnvironmentReport
+from pilothouse.agent.runtime import Agent
+from pilothouse.foundation.domain.desired import DesiredDeployment, DesiredState
+from pilothouse.foundation.domain.events import Event
+from pilothouse.foundation.domain.vocabulary import Status
+from pilothouse.plugins.simulated.plugin import Delays, SimulatedPlugin
+from pilothouse.plugins.simulated.plugin import SimulatedPluginSettings as PluginSettings
 
 pytestmark = pytest.mark.anyio
 
 
-class FlakyEnvironment(TestPlugin):
+class FlakyEnvironment(SimulatedPlugin):
     """environment_status raises a foreign error ``failures`` times (forever if None)."""
 
     def __init__(self, failures: int | None) -> None:
@@ -89,7 +89,7 @@ async def no_task_left() -> AsyncIterator[None]:
 
 
 async def test_in_flight_actions_finish_within_the_grace_period(make_settings: Any) -> None:
-    plugin, sink = TestPlugin(PluginSettings(delays=Delays(launch_s=0.3))), Recorder()
+    plugin, sink = SimulatedPlugin(PluginSettings(delays=Delays(launch_s=0.3))), Recorder()
     agent = Agent(make_settings(shutdown={"grace_period_s": 5}), plugin=plugin, sinks=[sink])
     async with no_task_left(), running(agent) as task:
         agent.apply(state("a", "b"))
@@ -106,7 +106,7 @@ async def test_in_flight_actions_finish_within_the_grace_period(make_settings: A
 
 async def test_a_hanging_action_is_cancelled_after_the_grace_period(make_settings: Any) -> None:
     grace = 0.3
-    plugin, sink = TestPlugin(PluginSettings(hang_rate=1.0)), Recorder()
+    plugin, sink = SimulatedPlugin(PluginSettings(hang_rate=1.0)), Recorder()
     agent = Agent(make_settings(shutdown={"grace_period_s": grace}), plugin=plugin, sinks=[sink])
     loop = asyncio.get_running_loop()
     async with no_task_left(), running(agent) as task:
@@ -135,7 +135,7 @@ async def test_every_event_is_flushed_and_the_stream_ends_cleanly(
         temporary_failure_rate=0.3,
         crash_rate=0.1,
     )
-    plugin, sink = TestPlugin(behaviour), Recorder()
+    plugin, sink = SimulatedPlugin(behaviour), Recorder()
     agent = Agent(make_settings(shutdown={"grace_period_s": 0.05}), plugin=plugin, sinks=[sink])
     ids = [f"d{i}" for i in range(8)]
     async with no_task_left(), running(agent) as task:
@@ -171,7 +171,7 @@ async def test_the_event_log_gets_every_event_across_many_shutdowns(
     # as the writer was cancelled was written again (fixed in a4d31b7).
     incomplete = 0
     for run in range(100):
-        agent = Agent(make_settings(state_dir=tmp_path / str(run)), plugin=TestPlugin())
+        agent = Agent(make_settings(state_dir=tmp_path / str(run)), plugin=SimulatedPlugin())
         async with running(agent):
             agent.apply(state("a", "b"))
             await settle(agent)

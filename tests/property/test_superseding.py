@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from helpers import eventually, read_events, running
 
-from agent.model.desired import DesiredDeployment, DesiredState
-from agent.plugin import ActionResult
-from agent.runtime import Agent
-from plugins.test.plugin import Delays, TestPlugin
-from plugins.test.plugin import TestPluginSettings as PluginSettings
+from pilothouse.agent.plugin import ActionResult
+from pilothouse.agent.runtime import Agent
+from pilothouse.foundation.domain.desired import DesiredDeployment, DesiredState
+from pilothouse.plugins.simulated.plugin import Delays, SimulatedPlugin
+from pilothouse.plugins.simulated.plugin import SimulatedPluginSettings as PluginSettings
 
 pytestmark = pytest.mark.anyio
 
@@ -26,7 +26,7 @@ DELAY = 0.2
 SUPERSEDED = "pilothouse_agent_changes_superseded_total"
 
 
-class CountingPlugin(TestPlugin):
+class CountingPlugin(SimulatedPlugin):
     """The simulated plugin, measuring how many launches run at once."""
 
     def __init__(self, settings: PluginSettings) -> None:
@@ -65,7 +65,7 @@ def superseded(agent: Agent) -> float:
     return agent.metrics.registry.get_sample_value(SUPERSEDED) or 0.0
 
 
-def calls(plugin: TestPlugin) -> list[tuple[str, str, int, str | None]]:
+def calls(plugin: SimulatedPlugin) -> list[tuple[str, str, int, str | None]]:
     return [(c.action, c.deployment_id, c.generation, c.model_package_id) for c in plugin.calls]
 
 

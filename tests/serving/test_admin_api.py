@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from modelpkg import build_package
+from pilothouse.modelpkg import build_package
 from tests.modelpkg.factory import SETOSA
 from tests.serving.harness import AUTH, predict, put, server
 

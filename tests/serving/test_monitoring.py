@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelpkg import Feature, FeatureType, Manifest, Schema
-from modelpkg.profiling import baseline
-from serving.monitoring import FeatureMonitor, RequestStats, psi
+from pilothouse.modelpkg import Feature, FeatureType, Manifest, Schema
+from pilothouse.modelpkg.profiling import baseline
+from pilothouse.serving.monitoring import FeatureMonitor, RequestStats, psi
 from tests.modelpkg.factory import SETOSA, VIRGINICA
 from tests.serving.harness import predict, put, server
 

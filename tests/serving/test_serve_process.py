@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from modelpkg import build_package
+from pilothouse.modelpkg import build_package
 from tests.modelpkg.factory import SETOSA
 from tests.serving.harness import TOKEN
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.anyio
 
 async def start(state: Path, *extra: str) -> tuple[asyncio.subprocess.Process, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent", "serve", "--port", "0", "--admin-token", TOKEN,
+        sys.executable, "-m", "pilothouse", "serve", "--port", "0", "--admin-token", TOKEN,
         "--state-dir", str(state), *extra,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -79,7 +79,7 @@ async def test_serve_then_sigterm_then_restore(tmp_path: Path, iris: dict[str, P
 
 async def test_bad_settings_exit_2(tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent", "serve", "--admin-token", "short",
+        sys.executable, "-m", "pilothouse", "serve", "--admin-token", "short",
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     _, err = await proc.communicate()

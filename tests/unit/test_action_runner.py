@@ -9,18 +9,18 @@ from typing import Any
 import pytest
 from helpers import eventually
 
-from agent.actions.runner import ActionRunner, Retry
-from agent.errors import (
+from pilothouse.agent.actions.runner import ActionRunner, Retry
+from pilothouse.agent.errors import (
     ActionTimeoutError,
     PermanentPluginError,
     PluginError,
     TemporaryPluginError,
 )
-from agent.model.desired import DesiredDeployment
-from agent.model.vocabulary import Action, DeploymentState, Status
-from agent.plugin import ActionResult, DeploymentReport, EnvironmentReport, Plugin
-from agent.settings import ActionSettings
-from agent.telemetry.metrics import AgentMetrics
+from pilothouse.agent.observability.metrics import AgentMetrics
+from pilothouse.agent.plugin import ActionResult, DeploymentReport, EnvironmentReport, Plugin
+from pilothouse.agent.settings import ActionSettings
+from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.foundation.domain.vocabulary import Action, DeploymentState, Status
 
 pytestmark = pytest.mark.anyio
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from helpers import eventually, read_events
 
-from agent.events.bus import EventBus
-from agent.events.sinks import JsonLinesLog, LogSink
-from agent.model.events import Event
-from agent.model.vocabulary import Source, Status
+from pilothouse.agent.events.bus import EventBus
+from pilothouse.agent.events.sinks import JsonLinesLog, LogSink
+from pilothouse.foundation.domain.events import Event
+from pilothouse.foundation.domain.vocabulary import Source, Status
 
 pytestmark = pytest.mark.anyio
 

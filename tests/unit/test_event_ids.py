@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from agent.model.events import Event, UlidFactory, new_id
-from agent.model.vocabulary import Source, Status
+from pilothouse.foundation.domain.events import Event, UlidFactory, new_id
+from pilothouse.foundation.domain.vocabulary import Source, Status
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 ULID = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")

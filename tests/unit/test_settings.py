@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from agent.cli import agent_cmd, build_parser
-from agent.errors import ConfigError
-from agent.model.vocabulary import OrphanPolicy
-from agent.settings import AgentSettings
+from pilothouse.agent import command as agent_cmd
+from pilothouse.agent.errors import ConfigError
+from pilothouse.agent.settings import AgentSettings
+from pilothouse.cli import build_parser
+from pilothouse.foundation.domain.vocabulary import OrphanPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -233,7 +234,7 @@ def test_flags_beat_environment_which_beats_the_file(
 def run_cli(*argv: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
     return subprocess.run(
-        [sys.executable, "-m", "agent", *argv],
+        [sys.executable, "-m", "pilothouse", *argv],
         cwd=ROOT,
         env=env,
         capture_output=True,

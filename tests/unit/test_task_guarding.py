@@ -9,9 +9,14 @@ from typing import Any
 import pytest
 from helpers import eventually
 
-from agent.errors import CrashLoopError
-from agent.settings import SupervisorSettings
-from agent.supervision.supervisor import Started, Supervisor, TaskFailure, TaskReturnedError
+from pilothouse.agent.errors import CrashLoopError
+from pilothouse.agent.settings import SupervisorSettings
+from pilothouse.agent.supervision.supervisor import (
+    Started,
+    Supervisor,
+    TaskFailure,
+    TaskReturnedError,
+)
 
 pytestmark = pytest.mark.anyio
 

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from agent.errors import InvalidTransitionError
-from agent.machine.transitions import (
+from pilothouse.agent.errors import InvalidTransitionError
+from pilothouse.agent.machine.transitions import (
     TRANSITIONAL,
     TRANSITIONS,
     Trigger,
@@ -15,8 +15,8 @@ from agent.machine.transitions import (
     start_trigger,
     transition,
 )
-from agent.model.desired import DeploymentSettings, DesiredDeployment, Resources
-from agent.model.vocabulary import Action, DeploymentState, DesiredRun
+from pilothouse.foundation.domain.desired import DeploymentSettings, DesiredDeployment, Resources
+from pilothouse.foundation.domain.vocabulary import Action, DeploymentState, DesiredRun
 
 S = DeploymentState
 T = Trigger

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.api import bodies
-from hub.api.schemas import ActionRequest, DeploymentCreate, DeploymentListQuery, ObservedStatus
+from pilothouse.hub.api import bodies
+from pilothouse.hub.api.schemas import (
+    ActionRequest,
+    DeploymentCreate,
+    DeploymentListQuery,
+    ObservedStatus,
+)
 
 
 async def create(request: web.Request) -> web.Response:

@@ -7,9 +7,9 @@ import logging
 
 from aiohttp import web
 
-from hub import clock
-from hub.api import bodies
-from hub.api.schemas import EventBatch, EventExportQuery, EventQuery, ExportFormat
+from pilothouse.hub import clock
+from pilothouse.hub.api import bodies
+from pilothouse.hub.api.schemas import EventBatch, EventExportQuery, EventQuery, ExportFormat
 
 log = logging.getLogger("pilothouse.hub.api")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.api import bodies
-from hub.api.schemas import (
+from pilothouse.hub.api import bodies
+from pilothouse.hub.api.schemas import (
     DeliveryQuery,
     ListQuery,
     NotificationChannelCreate,

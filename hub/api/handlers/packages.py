@@ -8,10 +8,10 @@ from typing import BinaryIO
 
 from aiohttp import web
 
-from hub.api import bodies
-from hub.api.keys import SETTINGS
-from hub.api.schemas import ListQuery, ModelPackage
-from hub.errors import PayloadTooLarge, UnsupportedMediaType
+from pilothouse.hub.api import bodies
+from pilothouse.hub.api.keys import SETTINGS
+from pilothouse.hub.api.schemas import ListQuery, ModelPackage
+from pilothouse.hub.errors import PayloadTooLarge, UnsupportedMediaType
 
 ARCHIVE_TYPES = frozenset({"application/gzip", "application/x-gzip", "application/octet-stream"})
 _CHUNK = 256 * 1024

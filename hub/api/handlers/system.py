@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub.api import bodies
-from hub.api.keys import METRICS, OPENAPI
-from hub.api.schemas import ErrorBody
+from pilothouse.hub.api import bodies
+from pilothouse.hub.api.keys import METRICS, OPENAPI
+from pilothouse.hub.api.schemas import ErrorBody
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -34,12 +34,12 @@ import logging
 import orjson
 from aiohttp import web
 
-from hub.api import bodies
-from hub.api.keys import METRICS, SETTINGS
-from hub.api.schemas import WatchQuery
-from hub.service.feed import FeedClosed
-from hub.service.services import Services
-from hub.store.records import Change
+from pilothouse.hub.api import bodies
+from pilothouse.hub.api.keys import METRICS, SETTINGS
+from pilothouse.hub.api.schemas import WatchQuery
+from pilothouse.hub.service.feed import FeedClosed
+from pilothouse.hub.services import Services
+from pilothouse.hub.store.records import Change
 
 log = logging.getLogger("pilothouse.hub.watch")
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from agent.model.vocabulary import Status
-from hub.api.schemas import EventOut
-from hub.store.records import (
+from pilothouse.foundation.domain.vocabulary import Status
+from pilothouse.hub.api.schemas import EventOut
+from pilothouse.hub.store.records import (
     AlertGroup,
     Composer,
     DueGroup,
@@ -31,8 +31,8 @@ from hub.store.records import (
     RoutingBatch,
     group_key,
 )
-from hub.store.sqlite import channels, deliveries, events, policies, state
-from hub.store.sqlite.rows import dumps, loads, placeholders
+from pilothouse.hub.store.sqlite import channels, deliveries, events, policies, state
+from pilothouse.hub.store.sqlite.rows import dumps, loads, placeholders
 
 _UPSERT = (
     "INSERT INTO notification_groups (policy_id, group_key, flush_at, state) VALUES (?, ?, ?, ?) "

@@ -5,12 +5,12 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from hub import clock
-from hub.api.schemas import NotificationChannel
-from hub.errors import Conflict, NotFound
-from hub.store.interface import ChannelChange
-from hub.store.records import ChannelRecord, PageQuery
-from hub.store.sqlite.rows import page_clause, taken
+from pilothouse.hub import clock
+from pilothouse.hub.api.schemas import NotificationChannel
+from pilothouse.hub.errors import Conflict, NotFound
+from pilothouse.hub.store.interface import ChannelChange
+from pilothouse.hub.store.records import ChannelRecord, PageQuery
+from pilothouse.hub.store.sqlite.rows import page_clause, taken
 
 _COLUMNS = "id, name, type, url_shown, secret_sealed, created_at, updated_at, url_sealed"
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from hub.settings import DatabaseSettings
+from pilothouse.hub.settings import DatabaseSettings
 
 SCANNER_CACHE_MB = 4
 

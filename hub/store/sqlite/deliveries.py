@@ -13,11 +13,11 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from hub import clock
-from hub.api.schemas import DeliveryAttempt, NotificationDelivery
-from hub.errors import NotFound
-from hub.store.records import AttemptRecord, DeliveryFilter, DeliveryJob, NewDelivery
-from hub.store.sqlite.rows import dumps, loads, placeholders
+from pilothouse.hub import clock
+from pilothouse.hub.api.schemas import DeliveryAttempt, NotificationDelivery
+from pilothouse.hub.errors import NotFound
+from pilothouse.hub.store.records import AttemptRecord, DeliveryFilter, DeliveryJob, NewDelivery
+from pilothouse.hub.store.sqlite.rows import dumps, loads, placeholders
 
 _COLUMNS = (
     "id, channel_id, policy_id, kind, status, prediction_environment_id, deployment_id, "

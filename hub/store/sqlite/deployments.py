@@ -14,14 +14,14 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from agent.model.desired import DesiredDeployment
-from hub import clock
-from hub.api.schemas import EventIn, Observed
-from hub.errors import NotFound
-from hub.store.interface import DeploymentChange
-from hub.store.records import Change, DeploymentRecord, PageQuery, Replay
-from hub.store.sqlite import environments, events
-from hub.store.sqlite.rows import page_clause, taken
+from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.hub import clock
+from pilothouse.hub.api.schemas import EventIn, Observed
+from pilothouse.hub.errors import NotFound
+from pilothouse.hub.store.interface import DeploymentChange
+from pilothouse.hub.store.records import Change, DeploymentRecord, PageQuery, Replay
+from pilothouse.hub.store.sqlite import environments, events
+from pilothouse.hub.store.sqlite.rows import page_clause, taken
 
 _COLUMNS = (
     "id, prediction_environment_id, desired, deleted, observed_state, "

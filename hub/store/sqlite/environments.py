@@ -6,12 +6,12 @@ import sqlite3
 from collections.abc import Callable, Collection
 from typing import Any
 
-from hub import clock
-from hub.api.schemas import AgentInfo, EventIn, PredictionEnvironment
-from hub.errors import NotFound
-from hub.store.records import PageQuery
-from hub.store.sqlite import events
-from hub.store.sqlite.rows import dumps, loads, page_clause, placeholders, taken
+from pilothouse.hub import clock
+from pilothouse.hub.api.schemas import AgentInfo, EventIn, PredictionEnvironment
+from pilothouse.hub.errors import NotFound
+from pilothouse.hub.store.records import PageQuery
+from pilothouse.hub.store.sqlite import events
+from pilothouse.hub.store.sqlite.rows import dumps, loads, page_clause, placeholders, taken
 
 _COLUMNS = (
     "id, name, platform, description, plugin_settings, created_at, online, "

@@ -13,12 +13,12 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from agent.model.vocabulary import Source, Status
-from hub import clock
-from hub.api.schemas import EventIn, EventOut
-from hub.errors import InvalidInput
-from hub.store.records import Cursor, EventFilter, SourceStatus
-from hub.store.sqlite.rows import dumps, loads, placeholders
+from pilothouse.foundation.domain.vocabulary import Source, Status
+from pilothouse.hub import clock
+from pilothouse.hub.api.schemas import EventIn, EventOut
+from pilothouse.hub.errors import InvalidInput
+from pilothouse.hub.store.records import Cursor, EventFilter, SourceStatus
+from pilothouse.hub.store.sqlite.rows import dumps, loads, placeholders
 
 COLUMNS = "id, time, prediction_environment_id, deployment_id, source, type, status, message, data"
 _INSERT = f"INSERT OR IGNORE INTO events ({COLUMNS}) VALUES ({placeholders(9)})"

@@ -21,10 +21,10 @@ from __future__ import annotations
 import operator
 import sqlite3
 
-from hub.api.schemas import ExportFormat
-from hub.errors import InvalidInput
-from hub.store.records import Cursor, EventFilter, ExportChunk
-from hub.store.sqlite import events
+from pilothouse.hub.api.schemas import ExportFormat
+from pilothouse.hub.errors import InvalidInput
+from pilothouse.hub.store.records import Cursor, EventFilter, ExportChunk
+from pilothouse.hub.store.sqlite import events
 
 # floor division and a non-negative remainder, so times before 1970 format right too
 _SECONDS = "((time - ((time % 1000000) + 1000000) % 1000000) / 1000000)"

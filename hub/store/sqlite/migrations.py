@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from hub.errors import StorageError
+from pilothouse.hub.errors import StorageError
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: prediction environments, tokens, packages, deployments, changes, events

@@ -6,11 +6,11 @@ import sqlite3
 from collections.abc import Collection
 from typing import Any
 
-from hub import clock
-from hub.api.schemas import ModelPackage
-from hub.errors import NotFound
-from hub.store.records import PageQuery
-from hub.store.sqlite.rows import dumps, loads, page_clause, placeholders, taken
+from pilothouse.hub import clock
+from pilothouse.hub.api.schemas import ModelPackage
+from pilothouse.hub.errors import NotFound
+from pilothouse.hub.store.records import PageQuery
+from pilothouse.hub.store.sqlite.rows import dumps, loads, page_clause, placeholders, taken
 
 _COLUMNS = "id, name, version, format, sha256, size, manifest, created_at"
 

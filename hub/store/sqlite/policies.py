@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import sqlite3
 
-from hub import clock
-from hub.api.schemas import NotificationPolicy
-from hub.errors import NotFound
-from hub.store.interface import PolicyChange
-from hub.store.records import PageQuery
-from hub.store.sqlite import channels
-from hub.store.sqlite.rows import page_clause, taken
+from pilothouse.hub import clock
+from pilothouse.hub.api.schemas import NotificationPolicy
+from pilothouse.hub.errors import NotFound
+from pilothouse.hub.store.interface import PolicyChange
+from pilothouse.hub.store.records import PageQuery
+from pilothouse.hub.store.sqlite import channels
+from pilothouse.hub.store.sqlite.rows import page_clause, taken
 
 
 def add(conn: sqlite3.Connection, policy: NotificationPolicy) -> None:

@@ -22,9 +22,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from hub.api.schemas import EventIn
-from hub.store.records import RetentionState
-from hub.store.sqlite import events, state
+from pilothouse.hub.api.schemas import EventIn
+from pilothouse.hub.store.records import RetentionState
+from pilothouse.hub.store.sqlite import events, state
 
 DAY_US = 86_400 * 1_000_000
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 
-from hub.errors import Conflict
-from hub.store.records import PageQuery
+from pilothouse.hub.errors import Conflict
+from pilothouse.hub.store.records import PageQuery
 
 
 def dumps(value: Any) -> str:

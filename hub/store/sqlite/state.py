@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from hub.store.sqlite.rows import dumps, loads
+from pilothouse.hub.store.sqlite.rows import dumps, loads
 
 ROUTED_SEQ = "routed_seq"
 RETENTION = "retention"

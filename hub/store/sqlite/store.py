@@ -1,4 +1,4 @@
-"""The SQLite implementation of :class:`~hub.store.interface.Store`.
+"""The SQLite implementation of :class:`~pilothouse.hub.store.interface.Store`.
 
 Each method hands one function of :mod:`.environments`, :mod:`.packages`,
 :mod:`.deployments` or :mod:`.events` to the connection threads — writes to
@@ -15,8 +15,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from agent.model.desired import DesiredDeployment
-from hub.api.schemas import (
+from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.hub.api.schemas import (
     EventIn,
     EventOut,
     ExportFormat,
@@ -27,9 +27,9 @@ from hub.api.schemas import (
     Observed,
     PredictionEnvironment,
 )
-from hub.settings import DatabaseSettings
-from hub.store.interface import ChannelChange, DeploymentChange, PolicyChange
-from hub.store.records import (
+from pilothouse.hub.settings import DatabaseSettings
+from pilothouse.hub.store.interface import ChannelChange, DeploymentChange, PolicyChange
+from pilothouse.hub.store.records import (
     AttemptRecord,
     ChannelRecord,
     Composer,
@@ -44,7 +44,7 @@ from hub.store.records import (
     RetentionState,
     Router,
 )
-from hub.store.sqlite import (
+from pilothouse.hub.store.sqlite import (
     alerting,
     channels,
     deliveries,
@@ -56,9 +56,9 @@ from hub.store.sqlite import (
     policies,
     retention,
 )
-from hub.store.sqlite import events as event_sql
-from hub.store.sqlite.connections import connect
-from hub.store.sqlite.threads import ConnectionThreads
+from pilothouse.hub.store.sqlite import events as event_sql
+from pilothouse.hub.store.sqlite.connections import connect
+from pilothouse.hub.store.sqlite.threads import ConnectionThreads
 
 SCANNERS = 2
 """Threads (and connections) for exports: two exports run at once, more take turns."""

@@ -1,1 +1,0 @@
-"""What the agent measures about itself: Prometheus metrics and log context."""

@@ -1,0 +1,1 @@
+"""The asyncio kit: guarded named tasks with restart and crash-loop detection, backoff, sleep."""

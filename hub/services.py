@@ -1,0 +1,95 @@
+"""The hub's services, built once over one store and handed to the API."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import aiohttp
+
+from pilothouse.hub.clock import Clock
+from pilothouse.hub.notifications import composing
+from pilothouse.hub.notifications.management import Notifications
+from pilothouse.hub.notifications.notifier import Dispatcher
+from pilothouse.hub.notifications.sealing import Sealer
+from pilothouse.hub.service.auth import Authenticator
+from pilothouse.hub.service.blobs import BlobStore
+from pilothouse.hub.service.deployments import Deployments
+from pilothouse.hub.service.environments import Environments
+from pilothouse.hub.service.events import Events
+from pilothouse.hub.service.exporting import Exports
+from pilothouse.hub.service.feed import ChangeFeed
+from pilothouse.hub.service.packages import Packages
+from pilothouse.hub.service.presence import Presence
+from pilothouse.hub.service.retention import EventRetention
+from pilothouse.hub.settings import HubSettings
+from pilothouse.hub.store.interface import Store
+from pilothouse.hub.telemetry import HubMetrics
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything a handler may call, and the background work the app runs."""
+
+    store: Store
+    feed: ChangeFeed
+    auth: Authenticator
+    environments: Environments
+    packages: Packages
+    deployments: Deployments
+    events: Events
+    exports: Exports
+    presence: Presence
+    notifications: Notifications
+    dispatcher: Dispatcher
+    retention: EventRetention
+
+
+@dataclass(frozen=True, slots=True)
+class Outside:
+    """What the services reach beyond the store: HTTP, the clock, keys, a wake-up signal."""
+
+    http: aiohttp.ClientSession
+    clock: Clock
+    sealer: Sealer
+    admin_token: str
+    events_stored: asyncio.Event
+    """Set by the store when it commits events; the notification dispatcher waits on it."""
+    user_agent: str
+
+
+def build(
+    settings: HubSettings,
+    store: Store,
+    feed: ChangeFeed,
+    blobs: BlobStore,
+    outside: Outside,
+    metrics: HubMetrics,
+) -> Services:
+    """Wire the services together."""
+    hub_url = settings.public_url
+    dispatcher = Dispatcher(
+        store,
+        outside.http,
+        outside.sealer,
+        outside.clock,
+        settings.notifications,
+        composing.Context(hub_url, settings.notifications.max_events_per_message),
+        metrics,
+        outside.events_stored,
+        outside.user_agent,
+    )
+    return Services(
+        store=store,
+        feed=feed,
+        auth=Authenticator(outside.admin_token, store),
+        environments=Environments(store),
+        packages=Packages(store, blobs, settings.limits),
+        deployments=Deployments(store),
+        events=Events(store, metrics, settings.limits.max_event_batch),
+        exports=Exports(store, metrics),
+        presence=Presence(store, settings.agents),
+        notifications=Notifications(store, outside.sealer, dispatcher, outside.clock, hub_url),
+        dispatcher=dispatcher,
+        retention=EventRetention(store, outside.clock, settings.retention, metrics),
+    )
