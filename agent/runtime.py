@@ -41,10 +41,10 @@ from pilothouse.agent.observability.metrics import AgentMetrics
 from pilothouse.agent.plugin import Plugin, PluginContext, PluginRegistry
 from pilothouse.agent.reconcile import Reconciler
 from pilothouse.agent.settings import AgentSettings
-from pilothouse.agent.supervision.supervisor import Supervisor, TaskFailure
 from pilothouse.agent.workers.dispatcher import Dispatcher
 from pilothouse.agent.workers.intake_queue import IntakeQueue
 from pilothouse.foundation.aio.backoff import Backoff
+from pilothouse.foundation.aio.supervisor import Supervisor, TaskFailure
 from pilothouse.foundation.domain.changes import Snapshot
 from pilothouse.foundation.domain.desired import DesiredState
 from pilothouse.foundation.domain.events import Event
@@ -114,7 +114,7 @@ class Agent:
             await link.open()
             sinks.insert(0, link.outbox)  # durable first: what the hub must get
         bus = self.bus = EventBus(s.prediction_environment, sinks, on_emit=self._count_event)
-        supervisor = self.supervisor = Supervisor(s.supervisor, self._task_failed)
+        supervisor = self.supervisor = Supervisor(s.supervisor.policy(), self._task_failed)
         fatal: CrashLoopError | None = None
         async with AsyncExitStack() as stack:
             stack.push_async_callback(self._close_events, bus, supervisor)

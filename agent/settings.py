@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from pilothouse.foundation import settings
+from pilothouse.foundation.aio.supervisor import RestartPolicy
 from pilothouse.foundation.domain.vocabulary import OrphanPolicy
 from pilothouse.foundation.settings import LayeredSettings, LogSettings, SettingsGroup
 
@@ -95,6 +96,15 @@ class SupervisorSettings(SettingsGroup):
     """This many failures of one task within the window is a crash loop: the agent exits."""
     crash_loop_window_s: float = Field(default=60.0, gt=0)
     """The crash-loop window."""
+
+    def policy(self) -> RestartPolicy:
+        """These settings as the supervisor's restart policy."""
+        return RestartPolicy(
+            self.restart_backoff_initial_s,
+            self.restart_backoff_max_s,
+            self.crash_loop_failures,
+            self.crash_loop_window_s,
+        )
 
 
 class ShutdownSettings(SettingsGroup):

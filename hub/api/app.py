@@ -30,12 +30,13 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from pilothouse.foundation.aio.supervisor import RestartPolicy, Supervisor
 from pilothouse.hub import services
 from pilothouse.hub.api import keys, middleware, openapi, routes
 from pilothouse.hub.clock import Clock, SystemClock
 from pilothouse.hub.notifications import sealing
 from pilothouse.hub.notifications.sealing import Sealer
-from pilothouse.hub.service import auth, tasks
+from pilothouse.hub.service import auth
 from pilothouse.hub.service.blobs import BlobStore
 from pilothouse.hub.service.feed import ChangeFeed
 from pilothouse.hub.settings import HubSettings
@@ -98,12 +99,12 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         "notification dispatcher": hub.dispatcher.run,
         "retention purger": hub.retention.watch,
     }
-    running = [
-        asyncio.create_task(tasks.guarded(name, body), name=name) for name, body in eternal.items()
-    ]
+    # The hub never gives up on these: a failure is logged and the task restarted.
+    supervisor = Supervisor(RestartPolicy(0.5, 30.0, crash_loop_failures=None))
+    for name, body in eternal.items():
+        await supervisor.start_eternal(name, body)
     yield
-    for task in running:
-        await tasks.cancel_and_wait(task)
+    await supervisor.stop_all()
 
 
 async def _end_streams(app: web.Application) -> None:

@@ -26,11 +26,11 @@ from functools import partial
 
 import aiohttp
 
+from pilothouse.foundation.aio.backoff import Backoff
 from pilothouse.hub.api.schemas import AttemptOutcome
 from pilothouse.hub.clock import Clock, us
 from pilothouse.hub.errors import StorageError
 from pilothouse.hub.notifications import composing, routing, sealing, sending
-from pilothouse.hub.notifications.backoff import Backoff
 from pilothouse.hub.notifications.sealing import Sealer
 from pilothouse.hub.settings import NotificationSettings
 from pilothouse.hub.store.interface import Store
@@ -105,7 +105,7 @@ class Dispatcher:
         if outcome.delivered:
             return _record(job, number, at_us, outcome, "delivered", None)
         if outcome.retryable and number < limit:
-            delay = self._backoff.delay(number, outcome.retry_after_s)
+            delay = self._backoff.delay(number - 1, outcome.retry_after_s)
             next_us = self._clock.now_us() + us(delay)
             return _record(job, number, at_us, outcome, "retry", next_us)
         return _record(job, number, at_us, outcome, "failed", None)

@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 
+from pilothouse.foundation.aio.tasks import cancel_and_wait
 from pilothouse.hub.api.schemas import EventExportQuery, ExportFormat
-from pilothouse.hub.service import events, tasks
+from pilothouse.hub.service import events
 from pilothouse.hub.store.interface import Store
 from pilothouse.hub.store.records import EXPORT_COLUMNS, Cursor, ExportChunk
 from pilothouse.hub.telemetry import HubMetrics
@@ -53,7 +54,7 @@ class Exports:
                 chunk = await ahead
             finally:
                 if ahead is not None and not ahead.done():
-                    await tasks.cancel_and_wait(ahead)
+                    await cancel_and_wait(ahead)
                 elif ahead is not None and not ahead.cancelled():
                     ahead.exception()  # a failure nobody waits for any more: dropped, not warned
             data = chunk.data

@@ -16,15 +16,15 @@ anything else is a bug, logged with its traceback, answered with a bare 500.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from pilothouse.foundation.aio import tasks
+from pilothouse.foundation.aio.supervisor import RestartPolicy, Supervisor
 from pilothouse.modelpkg import PackageError
 from pilothouse.serving.api import admin, plain, responses, v2
 from pilothouse.serving.api.keys import DEPLOYMENTS, METRICS, PREDICTIONS, SETTINGS
@@ -60,31 +60,18 @@ def create_app(settings: ServerSettings) -> web.Application:
 
 
 async def _running(app: web.Application) -> AsyncIterator[None]:
-    tasks = [
-        _guarded(app[DEPLOYMENTS].restore(), "restore deployments"),
-        _guarded(app[PREDICTIONS].replay_challengers(), "challenger worker"),
-    ]
+    restore = tasks.watched(app[DEPLOYMENTS].restore(), "restore deployments", log)
+    supervisor = Supervisor(RestartPolicy(0.1, 5.0, crash_loop_failures=None))
+    await supervisor.start_eternal("challenger worker", app[PREDICTIONS].replay_challengers)
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await supervisor.stop_all()
+        if not restore.done():  # a finished one has been logged already if it failed
+            await tasks.cancel_and_wait(restore)
         await app[DEPLOYMENTS].close()
         for pool in (app[_PREDICT_POOL], app[_LOAD_POOL]):
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
-
-
-def _guarded(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-    """A named task whose failure (not its cancellation) is logged with its name."""
-    task = asyncio.create_task(coro, name=name)
-
-    def report(done: asyncio.Task[None]) -> None:
-        if not done.cancelled() and done.exception() is not None:
-            log.error("task %r failed", name, exc_info=done.exception())
-
-    task.add_done_callback(report)
-    return task
 
 
 @web.middleware
@@ -103,10 +90,3 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unexpected error answering %s %s", request.method, request.path)
         return responses.json({"error": "internal server error", "type": "server_error"}, 500)
-
-
-async def cancel_quietly(task: asyncio.Task[Any]) -> None:
-    """Cancel ``task`` and wait for it."""
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

@@ -53,7 +53,7 @@ def pids_naming(text: str) -> list[int]:
 
 
 def serve_pids(root: Path) -> list[int]:
-    """Pids of the prediction servers (``python -m pilothouse.serving``) whose state lies under ``root``."""
+    """Pids of the prediction servers (``-m pilothouse.serving``) with state under ``root``."""
     return [p for p in pids_naming(str(root)) if _is_server(p)]
 
 

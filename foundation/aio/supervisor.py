@@ -1,13 +1,17 @@
 """The supervisor: named, guarded tasks that are restarted when they fail.
 
-Each eternal coroutine of the agent (intake, dispatcher, health reporter, …)
-runs as a *guarded task*: an ``asyncio.Task`` owned by the supervisor, named
-after what it does. When it raises (or returns, which an eternal task must
+The one guard of every part. Each eternal coroutine — the agent's intake,
+dispatcher and health reporter, the hub's presence watcher, notifier and
+retention purger, a plugin's event-stream follower, the prediction server's
+challenger worker — runs as a *guarded task*: an ``asyncio.Task`` owned by a
+supervisor, named after what it does. When it raises (or returns, which an eternal task must
 not do) the failure is reported through ``on_failure`` and the task is
 started again after a backoff. When one task fails ``crash_loop_failures``
 times within ``crash_loop_window_s`` seconds the supervisor stops restarting
-it and resolves :meth:`Supervisor.fatal` with a :class:`CrashLoopError`; the
-agent then shuts down and exits non-zero.
+it and resolves :meth:`Supervisor.fatal` with a :class:`CrashLoopError`; its
+owner decides what that means (the agent shuts down and exits non-zero; a
+plugin's environment turns ``failing``). A policy without a crash-loop limit
+restarts for ever (the hub's tasks).
 
 Readiness is structural, as with ``anyio.abc.TaskGroup.start``: a task body
 receives a ``started`` callback; :meth:`Supervisor.start` returns once the
@@ -27,14 +31,27 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from pilothouse.agent.errors import CrashLoopError, PilothouseError
-from pilothouse.agent.settings import SupervisorSettings
 from pilothouse.foundation.aio.backoff import Backoff
+from pilothouse.foundation.errors import CrashLoopError, PilothouseError
 
 log = logging.getLogger("pilothouse.supervisor")
 
 Started = Callable[[], None]
 TaskBody = Callable[[Started], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RestartPolicy:
+    """How a supervisor restarts a failed task, and when it gives up."""
+
+    backoff_initial_s: float = 0.5
+    """Delay before the first restart; doubles, with jitter."""
+    backoff_max_s: float = 30.0
+    """Upper bound of the restart delay."""
+    crash_loop_failures: int | None = 5
+    """This many failures within the window is a crash loop; ``None``: never give up."""
+    crash_loop_window_s: float = 60.0
+    """The crash-loop window; a run longer than this also resets the backoff."""
 
 
 class TaskReturnedError(PilothouseError):
@@ -60,15 +77,15 @@ class Supervisor:
 
     def __init__(
         self,
-        settings: SupervisorSettings,
-        on_failure: Callable[[TaskFailure], None],
+        policy: RestartPolicy,
+        on_failure: Callable[[TaskFailure], None] = lambda failure: None,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._settings = settings
+        self._settings = policy
         self._on_failure = on_failure
         self._clock = clock
-        self._backoff = Backoff(settings.restart_backoff_initial_s, settings.restart_backoff_max_s)
+        self._backoff = Backoff(policy.backoff_initial_s, policy.backoff_max_s)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._running: dict[str, bool] = {}
         self._fatal: asyncio.Future[CrashLoopError] = asyncio.get_running_loop().create_future()
@@ -88,6 +105,15 @@ class Supervisor:
             await asyncio.gather(task, return_exceptions=True)
             del self._tasks[name]
             raise
+
+    async def start_eternal(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
+        """Start a body that needs no readiness signal: it counts as started at once."""
+
+        async def run(started: Started) -> None:
+            started()
+            await body()
+
+        await self.start(name, run)
 
     async def fatal(self) -> CrashLoopError:
         """Wait until a task crash-loops; return the error that ends the agent."""
@@ -124,7 +150,8 @@ class Supervisor:
                 failures.popleft()
             if now - began > self._settings.crash_loop_window_s:
                 attempt = 0  # it ran well for a while: start the backoff over
-            if len(failures) >= self._settings.crash_loop_failures:
+            limit = self._settings.crash_loop_failures
+            if limit is not None and len(failures) >= limit:
                 self._give_up(name, error, len(failures))
                 return
             delay = self._backoff.delay(attempt)

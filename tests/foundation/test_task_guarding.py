@@ -9,26 +9,27 @@ from typing import Any
 import pytest
 from helpers import eventually
 
-from pilothouse.agent.errors import CrashLoopError
 from pilothouse.agent.settings import SupervisorSettings
-from pilothouse.agent.supervision.supervisor import (
+from pilothouse.foundation.aio.supervisor import (
+    RestartPolicy,
     Started,
     Supervisor,
     TaskFailure,
     TaskReturnedError,
 )
+from pilothouse.foundation.errors import CrashLoopError
 
 pytestmark = pytest.mark.anyio
 
 
-def fast(**overrides: Any) -> SupervisorSettings:
+def fast(**overrides: Any) -> RestartPolicy:
     values: dict[str, Any] = {
         "restart_backoff_initial_s": 0.001,
         "restart_backoff_max_s": 0.004,
         "crash_loop_failures": 100,
         "crash_loop_window_s": 60.0,
     }
-    return SupervisorSettings(**(values | overrides))
+    return SupervisorSettings(**(values | overrides)).policy()
 
 
 async def forever() -> None:
@@ -276,3 +277,21 @@ async def test_alive_is_false_while_waiting_out_a_restart_backoff() -> None:
     assert not task_named("slow restart")
     assert asyncio.all_tasks() < before_stop
     assert calls == 1
+
+
+@pytest.mark.anyio
+async def test_a_policy_without_a_crash_loop_limit_restarts_for_ever() -> None:
+    failures: list[TaskFailure] = []
+    runs = 0
+
+    async def flaky() -> None:
+        nonlocal runs
+        runs += 1
+        raise RuntimeError(f"run {runs}")
+
+    sup = Supervisor(RestartPolicy(0.001, 0.002, None, 60.0), failures.append)
+    await sup.start_eternal("flaky", flaky)
+    await eventually(lambda: runs >= 30)
+    await sup.stop_all()
+    assert all(f.restart_in_s is not None for f in failures)
+    assert not task_named("flaky")

@@ -1,1 +1,0 @@
-"""Keeping the agent's long-running tasks alive: guarded tasks, restarts, backoff."""
