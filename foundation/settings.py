@@ -4,7 +4,7 @@ Each process (agent, hub, prediction server) has one settings class built on
 :class:`LayeredSettings`; plugins validate theirs with :func:`validate`. A
 wrong value is refused with a :class:`~pilothouse.foundation.errors.ConfigError`
 naming the field, the value and what was expected — worded by the one
-:func:`explain` below, wherever the error was found.
+:func:`~pilothouse.foundation.validation.explain`, wherever the error was found.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from pilothouse.foundation.errors import ConfigError
+from pilothouse.foundation.validation import explain
 
 _config_file: ContextVar[Path | None] = ContextVar("pilothouse_config_file", default=None)
 
@@ -116,19 +117,6 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
 def _loader() -> type[yaml.SafeLoader]:
     loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     return loader
-
-
-def explain(exc: ValidationError) -> list[str]:
-    """Turn pydantic's errors into one line each: field, value given, what was expected."""
-    problems = []
-    for err in exc.errors(include_url=False):
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "missing":
-            problems.append(f"{where}: required, but not given")
-            continue
-        msg = err["msg"]
-        problems.append(f"{where}: got {err.get('input')!r}; {msg[:1].lower()}{msg[1:]}")
-    return problems
 
 
 def _source_name(config_file: Path | None) -> str:

@@ -39,6 +39,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pilothouse.foundation.validation import explain
 from pilothouse.modelpkg.errors import ManifestError
 
 MANIFEST_NAME = "model.yaml"
@@ -281,25 +282,3 @@ def dump_manifest(manifest: Manifest) -> bytes:
         doc, sort_keys=False, allow_unicode=True, width=100, default_flow_style=None
     )
     return text.encode()
-
-
-def explain(exc: ValidationError) -> list[str]:
-    """One line per pydantic error: dotted field, what was given, what was expected."""
-    problems = []
-    for err in exc.errors(include_url=False):
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "missing":
-            problems.append(f"{where}: required, but not given")
-        elif err["type"] == "extra_forbidden":
-            problems.append(f"{where}: unknown field")
-        elif err["type"].startswith(("value_error", "assertion_error")):
-            problems.append(f"{where}: {msg}")
-        else:
-            problems.append(f"{where}: got {_short(err.get('input'))}; {msg[:1].lower()}{msg[1:]}")
-    return problems
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."

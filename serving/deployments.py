@@ -39,6 +39,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pilothouse.foundation.validation import explain
 from pilothouse.modelpkg import (
     ChecksumMismatchError,
     PackageError,
@@ -47,7 +48,6 @@ from pilothouse.modelpkg import (
     sha256_of,
     unpack_archive,
 )
-from pilothouse.modelpkg.manifest import explain
 from pilothouse.serving import served
 from pilothouse.serving.errors import (
     BadRequestError,

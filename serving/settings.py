@@ -14,8 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pilothouse.foundation.validation import explain
 from pilothouse.modelpkg import ArchiveLimits
-from pilothouse.modelpkg.manifest import explain
 from pilothouse.serving.errors import SettingsError
 
 

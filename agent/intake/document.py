@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from pilothouse.agent.errors import DesiredStateError
 from pilothouse.foundation.domain.desired import DesiredState
-from pilothouse.foundation.settings import explain
+from pilothouse.foundation.validation import explain
 
 
 def parse(path: Path, raw: bytes) -> DesiredState:

@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
+from pilothouse.foundation import validation
 from pilothouse.hub.api import keys
 from pilothouse.hub.api.bodies import respond
 from pilothouse.hub.api.schemas import ErrorBody, FieldError
@@ -115,13 +116,10 @@ def _invalid(exc: ValidationError) -> web.Response:
     if any(p["type"] == "json_invalid" for p in problems):
         detail = problems[0]["msg"]
         return error(400, "bad_json", f"the request body is not valid JSON: {detail}")
-    fields = [FieldProblem(_where(p["loc"]), p["msg"], p.get("input")) for p in problems]
-    listing = "; ".join(f"{f.field}: {f.message}" for f in fields[:5])
+    found = validation.problems(exc, top="(body)")
+    fields = [FieldProblem(p.field, p.message, p.input) for p in found]
+    listing = "; ".join(p.line() for p in found[:5])
     return error(422, "validation_error", f"invalid request: {listing}", fields)
-
-
-def _where(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(body)"
 
 
 def _shown(value: Any) -> Any:

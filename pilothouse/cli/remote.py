@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pilothouse.agent.hublink.client import HubClient
 from pilothouse.foundation.domain.vocabulary import Source, Status
 from pilothouse.foundation.errors import ConfigError
-from pilothouse.foundation.settings import explain
+from pilothouse.foundation.validation import explain
 
 
 class ClientSettings(BaseSettings):
