@@ -7,5 +7,5 @@ from pilothouse.agent import command
 from pilothouse.foundation import cli
 
 parser = argparse.ArgumentParser(prog="python -m pilothouse.agent", description="Run the agent.")
-command.add_commands(parser)
+command.COMMANDS.add_to(parser)
 raise SystemExit(cli.run(parser, sys.argv[1:]))

@@ -13,7 +13,7 @@ from typing import Any
 
 from pilothouse.agent.errors import CrashLoopError
 from pilothouse.agent.runtime import Agent
-from pilothouse.agent.settings import AgentSettings, reference
+from pilothouse.agent.settings import AgentSettings
 from pilothouse.foundation import cli, logs
 
 FLAGS = (
@@ -33,24 +33,7 @@ FLAGS = (
 
 def register(sub: Any) -> None:
     """Add ``agent run`` and ``agent settings``."""
-    agent_parser: argparse.ArgumentParser = sub.add_parser("agent", help="run the agent")
-    add_commands(agent_parser)
-
-
-def add_commands(parser: argparse.ArgumentParser) -> None:
-    """Add the agent's own commands (``run``, ``settings``) to ``parser``."""
-    agent_sub = parser.add_subparsers(dest="agent_command", required=True, metavar="COMMAND")
-    run_parser = agent_sub.add_parser(
-        "run",
-        help="run the agent in the foreground",
-        description="Run the agent until SIGTERM/SIGINT. Flags override environment "
-        "variables (PILOTHOUSE_...), which override the config file.",
-    )
-    run_parser.add_argument("--config", type=Path, help="YAML config file")
-    cli.add_flags(run_parser, AgentSettings, FLAGS)
-    run_parser.set_defaults(handler=run)
-    ref_parser = agent_sub.add_parser("settings", help="print every setting (Markdown table)")
-    ref_parser.set_defaults(handler=settings_reference)
+    COMMANDS.add_to(sub.add_parser("agent", help="run the agent"))
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -80,11 +63,5 @@ def load(config: Path | None, flags: dict[str, Any]) -> AgentSettings:
     return AgentSettings.load(config, flags)
 
 
-def settings_reference(args: argparse.Namespace) -> int:
-    """Print every setting with its environment variable, default and meaning (Markdown)."""
-    return cli.print_reference(reference(), env_name)
-
-
-def env_name(setting: str) -> str:
-    """The environment variable of a dotted setting name."""
-    return cli.env_name("PILOTHOUSE_", setting)
+COMMANDS = cli.ProcessCommands("the agent", AgentSettings, "PILOTHOUSE_", FLAGS, run)
+"""``run`` and ``settings``, also the commands of ``python -m pilothouse.agent``."""

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from pilothouse.foundation.errors import ConfigError, PilothouseError
+from pilothouse.foundation.settings import reference
 
 T = TypeVar("T")
 
@@ -76,6 +77,45 @@ def print_reference(rows: list[tuple[str, str, str]], env: Callable[[str], str])
 def env_name(prefix: str, setting: str) -> str:
     """The environment variable of a dotted setting (``hub.url`` → ``PREFIX_HUB__URL``)."""
     return prefix + setting.upper().replace(".", "__")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessCommands:
+    """The two commands of a long-running process: ``run`` it, and print its ``settings``."""
+
+    what: str
+    """What runs, as the help says it (``the agent``)."""
+    model: type[BaseModel]
+    """The process's settings class."""
+    env_prefix: str
+    """Prefix of its environment variables (``PILOTHOUSE_``)."""
+    flags: tuple[Flag, ...]
+    """The settings offered as flags of ``run``."""
+    run: Callable[[argparse.Namespace], int]
+    """The handler of ``run``: it receives ``config`` and the flags."""
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        """Add ``run`` and ``settings`` to ``parser``."""
+        sub = parser.add_subparsers(dest="process_command", required=True, metavar="COMMAND")
+        run_parser = sub.add_parser(
+            "run",
+            help=f"run {self.what} in the foreground",
+            description=f"Run {self.what} until SIGTERM/SIGINT. Flags override environment "
+            f"variables ({self.env_prefix}...), which override the config file.",
+        )
+        run_parser.add_argument("--config", type=Path, help="YAML config file")
+        add_flags(run_parser, self.model, self.flags)
+        run_parser.set_defaults(handler=self.run)
+        ref_parser = sub.add_parser("settings", help="print every setting (Markdown table)")
+        ref_parser.set_defaults(handler=self.print_settings)
+
+    def print_settings(self, args: argparse.Namespace) -> int:
+        """Print every setting with its environment variable, default and meaning (Markdown)."""
+        return print_reference(reference(self.model), self.env_name)
+
+    def env_name(self, setting: str) -> str:
+        """The environment variable of a dotted setting name."""
+        return env_name(self.env_prefix, setting)
 
 
 @dataclass(frozen=True, slots=True)

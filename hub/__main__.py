@@ -7,5 +7,5 @@ from pilothouse.foundation import cli
 from pilothouse.hub import command
 
 parser = argparse.ArgumentParser(prog="python -m pilothouse.hub", description="Run the hub.")
-command.add_commands(parser)
+command.COMMANDS.add_to(parser)
 raise SystemExit(cli.run(parser, sys.argv[1:]))

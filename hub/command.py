@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from pathlib import Path
 from typing import Any
 
 from pilothouse.foundation import cli, logs
-from pilothouse.foundation.settings import reference
 from pilothouse.hub import Hub, HubSettings
 
 FLAGS = (
@@ -31,24 +29,7 @@ FLAGS = (
 
 def register(sub: Any) -> None:
     """Add ``hub run`` and ``hub settings``."""
-    hub_parser: argparse.ArgumentParser = sub.add_parser("hub", help="run the hub")
-    add_commands(hub_parser)
-
-
-def add_commands(parser: argparse.ArgumentParser) -> None:
-    """Add the hub's own commands (``run``, ``settings``) to ``parser``."""
-    hub_sub = parser.add_subparsers(dest="hub_command", required=True, metavar="COMMAND")
-    run_parser = hub_sub.add_parser(
-        "run",
-        help="run the hub in the foreground",
-        description="Run the hub until SIGTERM/SIGINT. Flags override environment "
-        "variables (PILOTHOUSE_HUB_...), which override the config file.",
-    )
-    run_parser.add_argument("--config", type=Path, help="YAML config file")
-    cli.add_flags(run_parser, HubSettings, FLAGS)
-    run_parser.set_defaults(handler=run)
-    ref_parser = hub_sub.add_parser("settings", help="print every setting (Markdown table)")
-    ref_parser.set_defaults(handler=settings_reference)
+    COMMANDS.add_to(sub.add_parser("hub", help="run the hub"))
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -68,11 +49,5 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def settings_reference(args: argparse.Namespace) -> int:
-    """Print every hub setting with its environment variable, default and meaning."""
-    return cli.print_reference(reference(HubSettings), env_name)
-
-
-def env_name(setting: str) -> str:
-    """The environment variable of a dotted hub setting name."""
-    return cli.env_name("PILOTHOUSE_HUB_", setting)
+COMMANDS = cli.ProcessCommands("the hub", HubSettings, "PILOTHOUSE_HUB_", FLAGS, run)
+"""``run`` and ``settings``, also the commands of ``python -m pilothouse.hub``."""
