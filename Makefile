@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SOURCES := pilothouse/__init__.py pilothouse/__main__.py pilothouse/cli foundation agent plugins \
            hub modelpkg serving tests bench examples tools
 
-.PHONY: install run run-standalone test lint format bench clean
+.PHONY: install run run-standalone test lint format bench image clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/agent_scale.py
 	$(BIN)/python bench/hub_events.py
 	$(BIN)/python bench/serving.py
+
+## The container image (README, "Container image"). BASE=auto picks the official Python
+## image when it is here or pullable, else a local debootstrap base; BASE=official|local
+## forces one, any other value is the base image itself. Cached: seconds the second time.
+IMAGE ?= pilothouse:latest
+BASE  ?= auto
+image: $(STAMP)
+	IMAGE='$(IMAGE)' BASE='$(BASE)' PIP='$(BIN)/pip' bash tools/docker_image.sh
 
 clean:
 	rm -rf $(VENV) .pilothouse .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

@@ -1,0 +1,80 @@
+# One image for every Pilothouse process: `pilothouse hub run`, `pilothouse agent run`,
+# `pilothouse serve` (the prediction server the docker plugin starts), `pilothouse up`.
+#
+# Build it with `make image` (tools/docker_image.sh): the host builds every wheel into
+# build/docker/wheels/ first, so this build needs no network, and either base works:
+#   - the official image (default, python:3.11-slim: Python in /usr/local), or
+#   - a local base made with debootstrap and `docker import` (Debian's /usr/bin/python3),
+#     for machines that reach no registry: --build-arg BASE_IMAGE=pilothouse-base:bookworm.
+# Both the classic builder and BuildKit read this file (no BuildKit-only syntax).
+ARG BASE_IMAGE=python:3.11-slim
+
+# The dependencies, in a stage of their own: the wheels copied here never reach the final
+# image, and this stage is rebuilt only when the dependency wheels change. A virtual
+# environment keeps our packages off the base's own Python, whichever base it is.
+FROM ${BASE_IMAGE} AS installer
+COPY build/docker/wheels/deps/ /tmp/wheels/
+RUN python3 -m venv /opt/pilothouse \
+    && /opt/pilothouse/bin/pip install --no-index --no-cache-dir --disable-pip-version-check \
+        /tmp/wheels/*.whl
+# What only building or testing those packages needs: their test suites, C/Cython sources
+# and headers, static libraries, type stubs, numpy.distutils. Nothing imports them at run time.
+RUN cd /opt/pilothouse/lib/python3*/site-packages \
+    && find . -depth -mindepth 2 -type d -name tests -exec rm -rf {} + \
+    && find . -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.pyi' \
+        -o -name '*.h' -o -name '*.hpp' -o -name '*.c' -o -name '*.cpp' -o -name '*.a' \
+        -o -name '*.tp' \) -delete \
+    && rm -rf numpy/distutils numpy/_core/include numpy/f2py/src
+
+# The project itself, installed under /tmp/project: the final stage copies only that small
+# tree, so a code change rebuilds a layer of a few hundred kilobytes. `pip check`, with that
+# tree on the path, proves every requirement of the project met by the environment.
+FROM installer AS project
+COPY build/docker/wheels/app/ /tmp/pilothouse-wheel/
+RUN /opt/pilothouse/bin/pip install --no-index --no-deps --no-cache-dir \
+        --disable-pip-version-check --root /tmp/project /tmp/pilothouse-wheel/*.whl \
+    && PYTHONPATH=$(echo /tmp/project/opt/pilothouse/lib/python3*/site-packages) \
+        /opt/pilothouse/bin/pip check --disable-pip-version-check
+
+# The environment as it runs: pip and setuptools served the installation only.
+FROM installer AS dependencies
+RUN /opt/pilothouse/bin/python -m pip uninstall --yes --quiet --disable-pip-version-check \
+        pip setuptools
+
+FROM ${BASE_IMAGE}
+# A fixed uid and gid (10001) that no base image uses, so volumes and Kubernetes'
+# runAsNonRoot/fsGroup can name them. Written directly: Debian's minimal base has no useradd.
+RUN echo 'pilothouse:x:10001:10001:Pilothouse:/var/lib/pilothouse:/usr/sbin/nologin' >> /etc/passwd \
+    && echo 'pilothouse:x:10001:' >> /etc/group \
+    && mkdir -p /var/lib/pilothouse \
+    && chown 10001:10001 /var/lib/pilothouse \
+    && chmod 0750 /var/lib/pilothouse
+COPY --from=dependencies /opt/pilothouse /opt/pilothouse
+COPY --from=project /tmp/project/ /
+COPY tools/healthcheck.py /opt/pilothouse/healthcheck.py
+
+# PATH in full: an imported base (docker import) defines none.
+# Every process listens on the container's interfaces, keeps its state under the volume,
+# and the agent serves /healthz (the HEALTHCHECK below asks it). Flags override all of these.
+ENV PATH=/opt/pilothouse/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/var/lib/pilothouse \
+    PILOTHOUSE_SERVE_HOST=0.0.0.0 \
+    PILOTHOUSE_SERVE_STATE_DIR=/var/lib/pilothouse/serve \
+    PILOTHOUSE_HUB_LISTEN__HOST=0.0.0.0 \
+    PILOTHOUSE_HUB_STATE_DIR=/var/lib/pilothouse/hub \
+    PILOTHOUSE_STATE_DIR=/var/lib/pilothouse/agent \
+    PILOTHOUSE_HTTP__ENABLED=true \
+    PILOTHOUSE_HTTP__HOST=0.0.0.0
+
+USER 10001:10001
+WORKDIR /var/lib/pilothouse
+VOLUME ["/var/lib/pilothouse"]
+# hub API, agent /healthz and /metrics, prediction server
+EXPOSE 8700 8701 8702
+HEALTHCHECK --interval=5s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["/opt/pilothouse/bin/python", "/opt/pilothouse/healthcheck.py"]
+ENTRYPOINT ["pilothouse"]
+CMD ["--help"]
