@@ -12,10 +12,20 @@ import orjson
 
 from agent.runtime import Agent
 
+STOP_TIMEOUT = 20.0
+"""How long the agent may take to stop at the end of a ``running`` block.
+
+Generous for loaded two-core CI machines, yet bounded: a shutdown that hangs is a bug."""
+
 
 @contextlib.asynccontextmanager
 async def running(agent: Agent) -> AsyncIterator[asyncio.Task[None]]:
-    """Serve ``agent`` in a task for the duration of the block; stop it cleanly after."""
+    """Serve ``agent`` in a task for the duration of the block; stop it cleanly after.
+
+    The stop is part of the test: if ``serve`` raises (during the block or while
+    stopping) the error propagates, and a stop that takes longer than
+    ``STOP_TIMEOUT`` fails the test with ``AgentDidNotStop``.
+    """
     task = asyncio.create_task(agent.serve(), name="agent under test")
     ready = asyncio.create_task(agent.wait_ready())
     done, _ = await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
@@ -27,8 +37,27 @@ async def running(agent: Agent) -> AsyncIterator[asyncio.Task[None]]:
         yield task
     finally:
         agent.request_stop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.shield(task), 10)
+        await stopped(task)
+
+
+class AgentDidNotStop(AssertionError):
+    """The agent was asked to stop and did not, within ``STOP_TIMEOUT``."""
+
+
+async def stopped(task: asyncio.Task[None], timeout: float = STOP_TIMEOUT) -> None:
+    """Wait for ``task`` (an agent asked to stop) to end; raise what it raised.
+
+    A task still running after ``timeout`` is cancelled (so it leaves nothing
+    behind) and the test fails.
+    """
+    done, _ = await asyncio.wait([task], timeout=timeout)
+    if not done:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise AgentDidNotStop(f"the agent did not stop within {timeout}s of being asked")
+    if task.cancelled():
+        raise AgentDidNotStop("the agent was cancelled (by the test?) instead of stopping")
+    task.result()
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
