@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from agent.model.vocabulary import Status
 from agent.runtime import Agent
 
 STOP_TIMEOUT = 20.0
@@ -75,3 +76,23 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> Non
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(0.01)
+
+
+async def written_through(agent: Agent, timeout: float = 20.0) -> list[dict[str, Any]]:
+    """The agent's event log once every event emitted so far is in it.
+
+    A positive "nothing is still on its way": a sentinel event is emitted and
+    awaited in the log; the event writer keeps order, so every event emitted
+    before it is written by then. Returns the log up to the sentinel (excluded).
+    """
+    assert agent.bus is not None, "the agent is not serving"
+    sentinel = agent.bus.report("test.sentinel", Status.INFORMATIONAL, "written through here")
+    path = agent.settings.event_log_path
+
+    def complete() -> list[dict[str, Any]]:  # without a last line still being written
+        raw = path.read_bytes() if path.exists() else b""
+        return [orjson.loads(line) for line in raw[: raw.rfind(b"\n") + 1].splitlines()]
+
+    await eventually(lambda: any(e["id"] == sentinel.id for e in complete()), timeout)
+    logged = complete()
+    return logged[: [e["id"] for e in logged].index(sentinel.id)]
