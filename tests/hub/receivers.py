@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.hub.quiet import WatchedClock
+
 
 @dataclass(frozen=True)
 class Request:
@@ -58,9 +60,13 @@ class Receiver:
                 await self._arrived.wait()
         return self.requests[:count]
 
-    async def nothing_more(self, count: int, settle_s: float = 0.3) -> None:
-        """Assert that no request beyond ``count`` arrives within ``settle_s``."""
-        await asyncio.sleep(settle_s)
+    async def nothing_more(self, count: int, clock: WatchedClock) -> None:
+        """Assert that ``count`` requests came and no other is on its way.
+
+        Proved, not waited out: once the hub's notification dispatcher is idle
+        (see :mod:`tests.hub.quiet`), every message due so far has arrived.
+        """
+        await clock.until_idle()
         assert len(self.requests) == count, [r.json() for r in self.requests[count:]]
 
 

@@ -43,12 +43,16 @@ pytestmark = pytest.mark.anyio
 SLOW_ROW = {"sepal_length": 9.5, "sepal_width": 3.0, "petal_length": 1.4, "petal_width": 0.2}
 
 
-def _slow(path: Path) -> Path:
-    """A package whose prediction of :data:`SLOW_ROW` takes 3 s (an in-flight request)."""
+def _slow(path: Path, busy: Path | None = None) -> Path:
+    """A package whose prediction of :data:`SLOW_ROW` takes 3 s (an in-flight request).
+
+    With ``busy``, the model creates that file when such a prediction begins.
+    """
+    mark = f"open({str(busy)!r}, 'w').close(); " if busy is not None else ""
     return python_package(
         path,
         name="iris-slow",
-        predict="if float(np.asarray(rows, dtype=float)[0, 0]) == 9.5: time.sleep(3)",
+        predict=f"if float(np.asarray(rows, dtype=float)[0, 0]) == 9.5: {mark}time.sleep(3)",
     )
 
 
@@ -179,7 +183,8 @@ async def test_stopping_the_agent_stops_every_server_and_reports_no_crash(
     events = tmp_path / "state" / "events.jsonl"
     with reaped(tmp_path):
         plugin = ProcessPlugin()
-        packages = {"rules": RULES, "slow": _slow(tmp_path / "slow")}
+        busy = tmp_path / "busy"
+        packages = {"rules": RULES, "slow": _slow(tmp_path / "slow", busy)}
         settings = _settings(
             make_settings, packages, mode="per_deployment", stop_servers_on_unload=True
         )
@@ -194,10 +199,13 @@ async def test_stopping_the_agent_stops_every_server_and_reports_no_crash(
                     known.extend(plugin.servers.values())
                     # b's server is busy with a request when the agent stops: it takes a while.
                     in_flight = asyncio.create_task(predict(http, _url(agent, "b"), [SLOW_ROW]))
-                    await asyncio.sleep(0.3)
+                    await until(busy.exists, what="the slow request is being served")
+                # Stopped: the crash watcher ended with the agent, so no server can come back.
+                watchers = [t for t in asyncio.all_tasks() if "watch prediction servers" in
+                            t.get_name()]  # fmt: skip
+                assert watchers == [], watchers
                 with contextlib.suppress(aiohttp.ClientError):
                     await in_flight
-            await asyncio.sleep(1)
         finally:
             left = serve_pids(tmp_path)
             await release(*known)
