@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import pytest
 from hub.clock import ManualClock
 from hub.service import signing
 from tests.hub.quiet import WatchedClock
-from tests.hub.receivers import Receiver, down_url, receiving
+from tests.hub.receivers import Answer, Receiver, down_url, receiving
 from tests.hub.support import V1, Running, at, event, ok, rows, running, settings
 
 pytestmark = pytest.mark.anyio
@@ -419,3 +419,81 @@ async def _state(hub: Running, state: str) -> bool:
 
 async def _delivered(hub: Running, count: int) -> bool:
     return len(await deliveries(hub, state="delivered")) >= count
+
+
+async def test_a_429_is_retried_no_sooner_than_its_retry_after(
+    tmp_path: Path, clock: WatchedClock
+) -> None:
+    throttled = Answer(429, headers={"Retry-After": "120"})
+    slow_backoff = {"backoff_initial_s": 10, "backoff_max_s": 600}
+    async with (
+        notifying(tmp_path, clock, notifications=slow_backoff) as hub,
+        receiving(answers=[throttled]) as receiver,
+    ):
+        pe = await hub.pe()
+        channel = await webhook(hub, receiver)
+        await policy(hub, channel, group_window_s=0)
+        await post(hub, failing(pe["id"], "d1", 0))
+        await until(lambda: _attempted(hub, 1))
+        (pending,) = await deliveries(hub, state="pending")
+        retry_at = clock.now() + timedelta(seconds=120)  # not the 5-10 s of the backoff
+        assert pending["next_attempt_at"] == retry_at.isoformat().replace("+00:00", "Z")
+        clock.advance(119)
+        await receiver.nothing_more(1, clock)
+        clock.advance(1)
+        await receiver.wait_for(2)
+        await until(lambda: _state(hub, "delivered"))
+        (delivery,) = await deliveries(hub)
+    assert [(a["outcome"], a["http_status"]) for a in delivery["attempt_log"]] == [
+        ("retry", 429),
+        ("delivered", 200),
+    ]
+    assert "the receiver answered 429" in delivery["attempt_log"][0]["error"]
+
+
+@pytest.mark.parametrize("status", [408, 425])
+async def test_request_timeout_and_too_early_are_retried(
+    tmp_path: Path, clock: WatchedClock, status: int
+) -> None:
+    async with notifying(tmp_path, clock) as hub, receiving(answers=[status]) as receiver:
+        pe = await hub.pe()
+        channel = await webhook(hub, receiver)
+        await policy(hub, channel, group_window_s=0)
+        await post(hub, failing(pe["id"], "d1", 0))
+        await until(lambda: _attempted(hub, 1))
+        clock.advance(10)  # the backoff: at most backoff_max_s
+        await until(lambda: _state(hub, "delivered"))
+        (delivery,) = await deliveries(hub)
+        await receiver.nothing_more(2, clock)
+    assert [(a["outcome"], a["http_status"]) for a in delivery["attempt_log"]] == [
+        ("retry", status),
+        ("delivered", 200),
+    ]
+
+
+async def test_a_receiver_slower_than_the_timeout_is_retried(
+    tmp_path: Path, clock: WatchedClock
+) -> None:
+    late = Answer(200, delay_s=3.0)  # answers, but long after the hub gave up on it
+    async with (
+        notifying(tmp_path, clock, notifications={"timeout_s": 0.5}) as hub,
+        receiving(answers=[late]) as receiver,
+    ):
+        pe = await hub.pe()
+        channel = await webhook(hub, receiver)
+        await policy(hub, channel, group_window_s=0)
+        await post(hub, failing(pe["id"], "d1", 0))
+        await until(lambda: _attempted(hub, 1))
+        (pending,) = await deliveries(hub, state="pending")
+        clock.advance(10)
+        await until(lambda: _state(hub, "delivered"))
+        (delivery,) = await deliveries(hub)
+        first, second = await receiver.wait_for(2)
+    (timed_out, delivered) = delivery["attempt_log"]
+    assert (timed_out["outcome"], timed_out["http_status"]) == ("retry", None)
+    assert timed_out["error"] == "no answer within 0.5s"
+    assert 500 <= timed_out["duration_ms"] < 3000
+    assert (delivered["outcome"], delivered["http_status"]) == ("delivered", 200)
+    assert pending["attempts"] == 1 and pending["next_attempt_at"] is not None
+    delivery_ids = {r.headers["X-Pilothouse-Delivery"] for r in (first, second)}
+    assert delivery_ids == {delivery["id"]}, "the same delivery, sent again"
