@@ -28,7 +28,12 @@ from functools import partial
 from typing import Any
 
 from pilothouse.agent.actions.runner import ActionRunner
-from pilothouse.agent.errors import CrashLoopError, PluginError, PluginNotReadyError
+from pilothouse.agent.errors import (
+    CrashLoopError,
+    PermanentPluginError,
+    PluginError,
+    PluginNotReadyError,
+)
 from pilothouse.agent.events.bus import EventBus
 from pilothouse.agent.events.sinks import EventSink, JsonLinesLog, LogSink
 from pilothouse.agent.health import heartbeat
@@ -191,6 +196,8 @@ class Agent:
     async def _setup_with_retry(self, plugin: Plugin, ctx: PluginContext, bus: EventBus) -> bool:
         sup = self.settings.supervisor
         backoff = Backoff(sup.restart_backoff_initial_s, sup.restart_backoff_max_s)
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + sup.plugin_ready_timeout_s
         attempt = 0
         while True:
             try:
@@ -199,6 +206,8 @@ class Agent:
             except PluginNotReadyError as exc:
                 delay = exc.delay if exc.delay is not None else backoff.delay(attempt)
                 attempt += 1
+                if loop.time() + delay > give_up_at:
+                    raise self._never_ready(plugin, exc, bus) from exc
                 bus.report(
                     "agent.plugin_not_ready",
                     Status.AT_RISK,
@@ -217,6 +226,22 @@ class Agent:
                 async with asyncio.timeout(delay):
                     await self._stop_requested.wait()
                     return False
+
+    def _never_ready(
+        self, plugin: Plugin, exc: PluginNotReadyError, bus: EventBus
+    ) -> PermanentPluginError:
+        timeout = self.settings.supervisor.plugin_ready_timeout_s
+        error = PermanentPluginError(
+            f"plugin {plugin.name!r} was not ready within {timeout:g}s "
+            f"(supervisor.plugin_ready_timeout_s); last: {exc}"
+        )
+        bus.report(
+            "agent.plugin_failed",
+            Status.FAILING,
+            f"plugin {plugin.name!r} could not start: {error}",
+            data={"error": str(error), "error_type": type(error).__name__},
+        )
+        return error
 
     async def _start_engine(
         self, stack: AsyncExitStack, supervisor: Supervisor, plugin: Plugin, bus: EventBus

@@ -96,6 +96,8 @@ class SupervisorSettings(SettingsGroup):
     """This many failures of one task within the window is a crash loop: the agent exits."""
     crash_loop_window_s: float = Field(default=60.0, gt=0)
     """The crash-loop window."""
+    plugin_ready_timeout_s: float = Field(default=300.0, gt=0)
+    """How long the plugin may stay 'not ready' at start before the agent gives up (exit 1)."""
 
     def policy(self) -> RestartPolicy:
         """These settings as the supervisor's restart policy."""

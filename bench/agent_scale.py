@@ -7,14 +7,16 @@ health interval while its CPU time is measured. As a floor, the same plugin's
 actions are also called directly in a loop (no agent), in the same run.
 
 Targets (issue #2): >= 5,000 actions/s per phase, peak RSS <= 200 MB, idle CPU <= 2 %.
-The last line of output is one JSON object with the figures.
+The last line of output is one JSON object with the figures. The benchmark fails
+(an exception, exit code 1) rather than print figures of a broken run: if the
+agent raises or dies during a phase, does not stop, or if its event log misses
+or repeats any event it emitted.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import resource
 import tempfile
 import time
@@ -26,6 +28,7 @@ import orjson
 from pilothouse.agent.runtime import Agent
 from pilothouse.agent.settings import AgentSettings
 from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.foundation.domain.vocabulary import Status
 from pilothouse.plugins.simulated import SimulatedPlugin, SimulatedPluginSettings
 
 
@@ -40,7 +43,9 @@ def write_desired(path: Path, n: int, model: str, state: str) -> None:
     tmp.replace(path)
 
 
-async def converge(agent: Agent, path: Path, n: int, model: str, state: str) -> float:
+async def converge(
+    agent: Agent, task: asyncio.Task[None], path: Path, n: int, model: str, state: str
+) -> float:
     assert agent.dispatcher is not None
     dispatcher = agent.dispatcher
     expected = "ready" if state == "launched" else "stopped"
@@ -48,6 +53,9 @@ async def converge(agent: Agent, path: Path, n: int, model: str, state: str) -> 
     await asyncio.to_thread(write_desired, path, n, model, state)
     while True:
         await asyncio.sleep(0.005)
+        if task.done():  # an agent that died never converges: say why, at once
+            task.result()
+            raise AgentFailed("the agent stopped in the middle of a phase")
         recs = dispatcher.records
         if len(recs) == n and all(
             r.state.value == expected and (r.model_package_id == model or expected == "stopped")
@@ -68,6 +76,38 @@ async def floor(n: int) -> float:
     for spec in specs:
         await plugin.launch(spec)
     return n / (time.perf_counter() - began)
+
+
+class AgentFailed(RuntimeError):
+    """The agent under benchmark failed: its figures would mean nothing."""
+
+
+def emitted(agent: Agent) -> int:
+    """How many events the agent emitted, by its own metrics."""
+    sample = agent.metrics.registry.get_sample_value
+    return int(
+        sum(sample("pilothouse_agent_events_total", {"status": s.value}) or 0 for s in Status)
+    )
+
+
+def check_event_log(path: Path, expected: int) -> int:
+    """Every emitted event is in the log exactly once; return how many were written."""
+    ids = [orjson.loads(line)["id"] for line in path.read_bytes().splitlines() if line]
+    if len(set(ids)) != len(ids):
+        raise AgentFailed(f"{len(ids) - len(set(ids))} events were written more than once")
+    if len(ids) != expected:
+        raise AgentFailed(f"the agent emitted {expected} events but wrote {len(ids)}")
+    return len(ids)
+
+
+async def stop(agent: Agent, task: asyncio.Task[None], timeout_s: float = 60.0) -> None:
+    """Stop the agent; its failure, or a stop that hangs, ends the benchmark."""
+    agent.request_stop()
+    try:
+        async with asyncio.timeout(timeout_s):
+            await task
+    except TimeoutError:
+        raise AgentFailed(f"the agent did not stop within {timeout_s:g}s") from None
 
 
 def rss_mb() -> float:
@@ -91,29 +131,33 @@ async def main(n: int, idle_s: float) -> dict[str, Any]:
             },
         )
         agent = Agent(settings, plugin=SimulatedPlugin(SimulatedPluginSettings()))
-        task = asyncio.create_task(agent.serve())
-        await agent.wait_ready()
+        task = asyncio.create_task(agent.serve(), name="agent under benchmark")
+        ready = asyncio.create_task(agent.wait_ready())
+        await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            ready.cancel()
+            task.result()  # raises why it could not start
         rates: dict[str, float] = {}
         for phase, model, state in (
             ("launch", "m1", "launched"),
             ("replace", "m2", "launched"),
         ):
-            elapsed = await converge(agent, desired, n, model, state)
+            elapsed = await converge(agent, task, desired, n, model, state)
             rates[phase] = n / elapsed
             print(f"{phase:8s} {n} actions in {elapsed:.2f}s: {rates[phase]:,.0f} actions/s")
         cpu0, wall0 = time.process_time(), time.perf_counter()
         await asyncio.sleep(idle_s)
         idle_cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0) * 100
         print(f"idle     {idle_s:.0f}s with {n} ready deployments: CPU {idle_cpu:.2f} %")
-        elapsed = await converge(agent, desired, n, "m2", "stopped")
+        elapsed = await converge(agent, task, desired, n, "m2", "stopped")
         rates["stop"] = n / elapsed
         print(f"stop     {n} actions in {elapsed:.2f}s: {rates['stop']:,.0f} actions/s")
-        agent.request_stop()
-        with contextlib.suppress(Exception):
-            await task
-        events = sum(1 for _ in (Path(tmp) / "state" / "events.jsonl").open("rb"))
+        await stop(agent, task)
+        events_emitted = emitted(agent)
+        events = check_event_log(settings.event_log_path, events_emitted)
     peak = rss_mb()
-    print(f"floor    bare plugin calls: {floor_rate:,.0f} actions/s; events written: {events}")
+    print(f"floor    bare plugin calls: {floor_rate:,.0f} actions/s")
+    print(f"events   {events} emitted, each written once")
     print(f"peak RSS {peak:.1f} MB")
     return {
         "deployments": n,
@@ -124,6 +168,7 @@ async def main(n: int, idle_s: float) -> dict[str, Any]:
         "idle_cpu_percent": round(idle_cpu, 3),
         "idle_seconds": idle_s,
         "floor_plugin_actions_per_s": round(floor_rate),
+        "events_emitted": events_emitted,
         "events_written": events,
         "targets_met": rates["launch"] >= 5000
         and rates["replace"] >= 5000

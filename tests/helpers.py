@@ -11,11 +11,22 @@ from typing import Any
 import orjson
 
 from pilothouse.agent.runtime import Agent
+from pilothouse.foundation.domain.vocabulary import Status
+
+STOP_TIMEOUT = 20.0
+"""How long the agent may take to stop at the end of a ``running`` block.
+
+Generous for loaded two-core CI machines, yet bounded: a shutdown that hangs is a bug."""
 
 
 @contextlib.asynccontextmanager
 async def running(agent: Agent) -> AsyncIterator[asyncio.Task[None]]:
-    """Serve ``agent`` in a task for the duration of the block; stop it cleanly after."""
+    """Serve ``agent`` in a task for the duration of the block; stop it cleanly after.
+
+    The stop is part of the test: if ``serve`` raises (during the block or while
+    stopping) the error propagates, and a stop that takes longer than
+    ``STOP_TIMEOUT`` fails the test with ``AgentDidNotStop``.
+    """
     task = asyncio.create_task(agent.serve(), name="agent under test")
     ready = asyncio.create_task(agent.wait_ready())
     done, _ = await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
@@ -27,8 +38,27 @@ async def running(agent: Agent) -> AsyncIterator[asyncio.Task[None]]:
         yield task
     finally:
         agent.request_stop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.shield(task), 10)
+        await stopped(task)
+
+
+class AgentDidNotStop(AssertionError):
+    """The agent was asked to stop and did not, within ``STOP_TIMEOUT``."""
+
+
+async def stopped(task: asyncio.Task[None], timeout: float = STOP_TIMEOUT) -> None:
+    """Wait for ``task`` (an agent asked to stop) to end; raise what it raised.
+
+    A task still running after ``timeout`` is cancelled (so it leaves nothing
+    behind) and the test fails.
+    """
+    done, _ = await asyncio.wait([task], timeout=timeout)
+    if not done:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise AgentDidNotStop(f"the agent did not stop within {timeout}s of being asked")
+    if task.cancelled():
+        raise AgentDidNotStop("the agent was cancelled (by the test?) instead of stopping")
+    task.result()
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
@@ -46,3 +76,23 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> Non
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(0.01)
+
+
+async def written_through(agent: Agent, timeout: float = 20.0) -> list[dict[str, Any]]:
+    """The agent's event log once every event emitted so far is in it.
+
+    A positive "nothing is still on its way": a sentinel event is emitted and
+    awaited in the log; the event writer keeps order, so every event emitted
+    before it is written by then. Returns the log up to the sentinel (excluded).
+    """
+    assert agent.bus is not None, "the agent is not serving"
+    sentinel = agent.bus.report("test.sentinel", Status.INFORMATIONAL, "written through here")
+    path = agent.settings.event_log_path
+
+    def complete() -> list[dict[str, Any]]:  # without a last line still being written
+        raw = path.read_bytes() if path.exists() else b""
+        return [orjson.loads(line) for line in raw[: raw.rfind(b"\n") + 1].splitlines()]
+
+    await eventually(lambda: any(e["id"] == sentinel.id for e in complete()), timeout)
+    logged = complete()
+    return logged[: [e["id"] for e in logged].index(sentinel.id)]

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -91,18 +92,26 @@ def events(
 ) -> list[dict[str, Any]]:
     """Events of the agent's event log, optionally of one type and/or deployment.
 
-    Each event once, by id: the agent may write an event twice when it stops
-    during a write (a bug, see ``test_embedding``); the hub ingests by id anyway.
+    Every line of the log, as written: an event written twice would be counted
+    twice, so reading a log that repeats an id fails the test at once (see
+    :func:`assert_no_repeats`).
     """
     path = (
         agent_or_path.settings.event_log_path if isinstance(agent_or_path, Agent) else agent_or_path
     )
-    unique = {e["id"]: e for e in complete_events(path)}
+    logged = complete_events(path)
+    assert_no_repeats(logged)
     return [
         e
-        for e in unique.values()
+        for e in logged
         if (type_ is None or e["type"] == type_) and (dep is None or e["deployment_id"] == dep)
     ]
+
+
+def assert_no_repeats(logged: list[dict[str, Any]]) -> None:
+    """No event id appears twice (the hub would ingest it once, but the log must not lie)."""
+    repeated = {i: n for i, n in Counter(e["id"] for e in logged).items() if n > 1}
+    assert not repeated, f"events written more than once (id: times): {repeated}"
 
 
 def complete_events(path: Path) -> list[dict[str, Any]]:
@@ -146,8 +155,10 @@ def emitted(agent: Agent) -> int:
 
 
 def assert_no_events_lost(agent: Agent) -> None:
-    """Every event the agent emitted is in its event log."""
-    assert len(events(agent)) == emitted(agent)
+    """Every event the agent emitted is in its event log, exactly once."""
+    logged = complete_events(agent.settings.event_log_path)
+    assert_no_repeats(logged)
+    assert len(logged) == emitted(agent), (len(logged), emitted(agent))
 
 
 def calls(plugin: SimulatedPlugin, dep: str | None = None) -> list[tuple[str, str, str | None]]:

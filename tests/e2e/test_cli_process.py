@@ -153,3 +153,45 @@ async def test_plugins_lists_the_test_plugin(tmp_path):
     code, out, err = await finish(await start(tmp_path, "plugins"))
     assert code == 0, err
     assert "test" in out.split()
+
+
+async def test_agent_run_exits_1_when_a_task_crash_loops(tmp_path):
+    # The event log cannot be written (its path is a directory): the event writer fails
+    # on every write, is restarted, and after three failures the agent gives up.
+    (tmp_path / "unwritable").mkdir()
+    write_state(tmp_path / "desired.yaml", [deployment("d1", "m1")])
+    fast_restarts = {
+        "restart_backoff_initial_s": 0.01,
+        "restart_backoff_max_s": 0.05,
+        "crash_loop_failures": 3,
+    }
+    write_config(tmp_path, event_log="unwritable", supervisor=fast_restarts)
+    code, _, err = await finish(await start(tmp_path, "agent", "run", "--config", "agent.yaml"))
+    assert code == 1, err
+    assert "agent.crash_loop failing: task 'event writer' failed 3 times in a row" in err, err
+    assert "agent.stopping failing" in err and "agent.stopped" in err
+
+
+async def test_agent_run_exits_1_when_the_plugin_is_never_ready(tmp_path):
+    write_state(tmp_path / "desired.yaml", [deployment("d1", "m1")])
+    write_config(
+        tmp_path,
+        plugin_settings={"not_ready_starts": 1000},
+        supervisor={
+            "restart_backoff_initial_s": 0.05,
+            "restart_backoff_max_s": 0.2,
+            "plugin_ready_timeout_s": 1.5,
+        },
+    )
+    log = tmp_path / "state" / "events.jsonl"
+    code, _, err = await finish(await start(tmp_path, "agent", "run", "--config", "agent.yaml"))
+    assert code == 1, err
+    assert "pilothouse: plugin 'test' was not ready within 1.5s" in err, err
+    assert "Traceback" not in err
+    seen = events(log)
+    not_ready = [e for e in seen if e["type"] == "agent.plugin_not_ready"]
+    assert len(not_ready) >= 3 and all(e["status"] == "at_risk" for e in not_ready)
+    (failed,) = [e for e in seen if e["type"] == "agent.plugin_failed"]
+    assert failed["status"] == "failing" and "not ready within 1.5s" in failed["message"]
+    assert "agent.started" not in {e["type"] for e in seen}
+    assert seen[-1]["type"] == "agent.stopped"

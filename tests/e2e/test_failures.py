@@ -203,3 +203,28 @@ async def test_crashing_plugin_is_reported_and_the_agent_keeps_running(make_sett
         e for e in events(agent) if e["type"] in ("agent.task_failed", "agent.worker_failed")
     ]
     assert events(agent)[-1]["type"] == "agent.stopped"
+
+
+async def test_a_plugin_not_ready_at_start_is_retried_then_the_agent_works(make_settings, tmp_path):
+    agent, _ = file_agent(make_settings, tmp_path, [deployment("d1", "m1")], not_ready_starts=2)
+    async with running(agent):
+        await settled(agent)
+        assert agent.plugin.running() == {"d1": "m1"}
+        assert agent.plugin.starts == 3
+        await wait_event(agent, "deployment.ready", "d1")
+
+    assert_no_events_lost(agent)
+    seen = [e["type"] for e in events(agent)]
+    not_ready = events(agent, "agent.plugin_not_ready")
+    assert [(e["status"], e["data"]["attempt"]) for e in not_ready] == [
+        ("at_risk", 1),
+        ("at_risk", 2),
+    ]
+    assert "simulated infrastructure not ready (start 2)" in not_ready[1]["message"]
+    assert seen.index("agent.starting") < seen.index("agent.plugin_not_ready")
+    assert (
+        max(i for i, t in enumerate(seen) if t == "agent.plugin_not_ready")
+        < seen.index("agent.started")
+        < seen.index("deployment.ready")
+    )
+    assert "agent.plugin_failed" not in seen

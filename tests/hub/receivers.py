@@ -1,8 +1,8 @@
 """Real HTTP receivers on 127.0.0.1 standing in for Slack and for webhook endpoints.
 
 A :class:`Receiver` records every request (raw body and headers) and answers
-from a script of statuses (then 200 ``ok``, as Slack does). :func:`down_url`
-is a URL where nothing listens: connections are refused.
+from a script of statuses or :class:`Answer` objects (then 200 ``ok``, as Slack
+does). :func:`down_url` is a URL where nothing listens: connections are refused.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+
+from tests.hub.quiet import WatchedClock
 
 
 @dataclass(frozen=True)
@@ -31,12 +33,21 @@ class Request:
         return orjson.loads(self.body)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A scripted answer: its status, extra headers, and how long it takes to come."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
 @dataclass
 class Receiver:
     """An HTTP endpoint that records what it gets."""
 
     url: str = ""
-    answers: list[int] = field(default_factory=list)
+    answers: list[int | Answer] = field(default_factory=list)
     delay_s: float = 0.0
     requests: list[Request] = field(default_factory=list)
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -45,10 +56,12 @@ class Receiver:
         body = await request.read()
         self.requests.append(Request(request.path, dict(request.headers), body))
         self._arrived.set()
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
-        status = self.answers.pop(0) if self.answers else 200
-        return web.Response(status=status, text="ok" if status == 200 else "no_service")
+        scripted = self.answers.pop(0) if self.answers else 200
+        answer = scripted if isinstance(scripted, Answer) else Answer(scripted)
+        if self.delay_s or answer.delay_s:
+            await asyncio.sleep(self.delay_s + answer.delay_s)
+        text = "ok" if answer.status == 200 else "no_service"
+        return web.Response(status=answer.status, text=text, headers=answer.headers)
 
     async def wait_for(self, count: int, timeout: float = 5.0) -> list[Request]:
         """The first ``count`` requests, once they have arrived."""
@@ -58,14 +71,20 @@ class Receiver:
                 await self._arrived.wait()
         return self.requests[:count]
 
-    async def nothing_more(self, count: int, settle_s: float = 0.3) -> None:
-        """Assert that no request beyond ``count`` arrives within ``settle_s``."""
-        await asyncio.sleep(settle_s)
+    async def nothing_more(self, count: int, clock: WatchedClock) -> None:
+        """Assert that ``count`` requests came and no other is on its way.
+
+        Proved, not waited out: once the hub's notification dispatcher is idle
+        (see :mod:`tests.hub.quiet`), every message due so far has arrived.
+        """
+        await clock.until_idle()
         assert len(self.requests) == count, [r.json() for r in self.requests[count:]]
 
 
 @contextlib.asynccontextmanager
-async def receiving(answers: Iterable[int] = (), delay_s: float = 0.0) -> AsyncIterator[Receiver]:
+async def receiving(
+    answers: Iterable[int | Answer] = (), delay_s: float = 0.0
+) -> AsyncIterator[Receiver]:
     """A receiver listening on 127.0.0.1 for the duration of the block."""
     receiver = Receiver(answers=list(answers), delay_s=delay_s)
     app = web.Application()

@@ -52,6 +52,38 @@ async def _export(hub: Running, fmt: str, **params: str) -> tuple[aiohttp.Client
         return resp, body
 
 
+async def _export_chunks(hub: Running, fmt: str, **params: str) -> list[bytes]:
+    """The export as the HTTP chunks the hub sent: one per chunk of events it read."""
+    chunks: list[bytes] = []
+    part = b""
+    async with hub.admin.get(f"{V1}/events/export", params=params | {"format": fmt}) as resp:
+        assert resp.status == 200, await resp.read()
+        assert resp.headers.get("Transfer-Encoding") == "chunked"
+        async for data, end_of_chunk in resp.content.iter_chunks():
+            part += data
+            if end_of_chunk:
+                chunks.append(part)
+                part = b""
+    assert part == b"", "the last chunk was cut"
+    return chunks
+
+
+def _chunk_sizes(chunks: list[bytes], fmt: str) -> list[int]:
+    """How many events each chunk holds (the CSV header belongs to the first)."""
+    if fmt == "jsonl":
+        return [len(_from_jsonl(c)) for c in chunks]
+    header = (",".join(COLUMNS) + "\n").encode()
+    assert chunks[0].startswith(header)
+    return [len(_from_csv(header + c.removeprefix(header))) for c in chunks]
+
+
+def _assert_chunked_by(sizes: list[int], rows: int, total: int) -> None:
+    """The export came in chunks of ``rows`` events: the tuning the test set is in effect."""
+    assert sum(sizes) == total
+    full, last = sizes[:-1], sizes[-1]
+    assert full == [rows] * len(full) and 0 < last <= rows, (rows, sizes)
+
+
 def _from_csv(body: bytes) -> list[dict[str, Any]]:
     reader = csv.reader(io.StringIO(body.decode(), newline=""))
     assert next(reader) == COLUMNS
@@ -113,10 +145,13 @@ async def test_export_equals_the_list(
     pe, _ = await _events(hub)
     for params in (filters, filters | {"prediction_environment_id": pe}):
         listed = await _listed(hub, **params)
-        _, body = await _export(hub, fmt, **params)
+        chunks = await _export_chunks(hub, fmt, **params)
+        body = b"".join(chunks)
         exported = _from_csv(body) if fmt == "csv" else _from_jsonl(body)
         assert exported == listed, params
         assert listed or params.get("q"), "the filter should match something"
+        if listed:
+            _assert_chunked_by(_chunk_sizes(chunks, fmt), 7, len(listed))
 
 
 async def test_a_big_export_is_streamed_in_chunks(
@@ -127,10 +162,9 @@ async def test_a_big_export_is_streamed_in_chunks(
     events = [event(pe["id"], time=at(i // 3), data={"i": i}) for i in range(2_345)]
     await _post(hub, events)
     expected = [e["id"] for e in sorted(events, key=lambda e: (e["time"], e["id"]), reverse=True)]
-    async with hub.admin.get(f"{V1}/events/export", params={"format": "jsonl"}) as resp:
-        assert resp.headers.get("Transfer-Encoding") == "chunked"
-        body = await resp.read()
-    assert [orjson.loads(line)["id"] for line in body.splitlines()] == expected
+    chunks = await _export_chunks(hub, "jsonl")
+    assert [orjson.loads(line)["id"] for line in b"".join(chunks).splitlines()] == expected
+    _assert_chunked_by(_chunk_sizes(chunks, "jsonl"), 100, len(expected))
 
 
 async def test_export_headers(hub: Running) -> None:
@@ -167,8 +201,13 @@ async def test_a_client_leaving_midway_harms_nothing(
     for _ in range(3):
         async with (
             aiohttp.ClientSession(hub.url, headers=dict(hub.admin.headers)) as http,
-            http.get(f"{V1}/events/export") as resp,
+            http.get(f"{V1}/events/export", params={"format": "jsonl"}) as resp,
         ):
-            assert len(await resp.content.read(1000)) > 0
+            first = b""
+            async for data, end_of_chunk in resp.content.iter_chunks():
+                first += data
+                if end_of_chunk:
+                    break
+            assert len(first.splitlines()) == 50  # it leaves with 59 chunks still to come
     listed = await ok(hub.admin.get(f"{V1}/events", params={"limit": "1"}))
     assert listed["items"]

@@ -133,6 +133,17 @@ async def test_search_plans_agree_on_order_and_pages(
     from pilothouse.hub.store.sqlite import events as event_sql
 
     monkeypatch.setattr(event_sql, "_FEW_MATCHES", few_matches)  # walk the index, or fetch by rowid
+    # The plan each search chose, so the test fails if the tuning above stops applying (a
+    # moved or re-exported module) instead of silently testing one plan twice.
+    plans: list[str] = []
+    choose = event_sql._matching
+
+    def recording(conn: Any, match: str) -> str:
+        clause = choose(conn, match)
+        plans.append(clause.split()[0])
+        return clause
+
+    monkeypatch.setattr(event_sql, "_matching", recording)
     pe = await hub.pe()
     posted = [
         event(pe["id"], time=at(i % 7), message="disk full" if i % 3 else "disk ok")
@@ -153,3 +164,5 @@ async def test_search_plans_agree_on_order_and_pages(
             break
         params |= {"cursor": page["next_cursor"]}
     assert seen == expected
+    # 20 events match: fewer than 10 000 (fetch them by rowid), not fewer than 1 (walk the index).
+    assert plans and set(plans) == {"seq" if few_matches > 20 else "+seq"}, plans

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,8 @@ import pytest
 
 from pilothouse.hub.clock import ManualClock
 from pilothouse.hub.notifications import signing
-from tests.hub.receivers import Receiver, down_url, receiving
+from tests.hub.quiet import WatchedClock
+from tests.hub.receivers import Answer, Receiver, down_url, receiving
 from tests.hub.support import V1, Running, at, event, ok, rows, running, settings
 
 pytestmark = pytest.mark.anyio
@@ -30,7 +31,9 @@ HUB_URL = "http://hub.example:8700"
 
 
 @contextlib.asynccontextmanager
-async def notifying(tmp_path: Path, clock: ManualClock, **overrides: Any) -> AsyncIterator[Running]:
+async def notifying(
+    tmp_path: Path, clock: WatchedClock, **overrides: Any
+) -> AsyncIterator[Running]:
     notifications = {
         "hub_url": HUB_URL,
         "backoff_initial_s": 10,
@@ -43,8 +46,8 @@ async def notifying(tmp_path: Path, clock: ManualClock, **overrides: Any) -> Asy
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+def clock() -> WatchedClock:
+    return WatchedClock(ManualClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC)))
 
 
 async def webhook(hub: Running, receiver: Receiver, name: str = "hook") -> str:
@@ -102,7 +105,7 @@ def signed(request: Any) -> dict[str, Any]:
 
 
 async def test_events_of_one_deployment_in_a_window_become_one_message(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: WatchedClock
 ) -> None:
     async with notifying(tmp_path, clock) as hub, receiving() as receiver:
         pe = await hub.pe()
@@ -115,10 +118,10 @@ async def test_events_of_one_deployment_in_a_window_become_one_message(
         await post(hub, *first, other, passing(pe["id"], "dep-third", 2))
         await routed(hub, 4)
         clock.advance(59)
-        await receiver.nothing_more(0)
+        await receiver.nothing_more(0, clock)
         clock.advance(1)
         requests = await receiver.wait_for(2)
-        await receiver.nothing_more(2)
+        await receiver.nothing_more(2, clock)
     by_deployment = {m["deployment_id"]: m for m in map(signed, requests)}
     message = by_deployment[dep["id"]]
     assert [e["id"] for e in message["events"]] == [e["id"] for e in first]
@@ -133,7 +136,7 @@ async def test_events_of_one_deployment_in_a_window_become_one_message(
     assert requests[0].headers["X-Pilothouse-Kind"] == "firing"
 
 
-async def test_filters_choose_the_events(tmp_path: Path, clock: ManualClock) -> None:
+async def test_filters_choose_the_events(tmp_path: Path, clock: WatchedClock) -> None:
     async with notifying(tmp_path, clock) as hub, receiving() as receiver:
         pe, other_pe = await hub.pe("a"), await hub.pe("b")
         channel = await webhook(hub, receiver)
@@ -154,12 +157,12 @@ async def test_filters_choose_the_events(tmp_path: Path, clock: ManualClock) -> 
             wanted,
         )
         (request,) = await receiver.wait_for(1)
-        await receiver.nothing_more(1)
+        await receiver.nothing_more(1, clock)
     assert [e["id"] for e in signed(request)["events"]] == [wanted["id"]]
 
 
 async def test_a_still_failing_deployment_is_renotified_at_most_every_repeat_interval(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: WatchedClock
 ) -> None:
     start = clock.now()
 
@@ -179,11 +182,11 @@ async def test_a_still_failing_deployment_is_renotified_at_most_every_repeat_int
             await post(hub, failing(pe["id"], "d1", second))
         await routed(hub, 2)
         advance_to(309)
-        await receiver.nothing_more(1)
+        await receiver.nothing_more(1, clock)
         advance_to(310)  # 300 s after the first message: what came in since
         await receiver.wait_for(2)
         advance_to(609)
-        await receiver.nothing_more(2)
+        await receiver.nothing_more(2, clock)
         advance_to(610)  # 300 s later, nothing new: a reminder
         await receiver.wait_for(3)
     kinds = [(m["kind"], m["status"], len(m["events"])) for m in map(signed, receiver.requests)]
@@ -193,7 +196,7 @@ async def test_a_still_failing_deployment_is_renotified_at_most_every_repeat_int
 
 
 async def test_a_worse_status_is_not_held_back_by_the_repeat_interval(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: WatchedClock
 ) -> None:
     async with notifying(tmp_path, clock) as hub, receiving() as receiver:
         pe = await hub.pe()
@@ -211,7 +214,7 @@ async def test_a_worse_status_is_not_held_back_by_the_repeat_interval(
 
 
 async def test_resolved_when_the_deployment_is_passing_again(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: WatchedClock
 ) -> None:
     async with notifying(tmp_path, clock) as hub, receiving() as receiver:
         pe = await hub.pe()
@@ -224,9 +227,9 @@ async def test_resolved_when_the_deployment_is_passing_again(
         # a green report from elsewhere does not resolve a red agent report (DESIGN.md)
         await post(hub, passing(pe["id"], "d1", 20) | {"source": "monitor"})
         clock.advance(30)
-        await receiver.nothing_more(1)
+        await receiver.nothing_more(1, clock)
         await post(hub, passing(pe["id"], "d1", 40))  # the agent: passing again
-        await asyncio.sleep(0.2)
+        await clock.until_idle()  # routed before time moves on
         clock.advance(10)
         await receiver.wait_for(2)
         await post(hub, failing(pe["id"], "d1", 60))  # a new incident opens a new group
@@ -243,7 +246,7 @@ async def test_resolved_when_the_deployment_is_passing_again(
 
 
 async def test_a_blip_inside_the_window_is_one_resolved_message(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: WatchedClock
 ) -> None:
     async with notifying(tmp_path, clock) as hub, receiving() as receiver:
         pe = await hub.pe()
@@ -253,7 +256,7 @@ async def test_a_blip_inside_the_window_is_one_resolved_message(
         await routed(hub, 2)
         clock.advance(30)
         (request,) = await receiver.wait_for(1)
-        await receiver.nothing_more(1)
+        await receiver.nothing_more(1, clock)
     message = signed(request)
     assert (message["kind"], message["status"], len(message["events"])) == (
         "resolved",
@@ -263,7 +266,7 @@ async def test_a_blip_inside_the_window_is_one_resolved_message(
 
 
 async def test_events_without_a_deployment_group_per_environment(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: WatchedClock
 ) -> None:
     async with notifying(tmp_path, clock) as hub, receiving() as receiver:
         pe = await hub.pe()
@@ -275,7 +278,7 @@ async def test_events_without_a_deployment_group_per_environment(
         clock.advance(10)
         await receiver.wait_for(1)
         await post(hub, event(pe["id"], time=at(20), type="agent.online", status="passing"))
-        await asyncio.sleep(0.2)
+        await clock.until_idle()  # routed before time moves on
         clock.advance(10)
         await receiver.wait_for(2)
     messages = [signed(r) for r in receiver.requests]
@@ -285,7 +288,7 @@ async def test_events_without_a_deployment_group_per_environment(
 
 
 async def test_slack_gets_block_kit_with_colour_deployment_pe_message_time_and_link(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: WatchedClock
 ) -> None:
     async with notifying(tmp_path, clock) as hub, receiving() as slack:
         pe = await hub.pe()
@@ -309,7 +312,7 @@ async def test_slack_gets_block_kit_with_colour_deployment_pe_message_time_and_l
 
 
 async def test_failed_attempts_are_retried_with_backoff_and_all_recorded(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: WatchedClock
 ) -> None:
     async with notifying(tmp_path, clock) as hub, receiving(answers=[500, 503]) as receiver:
         pe = await hub.pe()
@@ -332,7 +335,7 @@ async def test_failed_attempts_are_retried_with_backoff_and_all_recorded(
 
 
 async def test_a_receiver_that_is_down_is_retried_then_given_up(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: WatchedClock
 ) -> None:
     async with notifying(tmp_path, clock) as hub:
         pe = await hub.pe()
@@ -353,7 +356,7 @@ async def test_a_receiver_that_is_down_is_retried_then_given_up(
 
 
 async def test_an_answer_that_will_not_change_is_not_retried(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: WatchedClock
 ) -> None:
     async with notifying(tmp_path, clock) as hub, receiving(answers=[404]) as receiver:
         pe = await hub.pe()
@@ -365,7 +368,7 @@ async def test_an_answer_that_will_not_change_is_not_retried(
     assert [(a["outcome"], a["http_status"]) for a in delivery["attempt_log"]] == [("failed", 404)]
 
 
-async def test_ingest_never_waits_for_a_slow_receiver(tmp_path: Path, clock: ManualClock) -> None:
+async def test_ingest_never_waits_for_a_slow_receiver(tmp_path: Path, clock: WatchedClock) -> None:
     async with notifying(tmp_path, clock) as hub, receiving(delay_s=3) as receiver:
         pe = await hub.pe()
         channel = await webhook(hub, receiver)
@@ -378,7 +381,7 @@ async def test_ingest_never_waits_for_a_slow_receiver(tmp_path: Path, clock: Man
         assert time.perf_counter() - began < 2.0
 
 
-async def test_a_restart_loses_no_pending_notification(tmp_path: Path, clock: ManualClock) -> None:
+async def test_a_restart_loses_no_pending_notification(tmp_path: Path, clock: WatchedClock) -> None:
     async with receiving(answers=[500]) as receiver:
         async with notifying(tmp_path, clock) as hub:
             pe = await hub.pe()
@@ -396,7 +399,7 @@ async def test_a_restart_loses_no_pending_notification(tmp_path: Path, clock: Ma
         async with notifying(tmp_path, clock) as hub:
             await receiver.wait_for(3)
             await until(lambda: _delivered(hub, 2))
-            await receiver.nothing_more(3)
+            await receiver.nothing_more(3, clock)
     first, *later = [signed(r) for r in receiver.requests]
     assert (first["deployment_id"], first["policy"]["id"]) == ("d2", retried["id"])
     assert sorted((m["deployment_id"], len(m["events"])) for m in later) == [("d1", 2), ("d2", 1)]
@@ -416,3 +419,81 @@ async def _state(hub: Running, state: str) -> bool:
 
 async def _delivered(hub: Running, count: int) -> bool:
     return len(await deliveries(hub, state="delivered")) >= count
+
+
+async def test_a_429_is_retried_no_sooner_than_its_retry_after(
+    tmp_path: Path, clock: WatchedClock
+) -> None:
+    throttled = Answer(429, headers={"Retry-After": "120"})
+    slow_backoff = {"backoff_initial_s": 10, "backoff_max_s": 600}
+    async with (
+        notifying(tmp_path, clock, notifications=slow_backoff) as hub,
+        receiving(answers=[throttled]) as receiver,
+    ):
+        pe = await hub.pe()
+        channel = await webhook(hub, receiver)
+        await policy(hub, channel, group_window_s=0)
+        await post(hub, failing(pe["id"], "d1", 0))
+        await until(lambda: _attempted(hub, 1))
+        (pending,) = await deliveries(hub, state="pending")
+        retry_at = clock.now() + timedelta(seconds=120)  # not the 5-10 s of the backoff
+        assert pending["next_attempt_at"] == retry_at.isoformat().replace("+00:00", "Z")
+        clock.advance(119)
+        await receiver.nothing_more(1, clock)
+        clock.advance(1)
+        await receiver.wait_for(2)
+        await until(lambda: _state(hub, "delivered"))
+        (delivery,) = await deliveries(hub)
+    assert [(a["outcome"], a["http_status"]) for a in delivery["attempt_log"]] == [
+        ("retry", 429),
+        ("delivered", 200),
+    ]
+    assert "the receiver answered 429" in delivery["attempt_log"][0]["error"]
+
+
+@pytest.mark.parametrize("status", [408, 425])
+async def test_request_timeout_and_too_early_are_retried(
+    tmp_path: Path, clock: WatchedClock, status: int
+) -> None:
+    async with notifying(tmp_path, clock) as hub, receiving(answers=[status]) as receiver:
+        pe = await hub.pe()
+        channel = await webhook(hub, receiver)
+        await policy(hub, channel, group_window_s=0)
+        await post(hub, failing(pe["id"], "d1", 0))
+        await until(lambda: _attempted(hub, 1))
+        clock.advance(10)  # the backoff: at most backoff_max_s
+        await until(lambda: _state(hub, "delivered"))
+        (delivery,) = await deliveries(hub)
+        await receiver.nothing_more(2, clock)
+    assert [(a["outcome"], a["http_status"]) for a in delivery["attempt_log"]] == [
+        ("retry", status),
+        ("delivered", 200),
+    ]
+
+
+async def test_a_receiver_slower_than_the_timeout_is_retried(
+    tmp_path: Path, clock: WatchedClock
+) -> None:
+    late = Answer(200, delay_s=3.0)  # answers, but long after the hub gave up on it
+    async with (
+        notifying(tmp_path, clock, notifications={"timeout_s": 0.5}) as hub,
+        receiving(answers=[late]) as receiver,
+    ):
+        pe = await hub.pe()
+        channel = await webhook(hub, receiver)
+        await policy(hub, channel, group_window_s=0)
+        await post(hub, failing(pe["id"], "d1", 0))
+        await until(lambda: _attempted(hub, 1))
+        (pending,) = await deliveries(hub, state="pending")
+        clock.advance(10)
+        await until(lambda: _state(hub, "delivered"))
+        (delivery,) = await deliveries(hub)
+        first, second = await receiver.wait_for(2)
+    (timed_out, delivered) = delivery["attempt_log"]
+    assert (timed_out["outcome"], timed_out["http_status"]) == ("retry", None)
+    assert timed_out["error"] == "no answer within 0.5s"
+    assert 500 <= timed_out["duration_ms"] < 3000
+    assert (delivered["outcome"], delivered["http_status"]) == ("delivered", 200)
+    assert pending["attempts"] == 1 and pending["next_attempt_at"] is not None
+    delivery_ids = {r.headers["X-Pilothouse-Delivery"] for r in (first, second)}
+    assert delivery_ids == {delivery["id"]}, "the same delivery, sent again"

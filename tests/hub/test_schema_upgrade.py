@@ -9,7 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from pilothouse.hub.clock import SystemClock
 from pilothouse.hub.store.sqlite import migrations
+from tests.hub.quiet import WatchedClock
 from tests.hub.receivers import receiving
 from tests.hub.support import V1, event, ok, running, settings
 
@@ -25,7 +27,8 @@ async def test_upgrade_from_version_1_keeps_events_and_notifies_only_new_ones(
         old = [event(pe["id"], deployment_id="d", status="failing") for _ in range(5)]
         await ok(hub.admin.post(f"{V1}/events", json={"events": old}))
     await asyncio.to_thread(_downgrade_to_version_1, hub_settings.database_path)
-    async with running(hub_settings) as hub, receiving() as receiver:
+    clock = WatchedClock(SystemClock())
+    async with running(hub_settings, clock) as hub, receiving() as receiver:
         listed = await ok(hub.admin.get(f"{V1}/events"))
         assert {e["id"] for e in listed["items"]} == {e["id"] for e in old}
         body = {"name": "w", "type": "webhook", "url": receiver.url}
@@ -35,7 +38,7 @@ async def test_upgrade_from_version_1_keeps_events_and_notifies_only_new_ones(
         new = event(pe["id"], deployment_id="d", status="failing")
         await ok(hub.admin.post(f"{V1}/events", json={"events": [new]}))
         (request,) = await receiver.wait_for(1)
-        await receiver.nothing_more(1)
+        await receiver.nothing_more(1, clock)
     assert [e["id"] for e in orjson.loads(request.body)["events"]] == [new["id"]]
 
 

@@ -62,13 +62,16 @@ async def test_after_commit_hook_runs_even_if_the_caller_is_cancelled(
     try:
         await db.write(lambda c: c.execute("CREATE TABLE t (v INTEGER)"))
 
+        began = threading.Event()
+
         def slow_insert(conn: sqlite3.Connection) -> int:
+            began.set()
             gate.wait(5)
             conn.execute("INSERT INTO t VALUES (7)")
             return 7
 
         caller = asyncio.ensure_future(db.write(slow_insert, after=committed.append))
-        await asyncio.sleep(0.05)
+        assert await asyncio.to_thread(began.wait, 5), "the job never started"
         caller.cancel()
         gate.set()
         with pytest.raises(asyncio.CancelledError):
@@ -85,9 +88,16 @@ async def test_a_job_cancelled_while_queued_never_runs(tmp_path: Path, anyio_bac
     gate = threading.Event()
     try:
         await db.write(lambda c: c.execute("CREATE TABLE t (v INTEGER)"))
-        blocker = asyncio.ensure_future(db.write(lambda c: gate.wait(5)))
+        began = threading.Event()
+
+        def block(conn: sqlite3.Connection) -> None:
+            began.set()
+            gate.wait(5)
+
+        blocker = asyncio.ensure_future(db.write(block))
         queued = asyncio.ensure_future(db.write(lambda c: c.execute("INSERT INTO t VALUES (1)")))
-        await asyncio.sleep(0.05)
+        # Both writes were submitted while this waited: the second is queued behind the first.
+        assert await asyncio.to_thread(began.wait, 5), "the blocking job never started"
         queued.cancel()
         gate.set()
         await blocker

@@ -15,8 +15,12 @@ import pytest
 from pilothouse.agent.runtime import Agent
 from pilothouse.agent.settings import AgentSettings
 from pilothouse.foundation.domain.vocabulary import Status
+from pilothouse.hub import HubSettings
+from pilothouse.hub.api.schemas import ActionRequest
+from pilothouse.hub.service.deployments import Deployments
+from pilothouse.hub.store.sqlite.store import open_sqlite
 from pilothouse.plugins.simulated import SimulatedPlugin, SimulatedPluginSettings
-from tests.helpers import eventually, running
+from tests.helpers import eventually, read_events, running
 from tests.hub.support import V1, Running, ok, package_bytes, upload
 from tests.hub.support import running as hub_running
 from tests.hub.support import settings as hub_settings
@@ -112,21 +116,40 @@ async def test_hub_restart_mid_stream_misses_nothing(tmp_path: Path) -> None:
         dep = await hub.deployment(pe, p1, name="churn")
     plugin = SimulatedPlugin()
     agent = Agent(_agent_settings(tmp_path, f"http://127.0.0.1:{port}", pe, token), plugin=plugin)
+    log = agent.settings.event_log_path
     async with running(agent):
         async with hub_running(settings) as hub:
             await _until_observed(hub, dep["id"], "ready", 1)
-        # The hub is down: the change below is made while the agent cannot hear it.
+        # The hub is down, and the agent knows it.
+        await eventually(lambda: "agent.hub_disconnected" in _types(log), timeout=20)
+        # The change is made while the hub's HTTP server is stopped: by the hub's own
+        # deployment service, on its database. The agent cannot hear of it now...
+        changed = await _act_while_down(settings, dep["id"], "replace_model", p2)
+        assert changed.desired.generation == 2
+        assert plugin.running() == {dep["id"]: p1}
+        # ...and applies it once the hub is back, from the snapshot it fetches on reconnecting.
         async with hub_running(settings) as hub:
-            await ok(
-                hub.admin.post(
-                    f"{V1}/deployments/{dep['id']}/actions",
-                    json={"action": "replace_model", "model_package_id": p2},
-                )
-            )
             await _until_observed(hub, dep["id"], "ready", 2)
             assert plugin.running() == {dep["id"]: p2}
             second = await hub.deployment(pe, p1, name="second")
             await _until_observed(hub, second["id"], "ready", 1)
+    seen = _types(log)
+    down, back = seen.index("agent.hub_disconnected"), seen.index("agent.hub_connected")
+    assert down < back < seen.index("deployment.replacing_model"), seen
+    replaced = [e for e in read_events(log) if e["type"] == "action.replace_model.succeeded"]
+    assert [(e["deployment_id"], e["data"]["model_package_id"], e["data"]["generation"])
+            for e in replaced] == [(dep["id"], p2, 2)]  # fmt: skip
+
+
+async def _act_while_down(settings: HubSettings, dep_id: str, action: str, package: str) -> Any:
+    """Apply an action through the hub's service layer, straight on its database."""
+    async with open_sqlite(settings.database_path, settings.database, lambda _: None) as store:
+        request = ActionRequest.model_validate({"action": action, "model_package_id": package})
+        return await Deployments(store).act(dep_id, request)
+
+
+def _types(log: Path) -> list[str]:
+    return [e["type"] for e in read_events(log)]
 
 
 @pytest.mark.anyio

@@ -23,7 +23,7 @@ from pilothouse.agent.runtime import Agent
 from pilothouse.foundation.domain.vocabulary import DeploymentState
 from pilothouse.plugins.process import ProcessPlugin
 from pilothouse.plugins.process.servers import Server
-from tests.helpers import read_events, running
+from tests.helpers import read_events, running, written_through
 from tests.modelpkg.factory import python_package
 from tests.process.support import (
     RULES,
@@ -43,12 +43,16 @@ pytestmark = pytest.mark.anyio
 SLOW_ROW = {"sepal_length": 9.5, "sepal_width": 3.0, "petal_length": 1.4, "petal_width": 0.2}
 
 
-def _slow(path: Path) -> Path:
-    """A package whose prediction of :data:`SLOW_ROW` takes 3 s (an in-flight request)."""
+def _slow(path: Path, busy: Path | None = None) -> Path:
+    """A package whose prediction of :data:`SLOW_ROW` takes 3 s (an in-flight request).
+
+    With ``busy``, the model creates that file when such a prediction begins.
+    """
+    mark = f"open({str(busy)!r}, 'w').close(); " if busy is not None else ""
     return python_package(
         path,
         name="iris-slow",
-        predict="if float(np.asarray(rows, dtype=float)[0, 0]) == 9.5: time.sleep(3)",
+        predict=f"if float(np.asarray(rows, dtype=float)[0, 0]) == 9.5: {mark}time.sleep(3)",
     )
 
 
@@ -158,10 +162,11 @@ async def test_a_health_check_during_a_crash_restart_starts_no_second_server(
                 await agent.health.check_all()
                 async with asyncio.timeout(TIMEOUT):
                     await agent.wait_settled()
-                # Give the watcher's pending restart (0.5 s, then a start) time to happen.
-                with contextlib.suppress(AssertionError):
-                    await until(lambda: bool(_events(events, "plugin.server_restarted")), 3)
-                await asyncio.sleep(0.3)
+                # The watcher reported the crash, so it reports the restart too, whoever
+                # started the server: once it has, neither path can start another one.
+                await until(
+                    lambda: bool(_events(events, "plugin.server_restarted")), what="restart"
+                )
                 status, _ = await predict(http, _url(agent, "a"))
                 assert status == 200
                 running_pids = serve_pids(tmp_path)
@@ -178,7 +183,8 @@ async def test_stopping_the_agent_stops_every_server_and_reports_no_crash(
     events = tmp_path / "state" / "events.jsonl"
     with reaped(tmp_path):
         plugin = ProcessPlugin()
-        packages = {"rules": RULES, "slow": _slow(tmp_path / "slow")}
+        busy = tmp_path / "busy"
+        packages = {"rules": RULES, "slow": _slow(tmp_path / "slow", busy)}
         settings = _settings(
             make_settings, packages, mode="per_deployment", stop_servers_on_unload=True
         )
@@ -193,10 +199,13 @@ async def test_stopping_the_agent_stops_every_server_and_reports_no_crash(
                     known.extend(plugin.servers.values())
                     # b's server is busy with a request when the agent stops: it takes a while.
                     in_flight = asyncio.create_task(predict(http, _url(agent, "b"), [SLOW_ROW]))
-                    await asyncio.sleep(0.3)
+                    await until(busy.exists, what="the slow request is being served")
+                # Stopped: the crash watcher ended with the agent, so no server can come back.
+                watchers = [t for t in asyncio.all_tasks() if "watch prediction servers" in
+                            t.get_name()]  # fmt: skip
+                assert watchers == [], watchers
                 with contextlib.suppress(aiohttp.ClientError):
                     await in_flight
-            await asyncio.sleep(1)
         finally:
             left = serve_pids(tmp_path)
             await release(*known)
@@ -230,10 +239,17 @@ async def test_a_deployment_stopped_while_its_server_is_down_stays_stopped(
             os.kill(pid, signal.SIGKILL)
             await until(lambda: not alive(pid), what="the server is dead")
             await _settle(agent, _state(a="rules"))  # b removed: stopped while the server is down
-            # However the server comes back (the watcher, or the stop itself), a answers again.
-            with contextlib.suppress(AssertionError):
-                await until(lambda: bool(_events(events, "plugin.server_restarted")), 3)
-            await until(lambda: plugin.servers["shared"].alive(), what="a server runs")
+            # However the server came back (the watcher, or the stop itself), it runs now; a
+            # crash the watcher reported is followed by its restart report, after which the
+            # watcher has nothing left to do (it cannot see this server dead any more).
+            assert plugin.servers["shared"].alive()
+            logged = [e["type"] for e in await written_through(agent)]
+            crashes = logged.count("plugin.server_crashed")
+            assert crashes <= 1, logged
+            await until(
+                lambda: len(_events(events, "plugin.server_restarted")) == crashes,
+                what=f"{crashes} restart report(s)",
+            )
             assert (await predict(http, _url(agent, "a")))[0] == 200
             status, doc = await predict(http, url_b)
             assert status == 404, f"b was stopped but answers: {doc}"

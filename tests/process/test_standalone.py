@@ -19,7 +19,7 @@ from pilothouse.agent import DesiredDeployment, DesiredState
 from pilothouse.agent.runtime import Agent
 from pilothouse.foundation.domain.vocabulary import DeploymentState, Status
 from pilothouse.plugins.process import ProcessPlugin
-from tests.helpers import read_events, running
+from tests.helpers import read_events, running, written_through
 from tests.process.support import (
     IRIS_1,
     IRIS_2,
@@ -78,13 +78,9 @@ async def _answers(agent: Agent, http: aiohttp.ClientSession, dep_id: str) -> st
     return str(doc["model_package_id"])
 
 
-async def _until_events(path: Path, type_: str, count: int) -> list[dict[str, Any]]:
-    def found() -> list[dict[str, Any]]:
-        return [e for e in read_events(path) if e["type"] == type_]
-
-    await until(lambda: len(found()) >= count, what=f"{count} {type_} events")
-    await asyncio.sleep(0.1)  # and no more than that
-    return found()
+async def _logged(agent: Agent, type_: str) -> list[dict[str, Any]]:
+    """The events of ``type_`` among everything the agent emitted so far, once written."""
+    return [e for e in await written_through(agent) if e["type"] == type_]
 
 
 @pytest.mark.anyio
@@ -136,12 +132,12 @@ async def test_shared_server_probes_then_adoption_by_the_next_agent(
             assert "probe failed" in report.message and "feature store is gone" in report.message
             assert agent.health is not None
             await agent.health.check_all()
-            changed = await _until_events(events_file, "deployment.health_changed", 1)
+            changed = await _logged(agent, "deployment.health_changed")
             assert [(e["deployment_id"], e["status"]) for e in changed] == [("c", "failing")]
             assert (await first.deployment_status("a")).status is Status.PASSING
             flag.unlink()
             await agent.health.check_all()
-            changed = await _until_events(events_file, "deployment.health_changed", 2)
+            changed = await _logged(agent, "deployment.health_changed")
             assert [(e["deployment_id"], e["status"]) for e in changed] == [
                 ("c", "failing"), ("c", "passing"),
             ]  # fmt: skip
@@ -169,7 +165,7 @@ async def test_shared_server_probes_then_adoption_by_the_next_agent(
                 "rules",
                 "breakable",
             ]
-            events = read_events(events_file)[before:]
+            events = (await written_through(agent))[before:]
             (reconciled,) = [e for e in events if e["type"] == "agent.reconciled"]
             assert reconciled["data"]["running"] == 3
             assert reconciled["data"]["plan"] == {"unchanged": 3}, reconciled

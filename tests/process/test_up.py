@@ -172,3 +172,73 @@ async def test_up_prints_serves_stops_and_resumes(tmp_path: Path) -> None:
         assert code == 0, (tmp_path / "up.log").read_text()[-3000:]
         assert "pilothouse: stopped" in rest
         assert not serve_pids(state)
+
+
+@pytest.mark.anyio
+async def test_up_resumes_a_replaced_model_without_acting_again(tmp_path: Path) -> None:
+    """Replace the model through the hub, Ctrl-C, start again: the new model, no new action."""
+    state, port, log = tmp_path / "state", free_port(), tmp_path / "up.log"
+    agent_log = state / "agent" / "events.jsonl"
+    with reaped(tmp_path):
+        async with up(state, port, log) as first:
+            await first.read_until("Ctrl-C stops everything")
+            url, token_file = first.match(HUB_LINE).groups()
+            dep_id = first.match(READY_LINE).group(1)
+            setup = orjson.loads((state / "up.json").read_bytes())
+            iris_2 = setup["packages"]["iris-2.0.0"]
+            token = (await asyncio.to_thread(Path(token_file).read_text)).strip()
+            async with aiohttp.ClientSession(
+                url, headers={"Authorization": f"Bearer {token}"}
+            ) as hub:
+                body = {"action": "replace_model", "model_package_id": iris_2}
+                async with hub.post(f"/api/v1/deployments/{dep_id}/actions", json=body) as resp:
+                    assert resp.status == 200, await resp.text()
+                await _until_observed(hub, dep_id, generation=2)
+            assert (await _run_printed_request(first))["model_package_id"] == iris_2
+            code, _ = await first.interrupt()
+        assert code == 0, log.read_text()[-3000:]
+        assert not serve_pids(state)
+        first_run = len(_logged(agent_log))
+
+        async with up(state, port, log) as second:
+            await second.read_until("Ctrl-C stops everything")
+            assert second.match(READY_LINE).group(1) == dep_id
+            assert (await _run_printed_request(second))["model_package_id"] == iris_2
+            async with aiohttp.ClientSession(
+                url, headers={"Authorization": f"Bearer {token}"}
+            ) as hub:
+                async with hub.get(f"/api/v1/deployments/{dep_id}") as resp:
+                    desired = (await resp.json())["desired"]
+                params = {"deployment_id": dep_id, "source": "user", "limit": "100"}
+                async with hub.get("/api/v1/events", params=params) as resp:
+                    by_users = [e["type"] for e in (await resp.json())["items"]]
+            code, _ = await second.interrupt()
+        assert code == 0, log.read_text()[-3000:]
+
+    # Nothing asked for anything new: the replacement is still the last change...
+    assert (desired["generation"], desired["model_package_id"]) == (2, iris_2)
+    assert sorted(by_users) == ["deployment.action_requested", "deployment.created"]
+    # ...and the second agent only brought back what Ctrl-C stopped: iris-2, at generation 2.
+    second_run = _logged(agent_log)[first_run:]
+    actions = [
+        (e["type"], e["data"]["generation"], e["data"]["model_package_id"])
+        for e in second_run
+        if e["type"].startswith("action.")
+    ]
+    assert actions == [("action.launch.succeeded", 2, iris_2)], actions
+    (reconciled,) = [e for e in second_run if e["type"] == "agent.reconciled"]
+    assert reconciled["data"]["plan"] == {"launch": 1}, reconciled
+
+
+async def _until_observed(hub: aiohttp.ClientSession, dep_id: str, generation: int) -> None:
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            async with hub.get(f"/api/v1/deployments/{dep_id}") as resp:
+                observed = (await resp.json())["observed"]
+            if observed["state"] == "ready" and observed["generation"] >= generation:
+                return
+            await asyncio.sleep(0.1)
+
+
+def _logged(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line]

@@ -56,9 +56,11 @@ async def test_replacement_under_steady_traffic_drops_nothing(
 
 
 async def test_in_flight_requests_finish_on_the_model_they_started_on(tmp_path: Path) -> None:
+    busy = tmp_path / "busy"  # created by the slow model when the slow prediction starts
     slow = python_package(
         tmp_path / "slow",
-        predict="if float(np.asarray(rows, dtype=float)[0, 0]) == 9.5: time.sleep(0.5)",
+        predict="if float(np.asarray(rows, dtype=float)[0, 0]) == 9.5: "
+        f"open({str(busy)!r}, 'w').close(); time.sleep(0.5)",
     )
     fast = python_package(
         tmp_path / "fast", predict="return np.full(len(rows), 'versicolor', dtype=object)"
@@ -68,7 +70,9 @@ async def test_in_flight_requests_finish_on_the_model_they_started_on(tmp_path: 
         in_flight = asyncio.ensure_future(
             predict(client, "iris", [{**SETOSA, "sepal_length": 9.5}])
         )
-        await asyncio.sleep(0.1)
+        async with asyncio.timeout(10):
+            while not busy.exists():  # noqa: ASYNC110 - a file written by the model
+                await asyncio.sleep(0.01)
         resp = await put(client, "iris", model_package_id="fast", package_dir=fast)
         assert resp.status == 200
         status, doc = await predict(client, "iris", [SETOSA])

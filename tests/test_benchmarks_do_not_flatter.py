@@ -1,0 +1,93 @@
+"""The benchmarks report what they measured: a skipped phase is not a met target, a broken
+agent run is an error, not a figure."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from bench import agent_scale, hub_events
+from pilothouse.agent.errors import CrashLoopError
+from pilothouse.agent.runtime import Agent
+from pilothouse.foundation.domain.events import Event
+from pilothouse.plugins.simulated import SimulatedPlugin
+
+ALL_MET = {
+    "ingest_events_per_s": 25_000,
+    "list_filtered_p99_ms": 10,
+    "action_to_plugin_p99_ms": 10,
+    "export_csv_events_per_s": 300_000,
+    "export_jsonl_events_per_s": 300_000,
+    "export_rss_growth_mb": 20,
+    "list_p99_during_purge_ms": 50,
+}
+
+
+def test_every_target_measured_and_met_is_met() -> None:
+    assert hub_events.verdict(ALL_MET) == {
+        "targets_met": True,
+        "targets_missed": [],
+        "targets_skipped": [],
+    }
+
+
+def test_a_skipped_phase_is_reported_and_never_met() -> None:
+    without_export_and_purge = {
+        k: v for k, v in ALL_MET.items() if not k.startswith(("export_", "list_p99_during"))
+    }
+    got = hub_events.verdict(without_export_and_purge)
+    assert got["targets_met"] is False
+    assert got["targets_skipped"] == [
+        "export_csv_events_per_s",
+        "export_jsonl_events_per_s",
+        "export_rss_growth_mb",
+        "list_p99_during_purge_ms",
+    ]
+    assert got["targets_missed"] == []
+
+
+def test_a_missed_target_is_named() -> None:
+    got = hub_events.verdict(ALL_MET | {"export_rss_growth_mb": 51})
+    assert (got["targets_met"], got["targets_missed"]) == (False, ["export_rss_growth_mb"])
+
+
+def _log(path: Path, ids: list[str]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps({"id": i}) + b"\n" for i in ids))
+    return path
+
+
+def test_the_event_log_must_hold_every_emitted_event_once(tmp_path: Path) -> None:
+    assert agent_scale.check_event_log(_log(tmp_path / "ok.jsonl", ["a", "b", "c"]), 3) == 3
+    with pytest.raises(agent_scale.AgentFailed, match="emitted 3 events but wrote 2"):
+        agent_scale.check_event_log(_log(tmp_path / "lost.jsonl", ["a", "b"]), 3)
+    with pytest.raises(agent_scale.AgentFailed, match="1 events were written more than once"):
+        agent_scale.check_event_log(_log(tmp_path / "twice.jsonl", ["a", "b", "b"]), 3)
+
+
+class BrokenSink:
+    """Refuses every write: the event writer crash-loops and the agent gives up."""
+
+    async def write(self, batch: list[Event]) -> None:
+        raise OSError("disk full")
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.mark.anyio
+async def test_an_agent_that_dies_mid_phase_fails_the_benchmark(
+    make_settings: Any, tmp_path: Path
+) -> None:
+    settings = make_settings(supervisor={"crash_loop_failures": 2})
+    agent = Agent(settings, plugin=SimulatedPlugin(), sinks=[BrokenSink()])
+    task = asyncio.create_task(agent.serve())
+    await agent.wait_ready()
+    with pytest.raises(CrashLoopError):
+        async with asyncio.timeout(20):
+            await agent_scale.converge(agent, task, tmp_path / "desired.json", 3, "m1", "launched")
+    with pytest.raises(CrashLoopError):
+        await agent_scale.stop(agent, task)
