@@ -118,17 +118,29 @@ def _loader() -> type[yaml.SafeLoader]:
     return loader
 
 
-def explain(exc: ValidationError) -> list[str]:
-    """Turn pydantic's errors into one line each: field, value given, what was expected."""
+def explain(exc: ValidationError, prefix: str = "") -> list[str]:
+    """Turn pydantic's errors into one line each: field, value given, what was expected.
+
+    ``prefix`` names where the validated mapping sits in the user's configuration
+    (``plugin_settings`` for a plugin's), so the line names the field as the user wrote it.
+    """
     problems = []
     for err in exc.errors(include_url=False):
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        where = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "") or "(top level)"
         if err["type"] == "missing":
             problems.append(f"{where}: required, but not given")
             continue
         msg = err["msg"]
         problems.append(f"{where}: got {err.get('input')!r}; {msg[:1].lower()}{msg[1:]}")
     return problems
+
+
+def validate(model: type[M], raw: Mapping[str, Any], *, source: str, prefix: str = "") -> M:
+    """``raw`` checked against ``model``, or a ``ConfigError`` worded by :func:`explain`."""
+    try:
+        return model.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise ConfigError(explain(exc, prefix), source=source) from None
 
 
 def _source_name(config_file: Path | None) -> str:
