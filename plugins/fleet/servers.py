@@ -99,7 +99,7 @@ class Servers(Generic[H]):
         adopted = await self.runtime.adopt(self._answers)
         for server in adopted:
             self.by_key[server.key] = server
-            log.info("adopted prediction server %s at %s", server.key, server.base_url)
+            log.info("adopted prediction server %r at %s", server.key, server.base_url)
         return adopted
 
     async def retire(self, server: H) -> None:

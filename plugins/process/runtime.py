@@ -10,7 +10,6 @@ its servers again.
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,6 @@ from pilothouse.plugins.fleet.runtime import Answers
 from pilothouse.plugins.process import servers
 from pilothouse.plugins.process.servers import Server
 from pilothouse.plugins.process.settings import ProcessPluginSettings
-
-log = logging.getLogger("pilothouse.plugin.process")
 
 
 class ProcessRuntime:
@@ -61,7 +58,6 @@ class ProcessRuntime:
             server = self._recorded(key, rec)
             if server.alive() and await answers(server):
                 self._records[key] = server
-                log.info("adopted prediction server %s (pid %s)", key, server.pid)
         await self._save()
         return list(self._records.values())
 
