@@ -24,12 +24,15 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel
 
 from pilothouse.agent.errors import PluginNotFoundError
 from pilothouse.foundation.domain.desired import DesiredDeployment
 from pilothouse.foundation.domain.events import Event
 from pilothouse.foundation.domain.vocabulary import DeploymentState, Status
+from pilothouse.foundation.settings import validate
 
 ENTRY_POINT_GROUP = "pilothouse.plugins"
 
@@ -73,6 +76,7 @@ class EnvironmentReport:
 
 EventSink = Callable[[Event], None]
 PackageFetcher = Callable[[str], Awaitable["FetchedPackage"]]
+SettingsModel = TypeVar("SettingsModel", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +99,18 @@ class PluginContext:
     logger: logging.Logger
     fetch_package: PackageFetcher | None = None
     """Download a model package by id (from the hub, cached); None in standalone mode."""
+    report: Callable[[DeploymentReport], None] | None = None
+    """Push a finding about one deployment to its worker at once (a server died, a pod was
+    OOM-killed) instead of waiting for the next health round; None where the agent has none."""
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def typed_settings(self, model: type[SettingsModel]) -> SettingsModel:
+        """``settings`` validated by the plugin's pydantic ``model``.
+
+        A wrong value raises ``ConfigError`` naming ``plugin_settings.<field>``, worded
+        by the same explainer as the agent's own settings.
+        """
+        return validate(model, self.settings, source="plugin settings", prefix="plugin_settings")
 
     def create_background_task(self, name: str, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` for as long as the plugin is loaded; the agent cancels it at unload."""
@@ -127,6 +142,9 @@ class Plugin(abc.ABC):
 
     name: str = ""
     """The name users configure (``plugin: docker``)."""
+    settings_model: ClassVar[type[BaseModel] | None] = None
+    """The pydantic model of ``plugin_settings`` (None: the plugin takes none); ``start``
+    gets the validated instance from ``ctx.typed_settings(settings_model)``."""
 
     async def start(self, ctx: PluginContext) -> None:
         """Set the plugin up; raise ``PluginNotReadyError`` to be retried later."""

@@ -119,6 +119,14 @@ def _loader() -> type[yaml.SafeLoader]:
     return loader
 
 
+def validate(model: type[M], raw: Mapping[str, Any], *, source: str, prefix: str = "") -> M:
+    """``raw`` checked against ``model``, or a ``ConfigError`` worded by :func:`explain`."""
+    try:
+        return model.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise ConfigError(explain(exc, prefix), source=source) from None
+
+
 def _source_name(config_file: Path | None) -> str:
     return f"configuration ({config_file})" if config_file else "configuration"
 

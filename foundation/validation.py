@@ -30,18 +30,22 @@ class Problem:
         return f"{self.field}: {self.message}"
 
 
-def problems(exc: ValidationError, *, top: str = "(top level)") -> list[Problem]:
-    """Each of pydantic's errors as a :class:`Problem`; ``top`` names an error with no field."""
+def problems(exc: ValidationError, *, top: str = "(top level)", prefix: str = "") -> list[Problem]:
+    """Each of pydantic's errors as a :class:`Problem`; ``top`` names an error with no field.
+
+    ``prefix`` names where the validated mapping sits in the user's configuration
+    (``plugin_settings`` for a plugin's), so the field is named as the user wrote it.
+    """
     found = []
     for err in exc.errors(include_url=False):
-        where = ".".join(str(part) for part in err["loc"]) or top
+        where = ".".join(str(part) for part in (prefix, *err["loc"]) if part != "") or top
         found.append(Problem(where, _message(err), err.get("input")))
     return found
 
 
-def explain(exc: ValidationError) -> list[str]:
+def explain(exc: ValidationError, prefix: str = "") -> list[str]:
     """One line per error: dotted field, what was given, what was expected."""
-    return [problem.line() for problem in problems(exc)]
+    return [problem.line() for problem in problems(exc, prefix=prefix)]
 
 
 def _message(err: Any) -> str:

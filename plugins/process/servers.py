@@ -1,4 +1,4 @@
-"""Prediction server processes: start, adopt, watch, stop.
+"""Prediction server processes: the handle, the process calls, the record that outlives the agent.
 
 A server is ``python -m pilothouse.serving`` in its own session, so it survives the
 agent: what runs is recorded in ``<state_dir>/servers.json`` (pid, port, admin
@@ -23,21 +23,37 @@ from typing import Any
 
 import orjson
 
-from pilothouse.agent.errors import PluginNotReadyError
-from pilothouse.plugins.process.admin import ServerAPI
+from pilothouse.plugins.fleet import ServerAPI
 
 
 @dataclass(slots=True)
 class Server:
-    """One prediction server process."""
+    """One prediction server process (a :class:`~pilothouse.plugins.fleet.ServerHandle`)."""
 
     key: str
+    host: str
     port: int
     token: str
     state_dir: Path
+    public_host: str | None = None
     pid: int | None = None
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
     api: ServerAPI | None = field(default=None, repr=False)
+
+    @property
+    def base_url(self) -> str:
+        """Where the agent reaches it."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def public_url(self) -> str:
+        """Where clients reach it (``public_host`` when they know the machine by another name)."""
+        return f"http://{self.public_host or self.host}:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        """Its stdout and stderr."""
+        return self.state_dir / "server.log"
 
     def record(self) -> dict[str, Any]:
         """What ``servers.json`` keeps of it."""
@@ -74,45 +90,27 @@ def free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def new_server(key: str, host: str, state_root: Path) -> Server:
+def new_server(key: str, host: str, public_host: str | None, state_root: Path) -> Server:
     """A server description with a fresh port, token and state directory."""
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in key)
-    return Server(key, free_port(host), secrets.token_urlsafe(24), state_root / safe)
+    port = free_port(host)
+    return Server(key, host, port, secrets.token_urlsafe(24), state_root / safe, public_host)
 
 
-async def spawn(server: Server, host: str, extra_args: list[str], ready_timeout_s: float) -> None:
-    """Start the server process and wait until it is ready."""
+async def start_process(server: Server, extra_args: list[str]) -> None:
+    """Start the server process (readiness is the fleet's to wait for)."""
     await asyncio.to_thread(server.state_dir.mkdir, parents=True, exist_ok=True)
-    log = await asyncio.to_thread((server.state_dir / "server.log").open, "ab")
+    log = await asyncio.to_thread(server.log_path.open, "ab")
     try:
         server.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pilothouse.serving", "--host", host, "--port", str(server.port),
-            "--state-dir", str(server.state_dir), *extra_args,
+            sys.executable, "-m", "pilothouse.serving", "--host", server.host,
+            "--port", str(server.port), "--state-dir", str(server.state_dir), *extra_args,
             env={**os.environ, "PILOTHOUSE_SERVE_ADMIN_TOKEN": server.token},
             stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         )  # fmt: skip
     finally:
         await asyncio.to_thread(log.close)
     server.pid = server.process.pid
-    await wait_ready(server, ready_timeout_s)
-
-
-async def wait_ready(server: Server, timeout_s: float) -> None:
-    """Wait for /v2/health/ready, or raise ``PluginNotReadyError``."""
-    assert server.api is not None
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while loop.time() < deadline:
-        if not server.alive():
-            code = server.process.returncode if server.process else "?"
-            raise PluginNotReadyError(
-                f"prediction server {server.key!r} exited with {code} while starting; "
-                f"see {server.state_dir / 'server.log'}"
-            )
-        if await server.api.ready():
-            return
-        await asyncio.sleep(0.05)
-    raise PluginNotReadyError(f"prediction server {server.key!r} not ready after {timeout_s:g}s")
 
 
 async def terminate(server: Server, grace_s: float = 10.0) -> None:
@@ -131,6 +129,17 @@ async def terminate(server: Server, grace_s: float = 10.0) -> None:
             os.kill(server.pid, signal.SIGKILL)
     if server.process is not None:
         await server.process.wait()
+
+
+def exit_summary(server: Server) -> tuple[str, int | None]:
+    """How the process ended, in words, and its exit code (negative: the signal)."""
+    code = server.process.returncode if server.process is not None else None
+    if code is None:
+        return "is not running (started by an earlier agent: its exit code is unknown)", None
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-code).name} (see {server.log_path})", code
+    return f"exited with code {code} (see {server.log_path})", code
 
 
 def load_records(path: Path) -> dict[str, dict[str, Any]]:

@@ -18,16 +18,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from pilothouse.agent.errors import (
-    ConfigError,
     PermanentPluginError,
     PluginNotReadyError,
     TemporaryPluginError,
@@ -74,6 +71,9 @@ class SimulatedPluginSettings(BaseModel):
     """Probability that an action raises an unexpected exception (a plugin bug)."""
     fail_models: frozenset[str] = frozenset()
     """Model packages whose launch or replacement always fails permanently."""
+    unavailable_models: frozenset[str] = frozenset()
+    """Model packages whose launch or replacement always fails temporarily (a registry
+    that does not answer)."""
     rollback_models: frozenset[str] = frozenset()
     """Model packages whose replacement fails with the old model still serving."""
     not_ready_starts: int = Field(default=0, ge=0)
@@ -108,6 +108,7 @@ class SimulatedPlugin(Plugin):
 
     __test__ = False  # not a pytest test class, despite the name
     name = "test"
+    settings_model = SimulatedPluginSettings
 
     def __init__(self, settings: SimulatedPluginSettings | None = None) -> None:
         self._given = settings
@@ -123,7 +124,7 @@ class SimulatedPlugin(Plugin):
         """Read settings (unless given to the constructor) and the state file."""
         await super().start(ctx)
         if self._given is None:
-            self.settings = _parse(ctx.settings)
+            self.settings = ctx.typed_settings(SimulatedPluginSettings)
             self._rng = random.Random(self.settings.seed)
         self.starts += 1
         if self.starts <= self.settings.not_ready_starts:
@@ -256,6 +257,11 @@ class SimulatedPlugin(Plugin):
             raise PermanentPluginError(
                 f"model package {spec.model_package_id} fails to load", deployment_id=spec.id
             )
+        if spec.model_package_id in self.settings.unavailable_models:
+            raise TemporaryPluginError(
+                f"model package {spec.model_package_id} cannot be fetched now",
+                deployment_id=spec.id,
+            )
 
     def _set(self, spec: DesiredDeployment) -> None:
         self.deployments[spec.id] = _Simulated(
@@ -307,18 +313,6 @@ class SimulatedPlugin(Plugin):
             return
         data = orjson.loads(path.read_bytes())
         self.deployments = {k: _Simulated(v[0], tuple(v[1]), v[2]) for k, v in data.items()}
-
-
-def _parse(raw: Mapping[str, Any]) -> SimulatedPluginSettings:
-    try:
-        return SimulatedPluginSettings.model_validate(dict(raw))
-    except ValidationError as exc:
-        problems = [
-            f"plugin_settings.{'.'.join(str(p) for p in e['loc'])}: got {e.get('input')!r}; "
-            f"{e['msg'].lower()}"
-            for e in exc.errors(include_url=False)
-        ]
-        raise ConfigError(problems, source="test plugin settings") from None
 
 
 def _url(pe: str, dep_id: str) -> str:

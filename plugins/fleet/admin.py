@@ -1,9 +1,12 @@
-"""Calls to one prediction server, and the one place its errors are translated.
+"""Calls to one prediction server: its admin API, its readiness, a real prediction.
 
-Connection problems and 5xx answers become ``TemporaryPluginError`` (retrying
-can help); 4xx answers become ``PermanentPluginError`` with the server's own
-message, except a refused replacement (``old_model_in_use``), which is
-returned as data for the plugin to report.
+Every prediction server a plugin runs — a process, a container, a pod — is the
+same ``pilothouse serve``, so one client serves them all. Its errors are
+translated by :mod:`pilothouse.plugins.fleet.errors` (no answer and 5xx are
+temporary, 4xx permanent with the server's own explanation), except a refused
+replacement that left the old model serving (``old_model_in_use``): that is
+an outcome, not a failure, and is returned as :class:`Refused` for the plugin
+to report.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from pilothouse.agent.errors import PermanentPluginError, TemporaryPluginError
+from pilothouse.plugins.fleet import errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,14 @@ class Refused:
     message: str
     old_model_in_use: bool
     model_package_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    body: dict[str, Any]
+    raw: bytes
+    retry_after: float | None
 
 
 class ServerAPI:
@@ -49,7 +60,7 @@ class ServerAPI:
 
     async def ready(self) -> bool:
         """Whether /v2/health/ready answers 200 (never raises)."""
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+        with contextlib.suppress(*errors.NO_ANSWER):
             async with self._http().get(
                 self.base_url + "/v2/health/ready", timeout=aiohttp.ClientTimeout(total=2)
             ) as resp:
@@ -58,59 +69,56 @@ class ServerAPI:
 
     async def deployments(self) -> list[dict[str, Any]]:
         """What the server serves (admin API)."""
-        body = await self._call("GET", "/admin/deployments")
+        path = "/admin/deployments"
+        body = self._result("GET", path, await self._send("GET", path))
         return list(body["deployments"])
 
     async def put(self, deployment_id: str, body: dict[str, Any]) -> dict[str, Any] | Refused:
         """Load or replace a deployment; a refusal with the old model serving is returned."""
-        answer: dict[str, Any] | Refused = await self._call(
-            "PUT", f"/admin/deployments/{deployment_id}", body, refusable=True
-        )
-        return answer
+        path = f"/admin/deployments/{deployment_id}"
+        answer = await self._send("PUT", path, body)
+        if 400 <= answer.status < 500 and answer.body.get("old_model_in_use"):
+            message = _message("PUT", path, answer)
+            return Refused(message, True, answer.body.get("model_package_id"))
+        return self._result("PUT", path, answer)
 
     async def delete(self, deployment_id: str) -> bool:
         """Unload a deployment; False if it was not loaded."""
-        try:
-            await self._call("DELETE", f"/admin/deployments/{deployment_id}")
-        except PermanentPluginError as exc:
-            if "404" in str(exc):
-                return False
-            raise
+        path = f"/admin/deployments/{deployment_id}"
+        answer = await self._send("DELETE", path)
+        if answer.status == 404:
+            return False
+        self._result("DELETE", path, answer)
         return True
 
     async def predict(self, deployment_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """A real prediction through the public endpoint (the health probe)."""
-        body: dict[str, Any] = await self._call(
-            "POST", f"/v1/deployments/{deployment_id}/predict", {"rows": rows}, admin=False
-        )
-        return body
+        path = f"/v1/deployments/{deployment_id}/predict"
+        return self._result("POST", path, await self._send("POST", path, {"rows": rows}, False))
 
-    async def _call(
-        self, method: str, path: str, body: Any = None, *, refusable: bool = False,
-        admin: bool = True,
-    ) -> Any:  # fmt: skip
+    async def _send(self, method: str, path: str, body: Any = None, admin: bool = True) -> _Answer:
         data = orjson.dumps(body) if body is not None else None
         headers = {"Content-Type": "application/json"} | (self._auth if admin else {})
-        try:
+        with errors.translated(f"prediction server at {self.base_url}"):
             async with self._http().request(
                 method, self.base_url + path, data=data, headers=headers, timeout=self._timeout
             ) as resp:
                 raw = await resp.read()
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TemporaryPluginError(
-                f"prediction server at {self.base_url} unreachable: {type(exc).__name__} {exc}"
-            ) from None
-        answer = _decode(raw)
-        if status < 400:
-            return answer
-        detail = answer.get("message") or answer.get("error") or raw[:300].decode(errors="replace")
-        message = f"{method} {path}: server answered {status}: {detail}"
-        if status >= 500:
-            raise TemporaryPluginError(message)
-        if refusable and answer.get("old_model_in_use"):
-            return Refused(message, True, answer.get("model_package_id"))
-        raise PermanentPluginError(message)
+                retry = errors.parse_retry_after(resp.headers.get("Retry-After"))
+                return _Answer(resp.status, _decode(raw), raw, retry)
+
+    def _result(self, method: str, path: str, answer: _Answer) -> dict[str, Any]:
+        if answer.status < 400:
+            return answer.body
+        raise errors.from_status(
+            answer.status, _message(method, path, answer), retry_after=answer.retry_after
+        )
+
+
+def _message(method: str, path: str, answer: _Answer) -> str:
+    body = answer.body
+    detail = body.get("message") or body.get("error") or answer.raw[:300].decode(errors="replace")
+    return f"{method} {path}: server answered {answer.status}: {detail}"
 
 
 def _decode(raw: bytes) -> dict[str, Any]:
