@@ -16,6 +16,7 @@ columns). It answers an output ``predict`` and, when asked for in
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -237,17 +238,98 @@ def _tensor_fields(tensor: Any, index: int) -> tuple[str, list[int], str, Any]:
 
 def _flat(tensor: tuple[str, list[int], str, Any]) -> npt.NDArray[Any]:
     name, shape, datatype, data = tensor
-    dtype = object if datatype == "BYTES" else np.float64
-    try:
-        values = np.asarray(data, dtype=dtype)
-    except (ValueError, TypeError):
-        values = np.asarray(_flatten(data), dtype=object)
+    values = _typed(name, datatype, data)
     size = math.prod(shape)
     if values.size != size:
         raise BadRequestError(
             f"input {name!r}: shape {shape} needs {size:,} values, got {values.size:,}"
         )
     return values.reshape(shape)
+
+
+def _typed(name: str, datatype: str, data: list[Any]) -> npt.NDArray[Any]:
+    """JSON ``data`` as an array, refused unless its values are of the tensor's ``datatype``.
+
+    NumPy infers the kind of the values in the same C pass that builds the
+    array (all integers, all booleans, some floats, some strings), so checking
+    it costs nothing per value; nulls (nullable features) take a slower path.
+    Numbers keep their own dtype: the schema converts them to float64 in its
+    one copy.
+    """
+    if datatype == "BYTES":
+        values = _array(data, object)
+        kinds = set(map(type, values.ravel().tolist()))
+        if not kinds <= {str, type(None)}:
+            raise _wrong_data(name, datatype, data, lambda v: v is None or isinstance(v, str))
+        return values
+    values = _array(data, None)
+    if values.size == 0:
+        return values
+    accepts = _ACCEPTS[datatype]
+    if values.dtype.kind == "O":  # nulls among the values
+        cells = values.ravel().tolist()
+        if not all(v is None or accepts(v) for v in cells):
+            raise _wrong_data(name, datatype, data, lambda v: v is None or accepts(v))
+        return np.asarray(cells, dtype=np.float64).reshape(values.shape)
+    if values.dtype.kind not in _KINDS[datatype]:
+        raise _wrong_data(name, datatype, data, accepts)
+    if datatype in _INT_RANGES and values.dtype.kind in "iu":
+        low, high = _INT_RANGES[datatype]
+        if values.min() < low or values.max() > high:
+            raise BadRequestError(
+                f"input {name!r} ({datatype}): values must lie in [{low}, {high}], "
+                f"got {values.min() if values.min() < low else values.max()}"
+            )
+    return values
+
+
+def _array(data: list[Any], dtype: Any) -> npt.NDArray[Any]:
+    try:
+        return np.asarray(data, dtype=dtype)
+    except (ValueError, TypeError):  # nested unevenly: the shape check names the problem
+        return np.asarray(_flatten(data), dtype=object if dtype is None else dtype)
+
+
+def _wrong_data(
+    name: str, datatype: str, data: list[Any], accepts: Callable[[Any], bool]
+) -> BadRequestError:
+    """The error naming the first value (as sent) that the datatype does not take."""
+    first = next((v for v in _flatten(data) if not accepts(v)), None)
+    return BadRequestError(
+        f"input {name!r}: datatype {datatype} takes {_TAKES[datatype]}, got {first!r}",
+        expected=_TAKES[datatype],
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+_INTEGER_TYPES = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
+_FLOAT_TYPES = ("FP16", "FP32", "FP64")
+_INT_RANGES = {
+    t: (int(np.iinfo(t.lower()).min), int(np.iinfo(t.lower()).max)) for t in _INTEGER_TYPES
+}
+_KINDS = {"BOOL": "b", **dict.fromkeys(_INTEGER_TYPES, "iu"), **dict.fromkeys(_FLOAT_TYPES, "iuf")}
+_ACCEPTS: dict[str, Callable[[Any], bool]] = {
+    "BOOL": _is_bool,
+    **dict.fromkeys(_INTEGER_TYPES, _is_int),
+    **dict.fromkeys(_FLOAT_TYPES, _is_number),
+}
+_TAKES = {
+    "BOOL": "true or false",
+    "BYTES": "strings",
+    **dict.fromkeys(_INTEGER_TYPES, "integers"),
+    **dict.fromkeys(_FLOAT_TYPES, "numbers"),
+}
 
 
 def _matrix(tensor: tuple[str, list[int], str, Any], schema: Schema) -> npt.NDArray[Any]:

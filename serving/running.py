@@ -46,6 +46,7 @@ async def serve(
         handle_signals=False,
         access_log=None,
         shutdown_timeout=settings.shutdown_grace_s,
+        keepalive_timeout=settings.keepalive_timeout_s,
     )
     await runner.setup()
     try:

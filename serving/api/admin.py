@@ -13,7 +13,7 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from serving.api import responses
+from serving.api import bodies, responses
 from serving.api.keys import DEPLOYMENTS, SETTINGS
 from serving.decoding import load_json
 from serving.deployments import DEPLOYMENT_ID, DeploymentRequest
@@ -55,7 +55,7 @@ async def get_deployment(request: web.Request) -> web.Response:
 async def put_deployment(request: web.Request) -> web.Response:
     """``PUT /admin/deployments/{id}``: load or replace; answers once the new model serves."""
     deployment_id = _deployment_id(request)
-    change_request = DeploymentRequest.parse(load_json(await request.read()))
+    change_request = DeploymentRequest.parse(load_json(await bodies.read(request)))
     change = await request.config_dict[DEPLOYMENTS].put(deployment_id, change_request)
     view = change.deployment.describe()
     return responses.json(

@@ -8,7 +8,8 @@ reloads the deployments recorded at the last stop, and the challenger worker
 pools off the event loop.
 
 Errors are translated in one place, :func:`_errors`: a
-:class:`~serving.errors.ServingError` becomes its status and JSON body;
+:class:`~serving.errors.ServingError` becomes its status and JSON body (after a
+408 for a body too slow to arrive, the connection is closed);
 aiohttp's own HTTP errors (unknown route, 405, 413) get a JSON body too;
 anything else is a bug, logged with its traceback, answered with a bare 500.
 """
@@ -29,7 +30,7 @@ from modelpkg import PackageError
 from serving.api import admin, plain, responses, v2
 from serving.api.keys import DEPLOYMENTS, METRICS, PREDICTIONS, SETTINGS
 from serving.deployments import DeploymentRegistry
-from serving.errors import ServingError, UnauthorizedError
+from serving.errors import RequestTimeoutError, ServingError, UnauthorizedError
 from serving.inference import PredictionService
 from serving.metrics import ServerMetrics
 from serving.settings import ServerSettings
@@ -91,6 +92,8 @@ def _guarded(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except RequestTimeoutError as exc:
+        return await _closing(request, responses.json(exc.body(), exc.status))
     except ServingError as exc:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthorizedError) else None
         return responses.json(exc.body(), exc.status, headers)
@@ -103,6 +106,20 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unexpected error answering %s %s", request.method, request.path)
         return responses.json({"error": "internal server error", "type": "server_error"}, 500)
+
+
+async def _closing(request: web.Request, response: web.Response) -> web.Response:
+    """Write ``response``, then close the connection at once.
+
+    Left to itself, aiohttp would go on reading (and discarding) the rest of a
+    half-sent body for its lingering time; a client too slow to send its body
+    gets its answer and loses the connection instead.
+    """
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
+    return response
 
 
 async def cancel_quietly(task: asyncio.Task[Any]) -> None:

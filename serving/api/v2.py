@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from serving import decoding
-from serving.api import responses
+from serving.api import bodies, responses
 from serving.api.keys import DEPLOYMENTS, PREDICTIONS
 from serving.deployments import Deployment
 from serving.served import ServedModel
@@ -69,7 +69,7 @@ async def model_metadata(request: web.Request) -> web.Response:
 
 async def infer(request: web.Request) -> web.Response:
     """``POST /v2/models/{name}/infer``."""
-    body = await request.read()
+    body = await bodies.read(request)
     answer = await request.app[PREDICTIONS].infer(
         request.match_info["name"], request.match_info.get("version"), body
     )
