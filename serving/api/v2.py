@@ -23,8 +23,11 @@ _PLATFORMS = {
     "mlflow": "mlflow",
 }
 _FEATURE_TYPES = {"float": "FP64", "integer": "INT64", "boolean": "BOOL", "string": "BYTES"}
+HEADER_LENGTH = "Inference-Header-Content-Length"
+"""Binary tensor data extension: length of the JSON header that starts the body."""
 SERVER_NAME = "pilothouse"
 SERVER_VERSION = "0.1.0"
+EXTENSIONS = ("binary_tensor_data",)
 
 
 def add_routes(app: web.Application) -> None:
@@ -41,7 +44,9 @@ def add_routes(app: web.Application) -> None:
 
 async def server_metadata(request: web.Request) -> web.Response:
     """``GET /v2``."""
-    return responses.json({"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": []})
+    return responses.json(
+        {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": list(EXTENSIONS)}
+    )
 
 
 async def live(request: web.Request) -> web.Response:
@@ -70,10 +75,19 @@ async def model_metadata(request: web.Request) -> web.Response:
 async def infer(request: web.Request) -> web.Response:
     """``POST /v2/models/{name}/infer``."""
     body = await bodies.read(request)
-    answer = await request.app[PREDICTIONS].infer(
-        request.match_info["name"], request.match_info.get("version"), body
+    answer, header_length = await request.app[PREDICTIONS].infer(
+        request.match_info["name"],
+        request.match_info.get("version"),
+        body,
+        request.headers.get(HEADER_LENGTH),
     )
-    return responses.raw(answer)
+    if header_length is None:
+        return responses.raw(answer)
+    return web.Response(
+        body=answer,
+        headers={HEADER_LENGTH: str(header_length)},
+        content_type="application/octet-stream",
+    )
 
 
 def metadata(deployment: Deployment, model: ServedModel) -> dict[str, Any]:
