@@ -364,8 +364,8 @@ def _typed(name: str, datatype: str, data: list[Any]) -> npt.NDArray[Any]:
         return np.asarray(cells, dtype=np.float64).reshape(values.shape)
     if values.dtype.kind not in _KINDS[datatype]:
         raise _wrong_data(name, datatype, data, accepts)
-    if datatype in _INT_RANGES and values.dtype.kind in "iu":
-        low, high = _INT_RANGES[datatype]
+    if datatype in INT_RANGES and values.dtype.kind in "iu":
+        low, high = INT_RANGES[datatype]
         if values.min() < low or values.max() > high:
             raise BadRequestError(
                 f"input {name!r} ({datatype}): values must lie in [{low}, {high}], "
@@ -406,7 +406,7 @@ def _is_bool(value: Any) -> bool:
 
 _INTEGER_TYPES = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
 _FLOAT_TYPES = ("FP16", "FP32", "FP64")
-_INT_RANGES = {
+INT_RANGES = {
     t: (int(np.iinfo(t.lower()).min), int(np.iinfo(t.lower()).max)) for t in _INTEGER_TYPES
 }
 _KINDS = {"BOOL": "b", **dict.fromkeys(_INTEGER_TYPES, "iu"), **dict.fromkeys(_FLOAT_TYPES, "iuf")}
@@ -472,15 +472,20 @@ def _outputs(doc: dict[str, Any], proba_supported: bool) -> tuple[tuple[str, ...
         isinstance(o, dict) and isinstance(o.get("name"), str) for o in requested
     ):
         raise BadRequestError("'outputs' must be a list of objects with a 'name'")
+    names = requested_outputs([o["name"] for o in requested], proba_supported)
+    binary = frozenset(o["name"] for o in requested if _binary_output(o, all_binary))
+    return names, binary
+
+
+def requested_outputs(names: list[str], proba_supported: bool) -> tuple[str, ...]:
+    """The outputs a request names (``predict`` when none), each checked to exist."""
     available = (PREDICT, PREDICT_PROBA) if proba_supported else (PREDICT,)
-    names = tuple(o["name"] for o in requested)
     for name in names:
         if name not in available:
             raise BadRequestError(
                 f"unknown output {name!r}; this model has: {', '.join(available)}"
             )
-    binary = frozenset(o["name"] for o in requested if _binary_output(o, all_binary))
-    return (names or (PREDICT,)), binary
+    return tuple(names) or (PREDICT,)
 
 
 def _binary_output(output: dict[str, Any], default: bool) -> bool:

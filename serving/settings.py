@@ -8,10 +8,11 @@ value is refused at start with a message naming the field.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from modelpkg import ArchiveLimits
@@ -34,6 +35,8 @@ class ServerSettings(BaseSettings):
     """Address to listen on."""
     port: int = Field(default=8702, ge=0, le=65535)
     """Port to listen on (0 picks a free one)."""
+    grpc_port: int | None = Field(default=None, ge=0, le=65535)
+    """Port of the gRPC endpoint (0 picks a free one); unset: none. Needs ``pilothouse[grpc]``."""
     admin_token: SecretStr = Field(min_length=8)
     """Bearer token of the admin API (``/admin/...``); at least 8 characters."""
     state_dir: Path = Path(".pilothouse/serve")
@@ -72,6 +75,15 @@ class ServerSettings(BaseSettings):
     """Lowest level written."""
     log_format: Literal["text", "json"] = "text"
     """``json`` writes one JSON object a line."""
+
+    @model_validator(mode="after")
+    def _grpc_installed(self) -> ServerSettings:
+        if self.grpc_port is not None and importlib.util.find_spec("grpc") is None:
+            raise ValueError(
+                "grpc_port needs grpcio, which is not installed: "
+                "pip install 'pilothouse[grpc]' to enable gRPC"
+            )
+        return self
 
     @classmethod
     def load(cls, overrides: dict[str, Any] | None = None) -> ServerSettings:

@@ -35,6 +35,12 @@ def register(sub: Any) -> None:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 8702; 0: any)")
     parser.add_argument(
+        "--grpc-port",
+        type=int,
+        help="also serve the Open Inference Protocol over gRPC here (0: any; needs "
+        "pilothouse[grpc])",
+    )
+    parser.add_argument(
         "--admin-token", help="bearer token of the admin API (or PILOTHOUSE_SERVE_ADMIN_TOKEN)"
     )
     parser.add_argument("--state-dir", type=Path, help="unpacked packages and deployment list")
@@ -62,6 +68,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     flat = {
         "host": args.host,
         "port": args.port,
+        "grpc_port": args.grpc_port,
         "admin_token": args.admin_token,
         "state_dir": args.state_dir,
         "inline_budget_ms": args.inline_budget_ms,

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from serving.api import bodies, responses
-from serving.api.keys import DEPLOYMENTS, SETTINGS
+from serving.api.keys import DEPLOYMENTS, ENDPOINTS, SETTINGS
 from serving.decoding import load_json
 from serving.deployments import DEPLOYMENT_ID, DeploymentRequest
 from serving.errors import BadRequestError, UnauthorizedError
@@ -25,6 +25,7 @@ _ID_PATTERN = DEPLOYMENT_ID.removeprefix("^").removesuffix("$")
 def create_admin_app() -> web.Application:
     """The admin sub-application."""
     app = web.Application(middlewares=[_require_token])
+    app.router.add_get("/server", server_endpoints)
     app.router.add_get("/deployments", list_deployments)
     app.router.add_get("/deployments/{id}", get_deployment)
     app.router.add_put("/deployments/{id}", put_deployment)
@@ -39,6 +40,11 @@ async def _require_token(request: web.Request, handler: Handler) -> web.StreamRe
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
         raise UnauthorizedError("the admin API needs 'Authorization: Bearer <admin token>'")
     return await handler(request)
+
+
+async def server_endpoints(request: web.Request) -> web.Response:
+    """``GET /admin/server``: where this server listens (HTTP, and gRPC when on)."""
+    return responses.json(request.config_dict[ENDPOINTS].describe())
 
 
 async def list_deployments(request: web.Request) -> web.Response:

@@ -28,8 +28,9 @@ from aiohttp.typedefs import Handler
 
 from modelpkg import PackageError
 from serving.api import admin, plain, responses, v2
-from serving.api.keys import DEPLOYMENTS, METRICS, PREDICTIONS, SETTINGS
+from serving.api.keys import DEPLOYMENTS, ENDPOINTS, METRICS, PREDICTIONS, SETTINGS
 from serving.deployments import DeploymentRegistry
+from serving.endpoints import Endpoints
 from serving.errors import RequestTimeoutError, ServingError, UnauthorizedError
 from serving.inference import PredictionService
 from serving.metrics import ServerMetrics
@@ -53,6 +54,7 @@ def create_app(settings: ServerSettings) -> web.Application:
     app[DEPLOYMENTS] = deployments
     app[PREDICTIONS] = PredictionService(deployments, settings, predict_pool)
     app[METRICS] = ServerMetrics(deployments)
+    app[ENDPOINTS] = Endpoints(settings.host)
     app.cleanup_ctx.append(_running)
     v2.add_routes(app)
     plain.add_routes(app)

@@ -6,28 +6,16 @@ challenger by model package id; without a version, the champion.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from serving import decoding
+from serving import protocol
 from serving.api import bodies, responses
 from serving.api.keys import DEPLOYMENTS, PREDICTIONS
 from serving.deployments import Deployment
 from serving.served import ServedModel
 
-_PLATFORMS = {
-    "sklearn": "sklearn",
-    "onnx": "onnxruntime_onnx",
-    "python": "python",
-    "mlflow": "mlflow",
-}
-_FEATURE_TYPES = {"float": "FP64", "integer": "INT64", "boolean": "BOOL", "string": "BYTES"}
 HEADER_LENGTH = "Inference-Header-Content-Length"
 """Binary tensor data extension: length of the JSON header that starts the body."""
-SERVER_NAME = "pilothouse"
-SERVER_VERSION = "0.1.0"
-EXTENSIONS = ("binary_tensor_data",)
 
 
 def add_routes(app: web.Application) -> None:
@@ -45,7 +33,11 @@ def add_routes(app: web.Application) -> None:
 async def server_metadata(request: web.Request) -> web.Response:
     """``GET /v2``."""
     return responses.json(
-        {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": list(EXTENSIONS)}
+        {
+            "name": protocol.SERVER_NAME,
+            "version": protocol.SERVER_VERSION,
+            "extensions": list(protocol.EXTENSIONS),
+        }
     )
 
 
@@ -69,7 +61,7 @@ async def model_ready(request: web.Request) -> web.Response:
 async def model_metadata(request: web.Request) -> web.Response:
     """``GET /v2/models/{name}``: name, versions, platform, inputs, outputs."""
     deployment, model = _lookup(request)
-    return responses.json(metadata(deployment, model))
+    return responses.json(protocol.metadata(deployment, model))
 
 
 async def infer(request: web.Request) -> web.Response:
@@ -88,45 +80,6 @@ async def infer(request: web.Request) -> web.Response:
         headers={HEADER_LENGTH: str(header_length)},
         content_type="application/octet-stream",
     )
-
-
-def metadata(deployment: Deployment, model: ServedModel) -> dict[str, Any]:
-    """The V2 model metadata of one version of a deployment."""
-    manifest = model.model.manifest
-    inputs = [
-        {"name": f.name, "datatype": _FEATURE_TYPES[f.type.value], "shape": [-1]}
-        for f in manifest.features
-    ]
-    if manifest.is_classifier:
-        kinds = {type(c) for c in manifest.target.classes or ()}
-        label_type = "BYTES" if kinds <= {str} else "INT64"
-    else:
-        label_type = "FP64"
-    outputs: list[dict[str, Any]] = [
-        {"name": decoding.PREDICT, "datatype": label_type, "shape": [-1]}
-    ]
-    if model.model.supports_proba:
-        outputs.append(
-            {
-                "name": decoding.PREDICT_PROBA,
-                "datatype": "FP64",
-                "shape": [-1, len(model.model.classes)],
-            }
-        )
-    return {
-        "name": deployment.id,
-        "versions": [m.package_id for m in (deployment.champion, *deployment.challengers)],
-        "platform": _PLATFORMS[manifest.format.value],
-        "inputs": inputs,
-        "outputs": outputs,
-        "parameters": {
-            "model_package_id": model.package_id,
-            "model_name": manifest.name,
-            "model_version": manifest.version,
-            "target": manifest.target.model_dump(mode="json", exclude_none=True),
-            "features": list(manifest.feature_names),
-        },
-    }
 
 
 def _lookup(request: web.Request) -> tuple[Deployment, ServedModel]:
