@@ -468,13 +468,18 @@ def _outputs(doc: dict[str, Any], proba_supported: bool) -> tuple[tuple[str, ...
     requested = doc.get("outputs")
     if requested is None:
         return (PREDICT,), frozenset({PREDICT} if all_binary else ())
-    if not isinstance(requested, list) or not all(
-        isinstance(o, dict) and isinstance(o.get("name"), str) for o in requested
-    ):
+    if not isinstance(requested, list):
         raise BadRequestError("'outputs' must be a list of objects with a 'name'")
-    names = requested_outputs([o["name"] for o in requested], proba_supported)
-    binary = frozenset(o["name"] for o in requested if _binary_output(o, all_binary))
-    return names, binary
+    names: list[str] = []
+    binary: set[str] = set()
+    for output in requested:
+        name = output.get("name") if isinstance(output, dict) else None
+        if not isinstance(name, str):
+            raise BadRequestError("'outputs' must be a list of objects with a 'name'")
+        names.append(name)
+        if _binary_output(output, all_binary):
+            binary.add(name)
+    return requested_outputs(names, proba_supported), frozenset(binary)
 
 
 def requested_outputs(names: list[str], proba_supported: bool) -> tuple[str, ...]:

@@ -20,6 +20,8 @@ from serving.errors import RequestTimeoutError
 
 async def read(request: web.Request) -> bytes:
     """The whole body, or :class:`RequestTimeoutError` if it does not arrive in time."""
+    if request.content.is_eof():  # all of it came with the headers: no timer to arm
+        return await request.read()
     deadline = request.config_dict[SETTINGS].read_timeout_s
     try:
         async with asyncio.timeout(deadline):
