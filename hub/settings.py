@@ -19,6 +19,7 @@ from pydantic_settings import SettingsConfigDict
 
 from pilothouse.foundation.errors import ConfigError
 from pilothouse.foundation.settings import LayeredSettings, LogSettings
+from pilothouse.modelpkg.archive import DEFAULT_LIMITS, ArchiveLimits
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -60,16 +61,25 @@ class LimitSettings(_Group):
 
     max_request_bytes: int = Field(default=32 * MIB, ge=KIB)
     """Largest JSON request body."""
-    max_package_bytes: int = Field(default=1 * GIB, ge=KIB)
+    max_package_bytes: int = Field(default=DEFAULT_LIMITS.max_archive_bytes, ge=KIB)
     """Largest model package archive, as uploaded (compressed)."""
-    max_package_files: int = Field(default=10_000, ge=1)
+    max_package_files: int = Field(default=DEFAULT_LIMITS.max_members, ge=1)
     """Most entries (files and directories) in a model package archive."""
-    max_member_bytes: int = Field(default=1 * GIB, ge=KIB)
+    max_member_bytes: int = Field(default=DEFAULT_LIMITS.max_member_bytes, ge=KIB)
     """Largest single file in a model package archive."""
-    max_unpacked_bytes: int = Field(default=4 * GIB, ge=KIB)
+    max_unpacked_bytes: int = Field(default=DEFAULT_LIMITS.max_total_bytes, ge=KIB)
     """Largest total uncompressed size of an archive, counted while decompressing (gzip bombs)."""
     max_event_batch: int = Field(default=5000, ge=1, le=5000)
     """Most events in one ``POST /api/v1/events``."""
+
+    def archive_limits(self) -> ArchiveLimits:
+        """The package limits as :class:`~pilothouse.modelpkg.ArchiveLimits` (the server's too)."""
+        return ArchiveLimits(
+            max_archive_bytes=self.max_package_bytes,
+            max_members=self.max_package_files,
+            max_member_bytes=self.max_member_bytes,
+            max_total_bytes=self.max_unpacked_bytes,
+        )
 
 
 class AgentLinkSettings(_Group):
