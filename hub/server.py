@@ -38,6 +38,8 @@ async def serve_hub(settings: HubSettings, *, clock: Clock | None = None) -> Asy
         handle_signals=False,
         access_log=None,
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        # closes idle connections, and connections whose request headers never complete
+        keepalive_timeout=settings.http.keepalive_timeout_s,
     )
     await runner.setup()
     try:

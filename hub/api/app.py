@@ -26,13 +26,12 @@ import logging
 from collections.abc import AsyncIterator
 from importlib import metadata
 
-import aiohttp
 import orjson
 from aiohttp import web
 
 from hub.api import keys, middleware, openapi, routes
 from hub.clock import Clock, SystemClock
-from hub.service import auth, sealing, services, tasks
+from hub.service import auth, sealing, services, targets, tasks
 from hub.service.blobs import BlobStore
 from hub.service.feed import ChangeFeed
 from hub.service.sealing import Sealer
@@ -77,7 +76,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         open_sqlite(
             settings.database_path, settings.database, feed.publish, events_stored.set
         ) as store,
-        aiohttp.ClientSession() as http,
+        targets.session(settings.notifications.allow_private_targets) as http,
     ):
         outside = services.Outside(
             http, app[keys.CLOCK], sealer, admin, events_stored, f"pilothouse-hub/{VERSION}"

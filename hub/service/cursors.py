@@ -3,7 +3,8 @@
 Lists are newest first by (time, id); the next page is everything strictly
 before the last item shown. That stays right while new items arrive (they sort
 before the first page, never into a later one). The cursor is URL-safe base64
-of ``<µs>:<id>``: opaque to clients, cheap to check.
+of ``<µs>:<id>``: opaque to clients, cheap to check. An empty cursor is the first
+page, as if none were given.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import binascii
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from hub.api.schemas import INT64_MAX, INT64_MIN
 from hub.errors import InvalidInput
 from hub.store.records import Cursor
 
@@ -27,14 +29,17 @@ def encode(cursor: Cursor) -> str:
 
 def decode(text: str | None) -> Cursor | None:
     """The cursor a client passed back, or ``InvalidInput`` naming ``cursor``."""
-    if text is None:
+    if not text:
         return None
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
         time_part, ident = raw.split(":", 1)
-        return Cursor(int(time_part), ident)
+        time_us = int(time_part)
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidInput.field("cursor", "not a cursor this hub issued", text) from None
+        time_us = None
+    if time_us is None or not INT64_MIN <= time_us <= INT64_MAX:
+        raise InvalidInput.field("cursor", "not a cursor this hub issued", text)
+    return Cursor(time_us, ident)
 
 
 def split(items: Sequence[T], limit: int, key: Callable[[T], Cursor]) -> tuple[list[T], str | None]:

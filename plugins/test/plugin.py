@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -322,4 +323,5 @@ def _parse(raw: Mapping[str, Any]) -> TestPluginSettings:
 
 
 def _url(pe: str, dep_id: str) -> str:
-    return f"test://{pe}/deployments/{dep_id}/predict"
+    # http on a reserved name (RFC 2606): the hub takes only http(s) prediction URLs
+    return f"http://test.invalid/{quote(pe, safe='')}/deployments/{quote(dep_id, safe='')}/predict"

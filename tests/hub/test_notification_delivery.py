@@ -20,7 +20,7 @@ import pytest
 
 from hub.clock import ManualClock
 from hub.service import signing
-from tests.hub.receivers import Receiver, down_url, receiving
+from tests.hub.receivers import LOCAL_TARGETS, Receiver, down_url, receiving
 from tests.hub.support import V1, Running, at, event, ok, rows, running, settings
 
 pytestmark = pytest.mark.anyio
@@ -36,6 +36,7 @@ async def notifying(tmp_path: Path, clock: ManualClock, **overrides: Any) -> Asy
         "backoff_initial_s": 10,
         "backoff_max_s": 10,
         "max_attempts": 3,
+        **LOCAL_TARGETS,
     } | overrides.pop("notifications", {})
     hub_settings = settings(tmp_path / "hub", notifications=notifications, **overrides)
     async with running(hub_settings, clock) as hub:
