@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-
 LOCAL_TARGETS = {"allow_private_targets": True}
 """Hub notification settings that let it send to receivers on 127.0.0.1."""
 
