@@ -120,6 +120,8 @@ class NotificationSettings(_Group):
     """Events listed in one message; the rest are counted (``omitted_events``)."""
     allow_private_targets: bool = False
     """Let channels send to loopback, private, link-local and other internal addresses."""
+    proxy_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+/?$")
+    """Send every notification through this HTTP proxy (an egress gateway); none: directly."""
 
 
 class RetentionSettings(_Group):

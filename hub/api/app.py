@@ -76,7 +76,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         open_sqlite(
             settings.database_path, settings.database, feed.publish, events_stored.set
         ) as store,
-        targets.session(settings.notifications.allow_private_targets) as http,
+        targets.session(
+            settings.notifications.allow_private_targets, settings.notifications.proxy_url
+        ) as http,
     ):
         outside = services.Outside(
             http, app[keys.CLOCK], sealer, admin, events_stored, f"pilothouse-hub/{VERSION}"

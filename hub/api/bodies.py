@@ -6,8 +6,9 @@ middleware: pydantic's ``ValidationError`` there becomes 400 (not JSON) or
 body must be sent as ``application/json`` (415 otherwise), ``false`` is no
 number and a number is no time. An empty body reads as ``{}``, so a body whose
 fields all have defaults may be left out (the document marks such a body as
-optional) and a missing required field is named. Query strings are read the
-same strict way, from their text.
+optional) and a missing required field is named. Query strings are text, so
+they are converted (``limit=5``); what JSON Schema would refuse there (a number
+for a time) is refused by the models themselves.
 
 A body that stops arriving is not waited for forever (408): a JSON body must
 arrive within ``http.read_timeout_s``, and an upload may not pause for longer
@@ -54,7 +55,7 @@ def is_json(content_type: str) -> bool:
 
 def query(request: web.Request, model: type[M]) -> M:
     """The query string as ``model``."""
-    return model.model_validate_strings(dict(request.query), strict=True)
+    return model.model_validate_strings(dict(request.query))
 
 
 async def chunks(request: web.Request, size: int) -> AsyncIterator[bytes]:

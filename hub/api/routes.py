@@ -121,7 +121,7 @@ ROUTES: tuple[Route, ...] = (
           "Service health and recent events", Access.ADMIN, "deployments",
           {200: s.ServiceHealthView}),
     Route("POST", V1 + "/events", events.ingest, "Post a batch of events (idempotent)",
-          Access.AGENT, "events", {200: s.EventBatchResult}, body=s.EventBatch),
+          Access.AGENT, "events", {200: s.EventBatchResult}, body=s.EventBatch, errors=(404,)),
     Route("GET", V1 + "/events", events.page, "Search events, newest first", Access.ADMIN,
           "events", {200: s.Page[s.EventOut]}, query=s.EventQuery),
     Route("GET", V1 + "/events/export", events.export, "Export events as CSV or JSON lines",

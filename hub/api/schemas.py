@@ -28,11 +28,14 @@ from pydantic import (
 )
 from pydantic.json_schema import WithJsonSchema
 
-from agent.model.desired import DeploymentSettings, DesiredDeployment
+from agent.model.desired import DeploymentSettings, DesiredDeployment, Integer, integral
 from agent.model.vocabulary import Action, DeploymentState, DesiredRun, Source, Status
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,127}$"
 ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+CURSOR = r"^-?[0-9]{1,18}\.[A-Za-z0-9._-]{1,128}$"
+"""A page cursor (``next_cursor``): the last item's time in µs and its id."""
+CURSOR_OR_EMPTY = r"^(-?[0-9]{1,18}\.[A-Za-z0-9._-]{1,128})?$"
 PREDICTION_URL = r"^https?://[^\s/?#]+(?:[/?#]\S*)?$"
 """Where a deployment answers: http or https only (a UI links to it)."""
 
@@ -40,9 +43,9 @@ T = TypeVar("T")
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
-Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
-"""An integer SQLite and orjson can hold."""
-Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX), BeforeValidator(integral)]
+"""An integer SQLite and orjson can hold (``3.0`` counts, as in JSON Schema)."""
+Count = Annotated[int, Field(ge=0, le=INT64_MAX), BeforeValidator(integral)]
 """A non-negative integer SQLite and orjson can hold (a generation, a revision)."""
 
 JSON_VALUE = "JsonValue"
@@ -404,9 +407,11 @@ class EventOut(BaseModel):
 class ListQuery(_In):
     """Paging of a list, newest first."""
 
-    limit: int = Field(default=100, ge=1, le=1000, description="Items per page.")
+    limit: Integer = Field(default=100, ge=1, le=1000, description="Items per page.")
     cursor: str | None = Field(
-        default=None, description="``next_cursor`` of the previous page; empty: the first page."
+        default=None,
+        pattern=CURSOR_OR_EMPTY,
+        description="``next_cursor`` of the previous page; empty: the first page.",
     )
 
 
@@ -665,7 +670,7 @@ class WebhookMessage(BaseModel):
 class RetentionUpdate(_In):
     """Set how long events are kept."""
 
-    days: int = Field(ge=1, le=36_500, description="Events younger than this are never purged.")
+    days: Integer = Field(ge=1, le=36_500, description="Events younger than this are never purged.")
 
 
 class Retention(BaseModel):

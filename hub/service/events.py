@@ -2,7 +2,7 @@
 
 A batch is refused whole (nothing stored) if it is larger than the configured
 limit, if an event's time lies outside the clock-skew allowance (422 naming
-``events.N.time``), or if it names an unknown PE. An agent token speaks only
+``events.N.time``), or if it names an unknown PE (404). An agent token speaks only
 for its own PE (DESIGN.md): each of its events must be of its PE, of source
 ``agent`` (403 otherwise), and name no deployment but one of its PE's (403
 for another PE's, 404 for one the hub never had: the agent's outbox drops such
@@ -138,8 +138,8 @@ class Events:
             for i, event_pe in enumerate(e.prediction_environment_id for e in batch.events)
             if event_pe in unknown
         ]
-        message = f"unknown prediction environment(s): {', '.join(sorted(unknown))}"
-        raise InvalidInput(message, problems[:20])
+        message = f"prediction environment(s) not found: {', '.join(sorted(unknown))}"
+        raise NotFound(message, problems[:20])
 
 
 def _time_problem(at_us: int, earliest_us: int, latest_us: int) -> str:

@@ -6,11 +6,15 @@ private service would let the API reach what it should not (server-side
 request forgery). So, unless ``notifications.allow_private_targets`` is set:
 
 * a URL whose host is an internal IP address or a ``localhost`` name is refused
-  when a channel is created or changed (422 naming ``url``), and again before
-  every send (the setting may have changed since);
+  when a channel is created or changed (403 naming ``url``: a well-formed URL
+  the hub's policy forbids), and again before every send (the setting may have
+  changed since);
 * a host *name* is checked where it matters, when it is resolved for a send:
   :class:`PublicResolver` drops internal addresses from the answer, so a name
   that resolves (or is later re-pointed) inside fails to connect.
+
+With ``notifications.proxy_url`` every send goes through that proxy (an egress
+gateway), which then resolves the names; the checks on the URL itself stay.
 
 Internal means loopback, private (RFC 1918, unique-local), link-local (cloud
 metadata lives there), shared (CGNAT), multicast, reserved and unspecified
@@ -21,14 +25,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from hub.errors import InvalidInput
+from hub.errors import FieldProblem, Forbidden
 
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
 
@@ -63,14 +66,14 @@ def refusal(url: str) -> str | None:
 
 
 def check(url: str, allow_private: bool) -> None:
-    """``InvalidInput`` naming ``url`` if it targets an internal host and that is not allowed."""
+    """``Forbidden`` naming ``url`` if it targets an internal host and that is not allowed."""
     why = None if allow_private else refusal(url)
     if why is not None:
-        raise InvalidInput.field(
-            "url",
+        message = (
             f"{why}; notifications are not sent into the hub's own network "
-            "(the hub setting notifications.allow_private_targets allows it)",
+            "(the hub setting notifications.allow_private_targets allows it)"
         )
+        raise Forbidden(f"url: {message}", [FieldProblem("url", message)])
 
 
 class PublicResolver(AbstractResolver):
@@ -94,9 +97,8 @@ class PublicResolver(AbstractResolver):
         await self._inner.close()
 
 
-def session(allow_private: bool, **kwargs: Any) -> aiohttp.ClientSession:
+def session(allow_private: bool, proxy_url: str | None) -> aiohttp.ClientSession:
     """The HTTP session notifications are sent with (internal addresses filtered unless allowed)."""
-    if allow_private:
-        return aiohttp.ClientSession(**kwargs)
-    connector = aiohttp.TCPConnector(resolver=PublicResolver())
-    return aiohttp.ClientSession(connector=connector, **kwargs)
+    if allow_private or proxy_url is not None:
+        return aiohttp.ClientSession(proxy=proxy_url)
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=PublicResolver()))
