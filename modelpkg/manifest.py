@@ -322,8 +322,8 @@ def _refuse_aliases(data: bytes, loader: type[yaml.SafeLoader], source: str) -> 
             line = event.start_mark.line + 1 if event.start_mark is not None else "?"
             raise ManifestError(
                 [
-                    f"line {line}: YAML anchors and aliases (&{anchor}, *{anchor}) are not "
-                    "allowed in a manifest; write the values out"
+                    f"line {line}: YAML anchors and aliases are not allowed in a manifest "
+                    f"(found {anchor!r}); write the values out"
                 ],
                 source=source,
             )

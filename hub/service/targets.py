@@ -23,6 +23,7 @@ addresses, IPv4-mapped IPv6 forms of them included.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 from urllib.parse import urlsplit
@@ -89,7 +90,8 @@ class PublicResolver(AbstractResolver):
         found = await self._inner.resolve(host, port, family)
         public = [r for r in found if not internal(ipaddress.ip_address(r["host"]))]
         if not public:
-            raise OSError(f"{host} resolves only to internal addresses; not sending there")
+            # errno and text: aiohttp shows the strerror in its connection error
+            raise OSError(errno.EPERM, f"{host} resolves only to internal addresses, not sent")
         return public
 
     async def close(self) -> None:
