@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -63,12 +63,6 @@ class ClientFaultsAtInfo(logging.LoggerAdapter[logging.Logger]):
     line) with 400 itself and logs it with a traceback at ERROR: a false alarm
     for the hub's operators, since the fault is the client's.
     """
-
-    def process(
-        self, msg: Any, kwargs: MutableMapping[str, Any]
-    ) -> tuple[Any, MutableMapping[str, Any]]:
-        """Pass messages through unchanged."""
-        return msg, kwargs
 
     def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
         """Log at INFO, without the traceback, when the exception is the client's fault."""
