@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,7 @@ class Totals:
 
 
 @pytest.fixture
-async def conformance_hub(tmp_path: Path, anyio_backend: str) -> Running:  # type: ignore[misc]
+async def conformance_hub(tmp_path: Path, anyio_backend: str) -> AsyncIterator[Running]:
     proxy = down_url().rsplit("/hook", 1)[0]  # a closed port: nothing is ever sent
     hub_settings = settings(
         tmp_path / "hub",
