@@ -180,7 +180,8 @@ async def register(bench: Bench) -> None:
     """Create the PEs, one agent token each, a package and the PEs' deployments."""
     async with aiohttp.ClientSession(bench.url, headers={"Authorization": f"Bearer {ADMIN}"}) as s:
         headers = {"Content-Type": "application/gzip"}
-        async with s.post(f"{V1}/model-packages", data=_package(), headers=headers) as r:
+        archive = package_archive("events")  # the latency phase uploads versions 1 and 2
+        async with s.post(f"{V1}/model-packages", data=archive, headers=headers) as r:
             package_id = (await r.json())["id"]
         for i in range(PES):
             async with s.post(
@@ -197,21 +198,6 @@ async def register(bench: Bench) -> None:
                     f"{V1}/deployments", json=body | {"model_package_id": package_id}
                 ) as r:
                     bench.deployments[pe_id].append((await r.json())["id"])
-
-
-def _package() -> bytes:
-    """A small model package archive (its artifact is never loaded here)."""
-    manifest = (
-        b"name: bench\nversion: '1'\nformat: sklearn\nartifact: model.joblib\n"
-        b"target: {type: regression}\nfeatures: [{name: x}]\n"
-    )
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in (("model.yaml", manifest), ("model.joblib", b"not loaded")):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 # --- phases --------------------------------------------------------------------
