@@ -2,17 +2,21 @@
 
 Issue 9, item 6: ``PUT …/status`` with ``generation: 4611686018427387904``
 (desired 1) got 204, and every later, correct report was silently ignored as
-stale: the observed state froze. Item 9: ``prediction_url`` took
-``javascript:`` URLs (a UI links to it); only http and https are accepted.
+stale: the observed state froze (a database so frozen thaws on upgrade).
+Item 9: ``prediction_url`` took ``javascript:`` URLs (a UI links to it); only
+http and https are accepted.
 """
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.hub.support import V1, Running, answer, ok
+from tests.hub.support import V1, Running, answer, ok, running, settings
 
 pytestmark = pytest.mark.anyio
 
@@ -76,3 +80,34 @@ async def test_http_and_https_prediction_urls_are_stored(hub: Running, url: str)
     await ok(agent.put(f"{V1}/deployments/{dep['id']}/status", json=report), 204)
     observed = (await ok(hub.admin.get(f"{V1}/deployments/{dep['id']}")))["observed"]
     assert observed["prediction_url"] == url
+
+
+async def test_an_observed_state_frozen_before_the_fix_thaws_on_upgrade(
+    tmp_path: Path, anyio_backend: str
+) -> None:
+    """A database written by the old hub, with a generation ahead stored: migration 3 fixes it."""
+    hub_settings = settings(tmp_path)
+    async with running(hub_settings) as hub:
+        dep, _ = await _deployment(hub)
+    await asyncio.to_thread(_freeze_as_version_2, hub_settings.database_path, dep["id"])
+    async with running(hub_settings) as hub:
+        agent = await hub.agent(dep["prediction_environment_id"])
+        report = {"state": "ready", "generation": 1}
+        await ok(agent.put(f"{V1}/deployments/{dep['id']}/status", json=report), 204)
+        observed = (await ok(hub.admin.get(f"{V1}/deployments/{dep['id']}")))["observed"]
+        assert (observed["state"], observed["generation"]) == ("ready", 1)
+
+
+def _freeze_as_version_2(path: Path, deployment_id: str) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(
+            "UPDATE deployments SET observed_state = 'ready', observed_generation = ? WHERE id = ?",
+            (2**62, deployment_id),
+        )
+        conn.execute("DROP INDEX agent_tokens_by_pe")
+        conn.execute("ALTER TABLE agent_tokens DROP COLUMN revoked_at")
+        conn.execute("ALTER TABLE health_sources DROP COLUMN seq")
+        conn.execute("PRAGMA user_version = 2")
+    finally:
+        conn.close()

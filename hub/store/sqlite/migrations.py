@@ -28,7 +28,10 @@ every attempt is a row of ``notification_attempts``.
 Migration 3 lets an agent token be revoked (``revoked_at``; a revoked token is
 kept, for the listing, and refused) and orders each deployment's per-source
 health by ingest (``seq`` of the deciding event) instead of by the time the
-sender wrote into it, so a sender's clock can never pin a status.
+sender wrote into it, so a sender's clock can never pin a status. It also
+thaws an observed state frozen by a report of a generation ahead of the desired
+one (which the hub now refuses): such a deployment's observation is forgotten,
+so the agent's next report is stored.
 """
 
 from __future__ import annotations
@@ -229,6 +232,9 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE health_sources SET seq = coalesce(
         (SELECT e.seq FROM events e WHERE e.id = health_sources.event_id), 0
     );
+
+    UPDATE deployments SET observed_state = 'unknown', observed_generation = 0
+        WHERE observed_generation > generation;
     """,
 )
 
