@@ -39,6 +39,15 @@ class ListenSettings(_Group):
     """Port to listen on (0 picks a free one, reported at start)."""
 
 
+class HttpSettings(_Group):
+    """How the API's HTTP server treats slow and idle connections."""
+
+    keepalive_timeout_s: float = Field(default=75.0, gt=0, le=86_400)
+    """An idle connection (no request, or a request's headers not all sent) is closed after this."""
+    read_timeout_s: float = Field(default=60.0, gt=0, le=86_400)
+    """A JSON body must arrive within this, an upload may pause no longer (408 otherwise)."""
+
+
 class DatabaseSettings(_Group):
     """The database holding PEs, packages, deployments and events."""
 
@@ -89,6 +98,17 @@ class AgentLinkSettings(_Group):
     """An agent without a heartbeat for this long is marked offline (``agent.offline`` event)."""
     keepalive_interval_s: float = Field(default=15.0, gt=0)
     """Comment sent on an idle watch stream (SSE) so proxies and clients see it alive."""
+    watch_max_duration_s: float | None = Field(default=None, gt=0)
+    """A watch stream ends after this long; its agent resumes it (spreads streams over replicas)."""
+
+
+class EventSettings(_Group):
+    """Which event times are believed."""
+
+    max_clock_skew_s: float = Field(default=300.0, ge=0, le=86_400)
+    """How far ahead of the hub's clock an event's time may be (a producer's clock skew)."""
+    max_age_days: float = Field(default=3650.0, gt=0, le=36_500)
+    """How far behind the hub's clock an event's time may be (older: a broken clock)."""
 
 
 class NotificationSettings(_Group):
@@ -108,6 +128,10 @@ class NotificationSettings(_Group):
     """Messages being sent at once."""
     max_events_per_message: int = Field(default=10, ge=1, le=100)
     """Events listed in one message; the rest are counted (``omitted_events``)."""
+    allow_private_targets: bool = False
+    """Let channels send to loopback, private, link-local and other internal addresses."""
+    proxy_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+/?$")
+    """Send every notification through this HTTP proxy (an egress gateway); none: directly."""
 
 
 class RetentionSettings(_Group):
@@ -142,12 +166,16 @@ class HubSettings(LayeredSettings):
     """Encrypts channel URLs and secrets at rest; default: made in ``<state_dir>/secret-key``."""
     listen: ListenSettings = Field(default_factory=ListenSettings)
     """Listen address."""
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    """Connection timeouts."""
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     """Database."""
     limits: LimitSettings = Field(default_factory=LimitSettings)
     """Request and package limits."""
     agents: AgentLinkSettings = Field(default_factory=AgentLinkSettings)
     """Agent heartbeats and watch streams."""
+    events: EventSettings = Field(default_factory=EventSettings)
+    """Event time bounds."""
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     """Notification delivery."""
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
