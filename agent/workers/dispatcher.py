@@ -65,7 +65,6 @@ class Dispatcher:
             journal=journal,
             bus=bus,
             metrics=metrics,
-            actions=actions,
             workers=settings.workers,
             retry=Backoff(
                 actions.errored_retry_s, max(actions.backoff_max_s, actions.errored_retry_s)

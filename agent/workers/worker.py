@@ -33,7 +33,7 @@ from pilothouse.agent.machine import transitions
 from pilothouse.agent.machine.transitions import Trigger
 from pilothouse.agent.observability.metrics import AgentMetrics
 from pilothouse.agent.plugin import ActionResult
-from pilothouse.agent.settings import ActionSettings, WorkerSettings
+from pilothouse.agent.settings import WorkerSettings
 from pilothouse.agent.workers.findings import Finding, FindingSource
 from pilothouse.agent.workers.inbox import Inbox
 from pilothouse.agent.workers.records import DeploymentRecord
@@ -56,7 +56,6 @@ class WorkerContext:
     journal: ActionJournal
     bus: EventBus
     metrics: AgentMetrics
-    actions: ActionSettings
     workers: WorkerSettings
     retry: Backoff
     """Delays before an errored deployment is tried again."""
