@@ -143,7 +143,7 @@ class ActionJournal:
         self._db: sqlite3.Connection | None = None
         self._pending: dict[str, _Row] = {}
         self._texts: dict[str, tuple[DesiredDeployment, str]] = {}
-        """Each deployment's last serialized spec: settling the spec just begun costs nothing."""
+        """The spec of each action in flight, serialized: settling it costs nothing more."""
         self._batch: _Commit | None = None
         """Resolved when the rows pending now are committed."""
         self._writer: asyncio.Task[None] | None = None
@@ -171,8 +171,7 @@ class ActionJournal:
         row = self._row(deployment_id)
         row.outcome, row.in_flight = True, None
         row.applied = None if applied is None else self._text(deployment_id, applied)
-        if applied is None:
-            self._texts.pop(deployment_id, None)
+        self._texts.pop(deployment_id, None)  # the next action is for another spec
         self._queued()
 
     async def close(self) -> None:
