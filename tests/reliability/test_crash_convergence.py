@@ -78,7 +78,7 @@ def _config(tmp: Path, url: str, pe: str, token: str) -> Path:
         "hub": {"url": url, "token": token, "poll_interval_s": 0.5, "reconnect_backoff_max_s": 0.5},
         "actions": {"backoff_initial_s": 0.05, "backoff_max_s": 1.0, "errored_retry_s": 0.2},
         "health": {"interval_s": 2.0, "heartbeat_interval_s": 1.0},
-        "shutdown": {"grace_period_s": 1.0},
+        "shutdown": {"grace_period_s": 5.0},
         "log": {"level": "WARNING"},
     }))  # fmt: skip
     return path
