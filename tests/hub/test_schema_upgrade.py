@@ -43,10 +43,11 @@ async def test_upgrade_from_version_1_keeps_events_and_notifies_only_new_ones(
 
 
 def _downgrade_to_version_1(path: Path) -> None:
-    """Drop what migration 2 added, as if the hub before it had made this database."""
+    """Drop what migrations 3 and 2 added, as if the hub before them had made this database."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         tables = [
+            "management_paused",
             "notification_attempts",
             "notification_deliveries",
             "notification_pending",
@@ -58,6 +59,6 @@ def _downgrade_to_version_1(path: Path) -> None:
         for table in tables:
             conn.execute(f"DROP TABLE {table}")
         conn.execute("PRAGMA user_version = 1")
-        assert len(migrations.MIGRATIONS) == 2
+        assert len(migrations.MIGRATIONS) == 3
     finally:
         conn.close()

@@ -24,6 +24,11 @@ send; the events waiting for its next message are rows of
 ``notification_pending``. A delivery is one message to one channel, with
 its rendered body and the time of its next attempt (indexed while pending);
 every attempt is a row of ``notification_attempts``.
+
+Migration 3 adds the *Use Management Agent* switch of a PE: a row of
+``management_paused`` means it is off, and holds the desired state the PE's
+agent goes on seeing (its revision and deployments, as JSON) until it is
+turned on again.
 """
 
 from __future__ import annotations
@@ -213,6 +218,15 @@ MIGRATIONS: tuple[str, ...] = (
         http_status INTEGER,
         error TEXT NOT NULL,
         PRIMARY KEY (delivery_id, number)
+    ) WITHOUT ROWID;
+    """,
+    # 3: the Use Management Agent switch (a row: off, with the frozen desired state)
+    """
+    CREATE TABLE management_paused (
+        prediction_environment_id TEXT PRIMARY KEY REFERENCES prediction_environments(id),
+        revision INTEGER NOT NULL,
+        snapshot TEXT NOT NULL,
+        paused_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
 )
