@@ -27,3 +27,11 @@ async def browser(anyio_backend: str) -> AsyncIterator[Any]:
 async def running_stack(tmp_path: Path, anyio_backend: str) -> AsyncIterator[Stack]:
     async with stack(tmp_path) as built:
         yield built
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, anyio_backend: str) -> AsyncIterator[Any]:
+    from tests.hub.support import running, settings
+
+    async with running(settings(tmp_path / "hub")) as serving:
+        yield serving

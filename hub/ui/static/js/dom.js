@@ -30,6 +30,13 @@ export function clear(node) {
   return node;
 }
 
+/** Replace a node's children (null, false and nested arrays allowed, as in h()). */
+export function fill(node, ...children) {
+  node.replaceChildren();
+  append(node, children);
+  return node;
+}
+
 export const STATUS = {
   passing: { label: "Passing", hint: "No action needed" },
   at_risk: { label: "At risk", hint: "Concerns found; no immediate action needed, keep watching" },

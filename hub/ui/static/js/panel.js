@@ -1,6 +1,6 @@
 // The right-side panel: the full record of one selected item (an event, a delivery).
 // Escape or the close button closes it and gives focus back to what opened it.
-import { STATUS, clear, formatTime, h, json, statusIcon } from "./dom.js";
+import { STATUS, clear, fill, formatTime, h, json, statusIcon } from "./dom.js";
 
 let opener = null;
 let onClose = null;
@@ -28,7 +28,7 @@ export function open({ title, content, from, closed }) {
   opener = from || document.activeElement;
   onClose = closed || null;
   const button = h("button", { type: "button", class: "quiet close", "aria-label": "Close details", text: "×", onclick: close });
-  clear(node).append(
+  fill(node, 
     h("div", { class: "panel-head" }, h("h2", { id: "panel-title", tabindex: "-1", text: title }), button),
     h("div", { class: "panel-body" }, content),
   );

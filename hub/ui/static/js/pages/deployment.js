@@ -4,7 +4,7 @@
 import { EventList } from "../activity.js";
 import * as api from "../api.js";
 import { confirm } from "../dialogs.js";
-import { STATUS, announce, clear, copyButton, errorBox, formatTime, h, json, options, statusIcon, time } from "../dom.js";
+import { STATUS, announce, fill, copyButton, errorBox, formatTime, h, json, options, statusIcon, time } from "../dom.js";
 import { STATES, byId, packageName, stateOf } from "../words.js";
 
 const RULE = "The worst latest status reported by any source (agent, monitor, hub, user) decides: "
@@ -66,7 +66,7 @@ export async function render(main, { params, signal }) {
     h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/deployments", text: "Deployments" }), " › ", h("span", { "aria-current": "page", text: state.dep.name })),
     head, status, tabs, content);
 
-  const drawHead = () => clear(head).append(...header(state, (action) => act(action, state, path, status, refresh)).filter(Boolean));
+  const drawHead = () => fill(head, ...header(state, (action) => act(action, state, path, status, refresh)).filter(Boolean));
   const refresh = async () => {
     try {
       state.dep = await api.get(path, {}, signal);
@@ -91,7 +91,7 @@ export async function render(main, { params, signal }) {
       ? h("button", { type: "button", class: "link", text: "Show the deciding event",
         onclick: (e) => { if (!activity.selectId(health.event_id)) announce("That event is older than the events loaded below."); e.currentTarget.blur(); } })
       : null;
-    clear(now).append(
+    fill(now, 
       h("h2", { id: "health-now-title", text: "Service health" }),
       h("div", { class: `health-big status-${health.status}`, "data-status": health.status },
         statusIcon(health.status), h("span", { class: "health-word", text: STATUS[health.status]?.label || health.status }),
@@ -109,8 +109,8 @@ export async function render(main, { params, signal }) {
       h("section", { class: "card", "aria-labelledby": "activity-title" },
         h("div", { class: "section-head" }, h("h2", { id: "activity-title", text: "Recent Management Agent Activity" }), liveBadge),
         activity.element));
-    activity.scrollLoads(signal);
     await snapshot;
+    activity.scrollLoads(signal);
   } else {
     drawHead();
     drawOverview();
@@ -134,7 +134,7 @@ export async function render(main, { params, signal }) {
       ["Last changed", formatTime(dep.updated_at)],
       ["Deployment id", h("code", { text: dep.id })],
     ];
-    clear(content).append(
+    fill(content, 
       h("section", { class: "card", "aria-labelledby": "overview-title" },
         h("h2", { id: "overview-title", text: "Overview" }),
         h("dl", { class: "facts" }, rows.map(([k, v]) => [h("dt", { text: k }), h("dd", {}, v)])),

@@ -3,7 +3,7 @@
 // once; listed and revoked through GET/DELETE …/agent-tokens[/{token_id}]).
 import * as api from "../api.js";
 import { confirm, showSecret } from "../dialogs.js";
-import { clear, errorBox, formatTime, h, json, statusIcon, time } from "../dom.js";
+import { fill, errorBox, formatTime, h, json, statusIcon, time } from "../dom.js";
 import { OFF_TEXT, agentPresence, managementSwitch } from "../management.js";
 import { stateOf } from "../words.js";
 
@@ -25,7 +25,7 @@ export async function render(main, { params, signal }) {
     document.title = `${env.name} · Pilothouse`;
     main.querySelector("#crumb-pe").textContent = env.name;
     const agent = env.agent;
-    clear(body).append(
+    fill(body, 
       h("div", { class: "page-head" }, h("h1", { text: env.name }), h("span", { class: "tag", text: env.platform })),
       env.description ? h("p", { text: env.description }) : null,
       h("section", { class: "card", "aria-labelledby": "mgmt-title" },
@@ -79,7 +79,7 @@ async function drawTokens(section, path, signal) {
       page = await api.get(`${path}/agent-tokens`, { limit: 100 }, signal);
     } catch (error) {
       if (error.status === 405 || error.status === 404) {
-        clear(list).append(h("p", { class: "muted", text: "This hub does not list agent tokens (it predates token listing and revocation)." }));
+        fill(list, h("p", { class: "muted", text: "This hub does not list agent tokens (it predates token listing and revocation)." }));
         return;
       }
       throw error;
@@ -89,7 +89,7 @@ async function drawTokens(section, path, signal) {
       h("td", { "data-label": "Issued" }, time(t.created_at)),
       h("td", { "data-label": "State" }, t.revoked_at ? h("span", {}, "Revoked ", time(t.revoked_at)) : "Active"),
       h("td", {}, t.revoked_at ? null : h("button", { type: "button", class: "danger-outline small", text: "Revoke", "aria-label": `Revoke token ${t.id}`, onclick: () => revoke(t) }))));
-    clear(list).append(rows.length
+    fill(list, rows.length
       ? h("div", { class: "table-wrap" }, h("table", {}, h("caption", { class: "visually-hidden", text: "Agent tokens" }),
         h("thead", {}, h("tr", {}, ["Token", "Issued", "State", "Actions"].map((t) => h("th", { scope: "col", text: t })))), h("tbody", {}, rows)))
       : h("p", { class: "muted", text: "No agent tokens yet." }));

@@ -65,7 +65,6 @@ export async function render(main, { query, signal }) {
       h("span", { class: "hint", text: "Exports every event matching the filters above, newest first." })),
     problem,
     list.element);
-  list.scrollLoads(signal);
 
   await new Promise((resolve) => {
     api.follow(filters, {
@@ -85,6 +84,7 @@ export async function render(main, { query, signal }) {
       resolve();
     });
   });
+  list.scrollLoads(signal); // once the first page is in: its end is where scrolling loads more
   performance.mark("pilothouse:events-rendered");
 }
 

@@ -1,7 +1,7 @@
 // Notifications (channels, policies, test sends, the delivery log) and event retention.
 import * as api from "../api.js";
 import { confirm, showSecret } from "../dialogs.js";
-import { STATUS, clear, errorBox, field, formatTime, h, json, options, statusIcon, time } from "../dom.js";
+import { STATUS, fill, errorBox, field, formatTime, h, json, options, statusIcon, time } from "../dom.js";
 import * as panel from "../panel.js";
 
 export async function render(main, { signal }) {
@@ -11,7 +11,8 @@ export async function render(main, { signal }) {
   const deliveries = h("section", { class: "card", "aria-labelledby": "deliveries-title" });
   const retention = h("section", { class: "card", "aria-labelledby": "retention-title" });
   main.append(h("div", { class: "page-head" }, h("h1", { text: "Notifications & retention" })), channels, policies, deliveries, retention);
-  const ctx = { signal, channels: [], redraw: null };
+  const ctx = { signal, channels: [], redraw: null, redrawDeliveries: null };
+  ctx.redrawDeliveries = () => drawDeliveries(deliveries, ctx);
   ctx.redraw = async () => {
     ctx.channels = await api.all("/notification-channels", {}, { signal });
     await Promise.all([
@@ -48,7 +49,7 @@ async function drawChannels(section, ctx) {
           const delivery = await api.post(`/notification-channels/${encodeURIComponent(c.id)}/test`);
           problem.append(h("p", { class: `callout ${delivery.state === "delivered" ? "ok" : "warning"}`, role: "status", "data-test-result": delivery.state },
             `Test message to ${c.name}: ${delivery.state}`, delivery.last_error ? ` (${delivery.last_error})` : ""));
-          await ctx.redraw();
+          await ctx.redrawDeliveries();
         } catch (error) {
           problem.append(errorBox(error));
         } finally {
@@ -91,7 +92,7 @@ async function drawChannels(section, ctx) {
       formProblem.append(errorBox(error));
     }
   });
-  clear(section).append(h("h2", { id: "channels-title", text: "Notification channels" }), problem,
+  fill(section, h("h2", { id: "channels-title", text: "Notification channels" }), problem,
     table("Notification channels", ["Name", "Type", "URL", "Signed", "Actions"], rows, "No channels yet."), form);
 }
 
@@ -168,7 +169,7 @@ async function drawPolicies(section, ctx) {
       formProblem.append(errorBox(error));
     }
   });
-  clear(section).append(h("h2", { id: "policies-title", text: "Notification policies" }), problem,
+  fill(section, h("h2", { id: "policies-title", text: "Notification policies" }), problem,
     table("Notification policies", ["Name", "Channel", "Statuses", "Event types", "Grouping", "Enabled", "Actions"], rows, "No policies yet."), form);
 }
 
@@ -206,7 +207,7 @@ async function drawDeliveries(section, ctx) {
   };
   more.addEventListener("click", () => load());
   await load();
-  clear(section).append(h("h2", { id: "deliveries-title", text: "Delivery log" }),
+  fill(section, h("h2", { id: "deliveries-title", text: "Delivery log" }),
     body.children.length
       ? h("div", { class: "table-wrap" }, h("table", {}, h("caption", { class: "visually-hidden", text: "Delivery log" }),
         h("thead", {}, h("tr", {}, ["When", "Kind", "Status", "Channel", "State", "Attempts", "Last error"].map((t) => h("th", { scope: "col", text: t })))), body))
@@ -233,7 +234,7 @@ async function drawRetention(section, signal) {
       problem.append(errorBox(error));
     }
   });
-  clear(section).append(h("h2", { id: "retention-title", text: "Event retention" }),
+  fill(section, h("h2", { id: "retention-title", text: "Event retention" }),
     h("p", { role: "status", "data-retention-days": String(current.days) },
       `Events are kept for ${current.days} days (${current.source === "api" ? "set here" : "the hub's default"}). `,
       current.last_purge_at ? `The last purge, ${formatTime(current.last_purge_at)}, removed ${current.last_purge_removed} events.` : "No purge has run yet.",
