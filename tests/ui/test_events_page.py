@@ -65,8 +65,10 @@ async def test_filters_scroll_live_and_export(browser: Any, hub: Running) -> Non
     assert set(statuses) == {"failing"}
 
     # A new matching event arrives live at the top; a non-matching one does not.
-    agent_event = event(pe["id"], deployment_id=dep["id"], time=datetime.now(UTC),
-                        status="failing", type="deployment.health", message="timeout again")  # fmt: skip
+    agent_event = event(
+        pe["id"], deployment_id=dep["id"], time=datetime.now(UTC),
+        status="failing", type="deployment.health", message="timeout again",
+    )  # fmt: skip
     other = event(pe["id"], deployment_id=dep["id"], time=datetime.now(UTC), message="fine")
     await ok(hub.admin.post(f"{V1}/events", json={"events": [other, agent_event]}))
     await page.wait_for_selector(f"{ROWS}[data-event-id='{agent_event['id']}']", timeout=1000)

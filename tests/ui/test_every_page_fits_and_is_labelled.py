@@ -43,13 +43,15 @@ LOW_CONTRAST = """() => {
     return [255, 255, 255]; };
   const bad = [];
   for (const el of document.querySelectorAll('main *, header *')) {
-    if (el.offsetParent === null || ![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (el.offsetParent === null || !own) continue;
     const style = getComputedStyle(el);
     if (style.visibility === 'hidden' || el.closest('[disabled], .muted-disabled')) continue;
     const fg = rgb(style.color).slice(0, 3), bg = background(el);
     const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
     const ratio = (a + 0.05) / (b + 0.05);
-    if (ratio < 4.5) bad.push(`${el.tagName}.${el.className} "${el.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
+    const said = el.textContent.trim().slice(0, 30);
+    if (ratio < 4.5) bad.push(`${el.tagName}.${el.className} "${said}" ${ratio.toFixed(2)}`);
   }
   return bad;
 }"""
