@@ -34,7 +34,10 @@ async def test_create_reads_back_desired_launched_at_generation_1(hub: Running) 
         "state", "model_package_id", "prediction_url", "generation", "updated_at",
     }  # fmt: skip
     assert dep["service_health"] == {
-        "status": "unknown", "reason": "", "event_id": None, "source": None
+        "status": "unknown",
+        "reason": "",
+        "event_id": None,
+        "source": None,
     }
     assert await ok(hub.admin.get(f"{V1}/deployments/{dep['id']}")) == dep
 
