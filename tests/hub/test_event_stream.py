@@ -107,7 +107,7 @@ async def test_a_burst_larger_than_one_read_arrives_whole_and_streams_end_at_shu
     # The hub stopped: the stream ended instead of hanging.
     async with asyncio.timeout(5):
         # aiohttp's client says "Connection closed" when the server ends a chunked stream.
-        with pytest.raises((EOFError, RuntimeError), match="ended|Connection closed"):
+        with pytest.raises((EOFError, RuntimeError), match=r"ended|Connection closed"):
             while True:
                 await next_message(stream)
     stream.close()
