@@ -98,8 +98,14 @@ export function ago(iso, now = Date.now()) {
 /** A <time> showing when, relative when recent, the exact time on hover. */
 export function time(iso, { exact = false } = {}) {
   if (!iso) return h("span", { class: "muted", text: "—" });
-  return h("time", { datetime: iso, title: `${formatTime(iso)} (${iso})`, text: exact ? formatTime(iso) : ago(iso) });
+  return h("time", { datetime: iso, title: `${formatTime(iso)} (${iso})`, "data-relative": exact ? null : "", text: exact ? formatTime(iso) : ago(iso) });
 }
+
+// Relative times ("2 minutes ago") are kept true while a page stays open.
+setInterval(() => {
+  const now = Date.now();
+  for (const node of document.querySelectorAll("time[data-relative]")) node.textContent = ago(node.dateTime, now);
+}, 15000);
 
 export function announce(text) {
   const region = document.getElementById("announce");
