@@ -14,8 +14,9 @@ order at startup and closed in reverse at cleanup:
 ``clock`` is the clock the background tasks wait on (a
 :class:`~pilothouse.hub.clock.ManualClock` in tests).
 
-``on_shutdown`` closes the change feed first, so every watch stream ends
-before aiohttp waits for handlers and before the store closes. Routes come
+``on_shutdown`` closes the change feeds first, so every watch stream and
+live event stream ends before aiohttp waits for handlers and before the store
+closes. The web UI (:mod:`pilothouse.hub.ui`) is served at ``/``. Routes come
 from :data:`pilothouse.hub.api.routes.ROUTES`, which also yields the OpenAPI document.
 """
 
@@ -35,12 +36,13 @@ from pilothouse.hub.api import keys, middleware, openapi, routes
 from pilothouse.hub.clock import Clock, SystemClock
 from pilothouse.hub.notifications import sealing
 from pilothouse.hub.notifications.sealing import Sealer
-from pilothouse.hub.service import auth, targets
+from pilothouse.hub.service import auth, tailing, targets
 from pilothouse.hub.service.blobs import BlobStore
 from pilothouse.hub.service.feed import ChangeFeed
 from pilothouse.hub.settings import HubSettings
 from pilothouse.hub.store.sqlite.store import open_sqlite
 from pilothouse.hub.telemetry import HubMetrics
+from pilothouse.hub.ui import assets as ui
 
 log = logging.getLogger("pilothouse.hub")
 
@@ -59,6 +61,7 @@ def create_app(settings: HubSettings, *, clock: Clock | None = None) -> web.Appl
         access[app.router.add_route(route.method, route.path, route.handler)] = route.access
     app[keys.ACCESS] = access
     app[keys.OPENAPI] = orjson.dumps(openapi.document(routes.ROUTES, version=VERSION))
+    ui.install(app)
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_end_streams)
@@ -74,11 +77,15 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         log.info("admin token in %s", settings.admin_token_path)
     sealer = Sealer(await asyncio.to_thread(sealing.secret_key, settings))
     feed = ChangeFeed()
+    event_feed = ChangeFeed()  # live event streams (the UI's activity lists)
     events_stored = asyncio.Event()
+
+    def stored() -> None:
+        events_stored.set()
+        event_feed.publish(tailing.ALL)
+
     async with (
-        open_sqlite(
-            settings.database_path, settings.database, feed.publish, events_stored.set
-        ) as store,
+        open_sqlite(settings.database_path, settings.database, feed.publish, stored) as store,
         targets.session(
             settings.notifications.allow_private_targets, settings.notifications.proxy_url
         ) as http,
@@ -87,10 +94,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             http, app[keys.CLOCK], sealer, admin, events_stored, f"pilothouse-hub/{VERSION}"
         )
         app[keys.SERVICES] = services.build(
-            settings, store, feed, blobs, outside, app[keys.METRICS]
+            settings, store, feed, blobs, outside, app[keys.METRICS], event_feed
         )
         yield
         feed.close()
+        event_feed.close()
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
@@ -110,6 +118,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
 
 async def _end_streams(app: web.Application) -> None:
     app[keys.SERVICES].feed.close()
+    app[keys.SERVICES].tail.feed.close()
 
 
 def _version() -> str:

@@ -225,6 +225,7 @@ async def _announce(
 ) -> None:
     """Print where things are, once the agent of *this* run reports the deployment ready."""
     print(f"pilothouse: hub at {url} (admin token in {state / 'admin-token'})", flush=True)
+    print(f"pilothouse: web UI at {url}/ (log in with the admin token)", flush=True)
     dep = setup.get("deployment")
     if dep is None:
         print("pilothouse: no example deployment (examples/models not found)", flush=True)
@@ -251,4 +252,5 @@ async def _announce(
     print(f"pilothouse: deployment {dep} is ready; try:\n"
           f"  curl -s -X POST {observed['prediction_url']} -H 'Content-Type: application/json' "
           f"-d '{rows}'", flush=True)  # fmt: skip
+    print(f"pilothouse: its live activity: {url}/#/deployments/{dep}", flush=True)
     print("pilothouse: Ctrl-C stops everything", flush=True)

@@ -43,13 +43,14 @@ async def test_upgrade_from_version_1_keeps_events_and_notifies_only_new_ones(
 
 
 def _downgrade_to_version_1(path: Path) -> None:
-    """Drop what migrations 3 and 2 added, as if the hub before them had made this database."""
+    """Drop what migrations 4, 3 and 2 added, as if the hub before them had made this database."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("DROP INDEX agent_tokens_by_pe")
         conn.execute("ALTER TABLE agent_tokens DROP COLUMN revoked_at")
         conn.execute("ALTER TABLE health_sources DROP COLUMN seq")
         tables = [
+            "management_paused",
             "notification_attempts",
             "notification_deliveries",
             "notification_pending",
@@ -61,6 +62,6 @@ def _downgrade_to_version_1(path: Path) -> None:
         for table in tables:
             conn.execute(f"DROP TABLE {table}")
         conn.execute("PRAGMA user_version = 1")
-        assert len(migrations.MIGRATIONS) == 3
+        assert len(migrations.MIGRATIONS) == 4
     finally:
         conn.close()

@@ -25,6 +25,8 @@ from tests.process.support import ROOT, TIMEOUT, free_port, reaped, serve_pids, 
 pytestmark = pytest.mark.anyio
 
 HUB_LINE = re.compile(r"^pilothouse: hub at (http://\S+) \(admin token in (.+)\)$")
+UI_LINE = re.compile(r"^pilothouse: web UI at (http://\S+/) \(log in with the admin token\)$")
+ACTIVITY_LINE = re.compile(r"^pilothouse: its live activity: (http://\S+/#/deployments/(\S+))$")
 READY_LINE = re.compile(r"^pilothouse: deployment (\S+) is ready; try:$")
 
 
@@ -134,6 +136,10 @@ async def test_up_prints_serves_stops_and_resumes(tmp_path: Path) -> None:
             assert Path(token_file) == state / "admin-token"
             assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
             dep_id = first.match(READY_LINE).group(1)
+            assert first.match(UI_LINE).group(1) == f"{url}/"
+            assert first.match(ACTIVITY_LINE).group(2) == dep_id
+            async with aiohttp.ClientSession() as http, http.get(f"{url}/") as page:
+                assert page.status == 200 and "<title>Pilothouse</title>" in await page.text()
             setup = orjson.loads((state / "up.json").read_bytes())
             assert stat.S_IMODE(os.stat(state / "up.json").st_mode) == 0o600
             assert dep_id == setup["deployment"]
