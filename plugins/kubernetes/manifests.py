@@ -302,3 +302,9 @@ def admin_secret(pe: str, token: str, s: KubernetesPluginSettings) -> dict[str, 
     return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": metadata(admin_secret_name(pe), s, names.pe_labels(pe)),
             "stringData": {ADMIN_TOKEN_KEY: token}}  # fmt: skip
+
+
+def _container_security() -> dict[str, Any]:
+    """Non-root, no privilege escalation, no capabilities, a read-only root file system."""
+    return {"runAsNonRoot": True, "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}  # fmt: skip

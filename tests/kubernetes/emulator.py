@@ -124,6 +124,12 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     # --- the API ----------------------------------------------------------------------------
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        try:
+            return await self._serve(request)
+        except kmock.KubernetesError as exc:  # a Status answer, as the API server words it
+            return await self._render_error(exc)
+
+    async def _serve(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         if request.resource is None:
             return await super()._handle(request)  # discovery: kmock's own
         resource = _path(request.resource)
