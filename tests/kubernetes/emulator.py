@@ -69,6 +69,8 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         self.forbidden: set[tuple[str, str]] = set()
         self.logs: LogSource = lambda *_: None
         self.written = asyncio.Condition()
+        self.watches: set[asyncio.BaseTransport] = set()
+        """Connections of open watches (an API server going away drops them)."""
         net = random.Random().randrange(1, 250)  # 127.<net>.x.y: apart from a parallel run
         self._ips = (f"127.{net}.{i // 250}.{i % 250 + 1}" for i in range(62_500))
 
@@ -184,6 +186,9 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         assert raw is not None
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(raw)
+        transport = raw.transport
+        if transport is not None:
+            self.watches.add(transport)
         match = _selector(request.params.get("labelSelector"))
         since = request.params.get("resourceVersion")
         timeout = float(request.params.get("timeoutSeconds") or 1800)
@@ -201,8 +206,10 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         try:
             async with asyncio.timeout(timeout):
                 await self._stream(response, resource, request.namespace, match, after)
-        except TimeoutError:
+        except (TimeoutError, ConnectionResetError):
             pass
+        finally:
+            self.watches.discard(transport)  # type: ignore[arg-type]
         return response
 
     async def _stream(self, response: aiohttp.web.StreamResponse, resource: str,
@@ -290,6 +297,8 @@ class ApiServer:
         """Stop listening; open watches are cut, as when an API server goes away."""
         if self._server is not None:
             server, self._server = self._server, None
+            for transport in list(self.emulator.watches):
+                transport.abort()  # dropped, not ended: the client must resume on its own
             await server.__aexit__(None, None, None)
 
     async def restart(self, down_s: float = 0.0) -> None:
