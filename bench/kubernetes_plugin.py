@@ -27,14 +27,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import yaml  # noqa: E402
+import yaml
 
-from tests.kubernetes.conftest import Cluster  # noqa: E402
-from tests.kubernetes.emulator import ApiServer, Emulator  # noqa: E402
-from tests.kubernetes.kubelet import Kubelet  # noqa: E402
-from tests.kubernetes.support import packages, spec, started  # noqa: E402
-from tests.kubernetes.test_rollouts import crashing  # noqa: E402
-from tests.process.support import traffic  # noqa: E402
+from tests.kubernetes.conftest import Cluster
+from tests.kubernetes.emulator import ApiServer, Emulator
+from tests.kubernetes.kubelet import Kubelet
+from tests.kubernetes.support import packages, spec, started
+from tests.kubernetes.test_rollouts import crashing
+from tests.process.support import traffic
 
 LAUNCHES = 8
 SCALE = 100
@@ -93,15 +93,18 @@ async def main() -> dict[str, Any]:
             for i in range(LAUNCHES):
                 await s.plugin.stop_deployment(f"d{i}")
             began = time.perf_counter()
-            await asyncio.gather(*(s.plugin.launch(spec(f"s{i}", "rules", replicas=0))
-                                   for i in range(SCALE)))  # fmt: skip
+            await asyncio.gather(
+                *(s.plugin.launch(spec(f"s{i}", "rules", replicas=0)) for i in range(SCALE))
+            )
             scale_s = time.perf_counter() - began
             rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             before = [w.reconnects for w in s.plugin.observer.watchers]
             began = time.perf_counter()
             await api.restart(0.2)
-            while any(w.reconnects == b or w.error for w, b in
-                      zip(s.plugin.observer.watchers, before, strict=True)):  # fmt: skip
+            while any(  # noqa: ASYNC110 - polls the watchers' counters
+                w.reconnects == b or w.error
+                for w, b in zip(s.plugin.observer.watchers, before, strict=True)
+            ):
                 await asyncio.sleep(0.01)
             reconnect_s = time.perf_counter() - began
     await api.stop()
@@ -109,9 +112,12 @@ async def main() -> dict[str, Any]:
         "action_to_api_p50_ms": round(statistics.median(to_api), 2),
         "action_to_api_p99_ms": round(pct(to_api, 0.99), 2),
         "ready_to_event_p99_ms": round(pct(ready_to_event, 0.99), 2),
-        "replace_failed_requests": failed, "replace_total_requests": len(seen),
-        "rollback_s": round(rollback_s, 2), "scale_deployments": SCALE,
-        "scale_total_s": round(scale_s, 2), "agent_max_rss_mb": round(rss_mb, 1),
+        "replace_failed_requests": failed,
+        "replace_total_requests": len(seen),
+        "rollback_s": round(rollback_s, 2),
+        "scale_deployments": SCALE,
+        "scale_total_s": round(scale_s, 2),
+        "agent_max_rss_mb": round(rss_mb, 1),
         "watch_reconnect_s": round(reconnect_s, 2),
     }
 

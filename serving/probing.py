@@ -51,8 +51,11 @@ class Outcome:
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready view."""
-        view: dict[str, Any] = {"ok": self.ok, "model_package_id": self.model_package_id,
-                                "rows": self.rows}  # fmt: skip
+        view: dict[str, Any] = {
+            "ok": self.ok,
+            "model_package_id": self.model_package_id,
+            "rows": self.rows,
+        }
         if self.error is not None:
             view["error"] = self.error
         return view

@@ -1,4 +1,4 @@
-"""The ``kubernetes`` plugin: deployments as Deployments, rolled out and watched in one namespace."""
+"""The ``kubernetes`` plugin: deployments as Deployments, rolled out and watched."""
 
 from pilothouse.plugins.kubernetes.plugin import KubernetesPlugin
 from pilothouse.plugins.kubernetes.settings import KubernetesPluginSettings

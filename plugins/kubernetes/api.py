@@ -21,7 +21,7 @@ import aiohttp
 import orjson
 from kubernetes_asyncio import client, config
 
-from pilothouse.agent.errors import PermanentPluginError, PluginNotReadyError
+from pilothouse.agent.errors import PermanentPluginError
 from pilothouse.plugins.kubernetes import errors
 from pilothouse.plugins.kubernetes.errors import Operation
 from pilothouse.plugins.kubernetes.settings import KubernetesPluginSettings
@@ -46,11 +46,12 @@ class Kube:
         cfg = client.Configuration()
         try:
             if s.kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
-                config.load_incluster_config(client_configuration=cfg)
+                config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
             else:
                 path = str(s.kubeconfig) if s.kubeconfig is not None else None
-                await config.load_kube_config(config_file=path, context=s.context,
-                                              client_configuration=cfg)  # fmt: skip
+                await config.load_kube_config(
+                    config_file=path, context=s.context, client_configuration=cfg
+                )
         except (config.ConfigException, OSError, ValueError) as exc:
             where = s.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
             raise PermanentPluginError(
@@ -67,32 +68,41 @@ class Kube:
         """An operation in this client's namespace (for messages and RBAC hints)."""
         return Operation(verb, resource, group, self.namespace, name)
 
-    async def call(self, op: Operation, fn: Call, *args: Any, deployment_id: str | None = None,
-                   **kwargs: Any) -> dict[str, Any]:  # fmt: skip
+    async def call(
+        self, op: Operation, fn: Call, *args: Any, deployment_id: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         """Call ``fn`` (a generated API method) and return the answer's JSON, or raise."""
         body = await self.raw(op, fn, *args, deployment_id=deployment_id, **kwargs)
         doc = orjson.loads(body) if body else {}
         return doc if isinstance(doc, dict) else {}
 
-    async def raw(self, op: Operation, fn: Call, *args: Any, deployment_id: str | None = None,
-                  **kwargs: Any) -> bytes:  # fmt: skip
+    async def raw(
+        self, op: Operation, fn: Call, *args: Any, deployment_id: str | None = None, **kwargs: Any
+    ) -> bytes:
         """Call ``fn`` and return the answer's body as it came (pod logs are text)."""
         with errors.translated(op, deployment_id=deployment_id):
             async with asyncio.timeout(self.timeout_s):
-                resp = await fn(*args, _preload_content=False,
-                                _request_timeout=self.timeout_s, **kwargs)  # fmt: skip
+                resp = await fn(
+                    *args, _preload_content=False, _request_timeout=self.timeout_s, **kwargs
+                )
                 try:
                     body = await resp.read()
                 finally:
                     resp.release()
         if resp.status >= 400:
-            raise errors.from_answer(resp.status, body, op, deployment_id=deployment_id,
-                                     retry_after=resp.headers.get("Retry-After"))  # fmt: skip
+            raise errors.from_answer(
+                resp.status,
+                body,
+                op,
+                deployment_id=deployment_id,
+                retry_after=resp.headers.get("Retry-After"),
+            )
         return bytes(body)
 
     @contextlib.asynccontextmanager
-    async def stream(self, op: Operation, fn: Call, *args: Any, timeout_s: int,
-                     **kwargs: Any) -> AsyncIterator[aiohttp.StreamReader]:  # fmt: skip
+    async def stream(
+        self, op: Operation, fn: Call, *args: Any, timeout_s: int, **kwargs: Any
+    ) -> AsyncIterator[aiohttp.StreamReader]:
         """A watch request (``watch=True``): its body, one JSON event a line.
 
         The API server ends it after ``timeout_s``; a lost connection raises a
@@ -100,9 +110,14 @@ class Kube:
         """
         with errors.translated(op):
             async with asyncio.timeout(self.timeout_s):
-                resp = await fn(*args, watch=True, timeout_seconds=timeout_s,
-                                _preload_content=False, _request_timeout=timeout_s + 30,
-                                **kwargs)  # fmt: skip
+                resp = await fn(
+                    *args,
+                    watch=True,
+                    timeout_seconds=timeout_s,
+                    _preload_content=False,
+                    _request_timeout=timeout_s + 30,
+                    **kwargs,
+                )
             try:
                 if resp.status >= 400:
                     raise errors.from_answer(resp.status, await resp.read(), op)

@@ -62,19 +62,26 @@ class Delivery:
                     f"model package {model_package_id!r} is {len(archive)} bytes packed, over "
                     f"plugin_settings.configmap_max_bytes ({self._s.configmap_max_bytes}): give "
                     "it a URL in plugin_settings.package_urls, or serve it from the hub",
-                    deployment_id=deployment_id)  # fmt: skip
+                    deployment_id=deployment_id,
+                )
             name = f"{names.object_name(deployment_id)}-pkg-{sha256[:12]}"
             return Planned(Delivered(model_package_id, sha256, configmap=name), archive)
         if not self._s.hub_url:
             raise PermanentPluginError(
                 f"model package {model_package_id!r} comes from the hub, but the pods cannot "
                 "download it: set plugin_settings.hub_url (the hub's URL as the pods reach it)",
-                deployment_id=deployment_id)  # fmt: skip
+                deployment_id=deployment_id,
+            )
         assert ref.sha256 is not None  # the hub's packages are archives with a known sha256
         hub = self._s.hub_url.rstrip("/")
-        return Planned(Delivered(model_package_id, ref.sha256,
-                                 url=f"{hub}/api/v1/model-packages/{model_package_id}/archive",
-                                 needs_token=True))  # fmt: skip
+        return Planned(
+            Delivered(
+                model_package_id,
+                ref.sha256,
+                url=f"{hub}/api/v1/model-packages/{model_package_id}/archive",
+                needs_token=True,
+            )
+        )
 
     def _archive(self, ref: PackageRef) -> tuple[bytes, str]:
         path = ref.path

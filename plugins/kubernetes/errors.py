@@ -16,7 +16,7 @@ says more, and the user gets it::
     404 Not Found                   :class:`NotFoundError`           the object (callers decide)
     409 Conflict / AlreadyExists    :class:`ConflictError`           the object; callers re-read
                                     (temporary)                      and retry
-    410 Gone (watch)                :class:`GoneError`               handled by the watcher (re-list)
+    410 Gone (watch)                :class:`GoneError`               the watcher lists again
     429, 5xx, no answer, timeout    TemporaryPluginError             the API server and what failed
     other 4xx                       PermanentPluginError             the API server's message
 """
@@ -39,7 +39,7 @@ class Operation:
     """One call to the API server, for messages: ``create deployments.apps "ph-x" in "ns"``."""
 
     verb: str
-    """The RBAC verb (``get``, ``list``, ``watch``, ``create``, ``update``, ``patch``, ``delete``)."""
+    """The RBAC verb (``get``, ``list``, ``watch``, ``create``, ``update``, ``delete``)."""
     resource: str
     """The plural resource (``deployments``, ``pods/log``)."""
     group: str
@@ -79,8 +79,14 @@ class GoneError(TemporaryPluginError):
     """A watch asked for a ``resourceVersion`` the API server no longer keeps (410)."""
 
 
-def from_answer(status: int, body: bytes, op: Operation, *, retry_after: str | None = None,
-                deployment_id: str | None = None) -> PluginError:  # fmt: skip
+def from_answer(
+    status: int,
+    body: bytes,
+    op: Operation,
+    *,
+    retry_after: str | None = None,
+    deployment_id: str | None = None,
+) -> PluginError:
     """The plugin error for an error answer of the API server."""
     doc = _status_doc(body)
     detail = str(doc.get("message") or body[:300].decode(errors="replace") or f"HTTP {status}")
@@ -93,20 +99,24 @@ def from_answer(status: int, body: bytes, op: Operation, *, retry_after: str | N
             operation=op,
         )
     if status == 422:
-        return PermanentPluginError(f"{where}: invalid object: {_causes(doc) or detail}",
-                                    deployment_id=deployment_id)  # fmt: skip
+        return PermanentPluginError(
+            f"{where}: invalid object: {_causes(doc) or detail}", deployment_id=deployment_id
+        )
     if status == 404:
         return NotFoundError(f"{where}: not found ({detail})", deployment_id=deployment_id)
     if status == 409:
         reason = str(doc.get("reason") or "Conflict")
-        return ConflictError(f"{where}: {reason}: {detail}", reason=reason,
-                             deployment_id=deployment_id)  # fmt: skip
+        return ConflictError(
+            f"{where}: {reason}: {detail}", reason=reason, deployment_id=deployment_id
+        )
     if status == 410:
         return GoneError(f"{where}: {detail}", deployment_id=deployment_id)
     return http_errors.from_status(
-        status, f"{where}: answered {status}: {detail}",
-        retry_after=http_errors.parse_retry_after(retry_after), deployment_id=deployment_id,
-    )  # fmt: skip
+        status,
+        f"{where}: answered {status}: {detail}",
+        retry_after=http_errors.parse_retry_after(retry_after),
+        deployment_id=deployment_id,
+    )
 
 
 @contextlib.contextmanager
@@ -119,8 +129,9 @@ def translated(op: Operation, *, deployment_id: str | None = None) -> Iterator[N
     except ApiException as exc:  # raised by the client itself (status 0: no request made)
         body = exc.body.encode() if isinstance(exc.body, str) else (exc.body or b"")
         if not exc.status:
-            raise TemporaryPluginError(f"Kubernetes API: {op.describe()}: {exc.reason}",
-                                       deployment_id=deployment_id) from exc  # fmt: skip
+            raise TemporaryPluginError(
+                f"Kubernetes API: {op.describe()}: {exc.reason}", deployment_id=deployment_id
+            ) from exc
         raise from_answer(exc.status, body, op, deployment_id=deployment_id) from exc
     except http_errors.NO_ANSWER as exc:
         detail = f"{type(exc).__name__} {exc}".rstrip()
@@ -139,5 +150,8 @@ def _status_doc(body: bytes) -> dict[str, Any]:
 
 def _causes(doc: dict[str, Any]) -> str:
     causes = (doc.get("details") or {}).get("causes") or []
-    return "; ".join(f"{c.get('field', '?')}: {c.get('message', c.get('reason', ''))}"
-                     for c in causes if isinstance(c, dict))  # fmt: skip
+    return "; ".join(
+        f"{c.get('field', '?')}: {c.get('message', c.get('reason', ''))}"
+        for c in causes
+        if isinstance(c, dict)
+    )

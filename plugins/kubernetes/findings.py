@@ -11,7 +11,7 @@ a rollout deciding to undo itself::
     ImagePullBackOff, ErrImagePull, … or OOM-killed       errored             wins over the crash
     a pod the scheduler cannot place                                         loop it causes),
                                                                             Unschedulable
-    the rollout passed ``progressDeadlineSeconds``        errored*  failing   ProgressDeadlineExceeded
+    the rollout passed ``progressDeadlineSeconds``        errored*  failing   ProgressDeadline…
     no replica available (e.g. readiness failing)         errored   failing   ReadinessProbeFailed …
     some replicas available, fewer than asked             ready     at_risk   —
     every replica available and up to date                ready     passing   —
@@ -29,10 +29,17 @@ from typing import Any
 
 from pilothouse.foundation.domain.vocabulary import DeploymentState, Status
 
-FAILED_WAITING = frozenset({
-    "CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName",
-    "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
-})  # fmt: skip
+FAILED_WAITING = frozenset(
+    {
+        "CrashLoopBackOff",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
 """Container waiting reasons that will not cure themselves soon."""
 
 
@@ -63,36 +70,62 @@ class PodProblem:
     previous_logs: bool
 
 
-def assess(deployment: dict[str, Any] | None, pods: Iterable[dict[str, Any]],
-           warnings: dict[str, str] | None = None) -> Finding:  # fmt: skip
+def assess(
+    deployment: dict[str, Any] | None,
+    pods: Iterable[dict[str, Any]],
+    warnings: dict[str, str] | None = None,
+) -> Finding:
     """The finding for one deployment; ``warnings``: last Warning event message by pod name."""
     if deployment is None:
         return Finding(DeploymentState.STOPPED, Status.UNKNOWN, "no Deployment")
     spec, st = deployment.get("spec") or {}, deployment.get("status") or {}
     wanted = int(spec.get("replicas", 1))
     available = int(st.get("availableReplicas") or 0)
-    counts = {"replicas": wanted, "available": available,
-              "updated": int(st.get("updatedReplicas") or 0)}  # fmt: skip
+    counts = {
+        "replicas": wanted,
+        "available": available,
+        "updated": int(st.get("updatedReplicas") or 0),
+    }
     live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
     problem = next((pr for p in live if (pr := pod_problem(p)) is not None), None)
     serving = DeploymentState.READY if available > 0 else DeploymentState.ERRORED
     if problem is not None:
-        return Finding(serving, Status.FAILING, f"{problem.reason}: {problem.message}",
-                       problem.reason, problem.pod, problem.container, problem.previous_logs,
-                       counts)  # fmt: skip
+        return Finding(
+            serving,
+            Status.FAILING,
+            f"{problem.reason}: {problem.message}",
+            problem.reason,
+            problem.pod,
+            problem.container,
+            problem.previous_logs,
+            counts,
+        )
     if deadline_exceeded(deployment):
-        return Finding(serving, Status.FAILING, "rollout did not progress within "
-                       f"{spec.get('progressDeadlineSeconds')}s ({available} of {wanted} available)",
-                       "ProgressDeadlineExceeded", data=counts)  # fmt: skip
+        return Finding(
+            serving,
+            Status.FAILING,
+            "rollout did not progress within "
+            f"{spec.get('progressDeadlineSeconds')}s ({available} of {wanted} available)",
+            "ProgressDeadlineExceeded",
+            data=counts,
+        )
     if wanted == 0:
         return Finding(DeploymentState.READY, Status.AT_RISK, "scaled to 0 replicas", data=counts)
     if available == 0:
         return _unavailable(live, warnings or {}, wanted, counts)
     if available < wanted:
-        return Finding(DeploymentState.READY, Status.AT_RISK,
-                       f"{available} of {wanted} replicas available", data=counts)  # fmt: skip
-    return Finding(DeploymentState.READY, Status.PASSING,
-                   f"{available} of {wanted} replicas available", data=counts)  # fmt: skip
+        return Finding(
+            DeploymentState.READY,
+            Status.AT_RISK,
+            f"{available} of {wanted} replicas available",
+            data=counts,
+        )
+    return Finding(
+        DeploymentState.READY,
+        Status.PASSING,
+        f"{available} of {wanted} replicas available",
+        data=counts,
+    )
 
 
 def pod_problem(pod: dict[str, Any]) -> PodProblem | None:
@@ -106,20 +139,31 @@ def pod_problem(pod: dict[str, Any]) -> PodProblem | None:
     for cs in statuses:
         container = str(cs.get("name"))
         state, last = cs.get("state") or {}, cs.get("lastState") or {}
-        for terminated, previous in ((state.get("terminated"), False),
-                                     (last.get("terminated"), True)):  # fmt: skip
+        for terminated, previous in (
+            (state.get("terminated"), False),
+            (last.get("terminated"), True),
+        ):
             if terminated and terminated.get("reason") == "OOMKilled":
                 restarts = int(cs.get("restartCount") or 0)
-                return PodProblem("OOMKilled", f"container {container!r} of pod {name} ran out of "
-                                  f"memory and was killed (restarts: {restarts})", name, container,
-                                  previous)  # fmt: skip
+                return PodProblem(
+                    "OOMKilled",
+                    f"container {container!r} of pod {name} ran out of "
+                    f"memory and was killed (restarts: {restarts})",
+                    name,
+                    container,
+                    previous,
+                )
         waiting = state.get("waiting") or {}
         if waiting.get("reason") in FAILED_WAITING:
             detail = str(waiting.get("message") or "")
             crashed = bool(last.get("terminated"))
-            return PodProblem(str(waiting["reason"]), f"container {container!r} of pod {name}"
-                              + (f": {detail}" if detail else ""), name,
-                              container if crashed else None, crashed)  # fmt: skip
+            return PodProblem(
+                str(waiting["reason"]),
+                f"container {container!r} of pod {name}" + (f": {detail}" if detail else ""),
+                name,
+                container if crashed else None,
+                crashed,
+            )
     return None
 
 
@@ -135,20 +179,32 @@ def rollout_complete(deployment: dict[str, Any]) -> bool:
     """``kubectl rollout status``'s test: observed, updated, available, no old replica left."""
     meta, spec, st = (deployment.get(k) or {} for k in ("metadata", "spec", "status"))
     wanted = int(spec.get("replicas", 1))
-    return (int(st.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
-            and int(st.get("updatedReplicas") or 0) >= wanted
-            and int(st.get("replicas") or 0) <= wanted
-            and int(st.get("availableReplicas") or 0) >= wanted)  # fmt: skip
+    return (
+        int(st.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
+        and int(st.get("updatedReplicas") or 0) >= wanted
+        and int(st.get("replicas") or 0) <= wanted
+        and int(st.get("availableReplicas") or 0) >= wanted
+    )
 
 
-def _unavailable(pods: list[dict[str, Any]], warnings: dict[str, str], wanted: int,
-                 counts: dict[str, Any]) -> Finding:  # fmt: skip
+def _unavailable(
+    pods: list[dict[str, Any]], warnings: dict[str, str], wanted: int, counts: dict[str, Any]
+) -> Finding:
     for pod in pods:
         name = str((pod.get("metadata") or {}).get("name"))
         if name in warnings:
-            return Finding(DeploymentState.ERRORED, Status.FAILING,
-                           f"no replica available: pod {name}: {warnings[name]}",
-                           "ReadinessProbeFailed" if "eadiness" in warnings[name] else "Unhealthy",
-                           name, "server", data=counts)  # fmt: skip
-    return Finding(DeploymentState.LAUNCHING, Status.UNKNOWN,
-                   f"0 of {wanted} replicas available yet", data=counts)  # fmt: skip
+            return Finding(
+                DeploymentState.ERRORED,
+                Status.FAILING,
+                f"no replica available: pod {name}: {warnings[name]}",
+                "ReadinessProbeFailed" if "eadiness" in warnings[name] else "Unhealthy",
+                name,
+                "server",
+                data=counts,
+            )
+    return Finding(
+        DeploymentState.LAUNCHING,
+        Status.UNKNOWN,
+        f"0 of {wanted} replicas available yet",
+        data=counts,
+    )

@@ -79,12 +79,19 @@ def build(
     spec: DesiredDeployment, packages: list[Delivered], s: KubernetesPluginSettings, pe: str
 ) -> Objects:
     """The Deployment, Service and Ingress of ``spec``; ``packages[0]`` is the champion."""
-    return Objects(deployment(spec, packages, s, pe), service(spec, s, pe),
-                   ingress(spec, s, pe) if s.ingress is not None else None)  # fmt: skip
+    return Objects(
+        deployment(spec, packages, s, pe),
+        service(spec, s, pe),
+        ingress(spec, s, pe) if s.ingress is not None else None,
+    )
 
 
-def metadata(name: str, s: KubernetesPluginSettings, labels: dict[str, str],
-             annotations: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+def metadata(
+    name: str,
+    s: KubernetesPluginSettings,
+    labels: dict[str, str],
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """``metadata`` of a namespaced object."""
     meta: dict[str, Any] = {"name": name, "namespace": s.namespace, "labels": labels}
     if annotations:
@@ -98,16 +105,22 @@ def deployment_labels(spec: DesiredDeployment, pe: str) -> dict[str, str]:
 
 
 def pod_labels(spec: DesiredDeployment, pe: str) -> dict[str, str]:
-    """Labels of the pods (no generation: a change that leaves the pods alone must not roll them)."""
-    return {**names.pod_selector(pe, spec.id), names.COMPONENT: names.SERVER,
-            names.MODEL_PACKAGE: names.label_value(spec.model_package_id)}  # fmt: skip
+    """Labels of the pods (no generation: a change that leaves pods alone must not roll them)."""
+    return {
+        **names.pod_selector(pe, spec.id),
+        names.COMPONENT: names.SERVER,
+        names.MODEL_PACKAGE: names.label_value(spec.model_package_id),
+    }
 
 
 def identity(spec: DesiredDeployment) -> dict[str, str]:
     """Annotations with the exact ids (labels may hold digests of them)."""
-    return {names.DEPLOYMENT_ID: spec.id, names.MODEL_PACKAGE_ID: spec.model_package_id,
-            names.CHALLENGER_IDS: ",".join(spec.challenger_ids),
-            names.SPEC_GENERATION: str(spec.generation)}  # fmt: skip
+    return {
+        names.DEPLOYMENT_ID: spec.id,
+        names.MODEL_PACKAGE_ID: spec.model_package_id,
+        names.CHALLENGER_IDS: ",".join(spec.challenger_ids),
+        names.SPEC_GENERATION: str(spec.generation),
+    }
 
 
 def deployment(
@@ -124,11 +137,13 @@ def deployment(
             "revisionHistoryLimit": 3,
             "progressDeadlineSeconds": s.progress_deadline_s,
             "selector": {"matchLabels": names.pod_selector(pe, spec.id)},
-            "strategy": {"type": "RollingUpdate",
-                         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"},
+            },
             "template": pod_template(spec, packages, s, pe),
         },
-    }  # fmt: skip
+    }
 
 
 def pod_template(
@@ -139,22 +154,35 @@ def pod_template(
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": s.termination_grace_s,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
-                            "fsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
-        "volumes": [{"name": "data", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}},
-                    *({"name": f"cm-{p.configmap}", "configMap": {"name": p.configmap}}
-                      for p in packages if p.configmap)],
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "runAsGroup": 10001,
+            "fsGroup": 10001,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumes": [
+            {"name": "data", "emptyDir": {}},
+            {"name": "tmp", "emptyDir": {}},
+            *(
+                {"name": f"cm-{p.configmap}", "configMap": {"name": p.configmap}}
+                for p in packages
+                if p.configmap
+            ),
+        ],
         "initContainers": [fetch_container(spec, packages, s)],
         "containers": [server_container(spec, s, pe)],
-    }  # fmt: skip
+    }
     if s.node_selector:
         pod["nodeSelector"] = dict(s.node_selector)
     if s.tolerations:
         pod["tolerations"] = [dict(t) for t in s.tolerations]
     if s.image_pull_secrets:
         pod["imagePullSecrets"] = [{"name": n} for n in s.image_pull_secrets]
-    template: dict[str, Any] = {"metadata": {"labels": pod_labels(spec, pe),
-                                             "annotations": _pod_identity(spec)}, "spec": pod}
+    template: dict[str, Any] = {
+        "metadata": {"labels": pod_labels(spec, pe), "annotations": _pod_identity(spec)},
+        "spec": pod,
+    }
     digest = template_digest(template, spec.settings.replicas)
     template["metadata"]["labels"][names.TEMPLATE] = digest
     return template
@@ -167,8 +195,11 @@ def template_digest(template: dict[str, Any], replicas: int) -> str:
 
 
 def _pod_identity(spec: DesiredDeployment) -> dict[str, str]:
-    return {names.DEPLOYMENT_ID: spec.id, names.MODEL_PACKAGE_ID: spec.model_package_id,
-            names.CHALLENGER_IDS: ",".join(spec.challenger_ids)}  # fmt: skip
+    return {
+        names.DEPLOYMENT_ID: spec.id,
+        names.MODEL_PACKAGE_ID: spec.model_package_id,
+        names.CHALLENGER_IDS: ",".join(spec.challenger_ids),
+    }
 
 
 def fetch_container(
@@ -179,45 +210,77 @@ def fetch_container(
     for role, p in zip(["champion"] + ["challenger"] * len(packages), packages, strict=False):
         args += [f"--{role}", p.model_package_id, p.sha256, p.source()]
     container: dict[str, Any] = {
-        "name": FETCH_CONTAINER, "image": s.image, "imagePullPolicy": s.image_pull_policy,
-        "command": ["python", "-m", "pilothouse.plugins.kubernetes.fetch"], "args": args,
+        "name": FETCH_CONTAINER,
+        "image": s.image,
+        "imagePullPolicy": s.image_pull_policy,
+        "command": ["python", "-m", "pilothouse.plugins.kubernetes.fetch"],
+        "args": args,
         "securityContext": _container_security(),
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-        "volumeMounts": [{"name": "data", "mountPath": DATA_DIR},
-                         {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir
-                         *({"name": f"cm-{p.configmap}", "readOnly": True,
-                            "mountPath": f"{CONFIGMAP_DIR}/{p.configmap}"}
-                           for p in packages if p.configmap)],
-    }  # fmt: skip
+        "volumeMounts": [
+            {"name": "data", "mountPath": DATA_DIR},
+            {"name": "tmp", "mountPath": "/tmp"},
+            *(
+                {
+                    "name": f"cm-{p.configmap}",
+                    "readOnly": True,
+                    "mountPath": f"{CONFIGMAP_DIR}/{p.configmap}",
+                }
+                for p in packages
+                if p.configmap
+            ),
+        ],
+    }
     if any(p.needs_token for p in packages):
-        container["env"] = [{"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {
-            "name": s.package_token_secret, "key": "token"}}}]  # fmt: skip
+        container["env"] = [
+            {
+                "name": TOKEN_ENV,
+                "valueFrom": {"secretKeyRef": {"name": s.package_token_secret, "key": "token"}},
+            }
+        ]
     return container
 
 
-def server_container(spec: DesiredDeployment, s: KubernetesPluginSettings, pe: str) -> dict[str, Any]:
+def server_container(
+    spec: DesiredDeployment, s: KubernetesPluginSettings, pe: str
+) -> dict[str, Any]:
     """``pilothouse serve`` on ``service_port``, ready only when it predicts."""
     port = "http"
-    env = [{"name": "PILOTHOUSE_SERVE_ADMIN_TOKEN", "valueFrom": {"secretKeyRef": {
-        "name": admin_secret_name(pe), "key": ADMIN_TOKEN_KEY}}}]  # fmt: skip
+    env = [
+        {
+            "name": "PILOTHOUSE_SERVE_ADMIN_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": admin_secret_name(pe), "key": ADMIN_TOKEN_KEY}},
+        }
+    ]
     env += [{"name": k, "value": v} for k, v in sorted(spec.settings.env.items())]
     return {
-        "name": SERVER_CONTAINER, "image": s.image, "imagePullPolicy": s.image_pull_policy,
+        "name": SERVER_CONTAINER,
+        "image": s.image,
+        "imagePullPolicy": s.image_pull_policy,
         "command": ["pilothouse", "serve"],
-        "args": ["--host", "0.0.0.0", "--port", str(s.service_port), "--state-dir", STATE_DIR],  # noqa: S104
+        "args": ["--host", "0.0.0.0", "--port", str(s.service_port), "--state-dir", STATE_DIR],
         "env": env,
         "ports": [{"name": port, "containerPort": s.service_port, "protocol": "TCP"}],
         "readinessProbe": {
             "httpGet": {"path": f"{PROBE_PATH}?deployment={spec.id}", "port": port},
-            "periodSeconds": s.readiness_period_s, "timeoutSeconds": 5,
-            "failureThreshold": s.readiness_failure_threshold, "successThreshold": 1},
-        "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": port},
-                          "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 6},
+            "periodSeconds": s.readiness_period_s,
+            "timeoutSeconds": 5,
+            "failureThreshold": s.readiness_failure_threshold,
+            "successThreshold": 1,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": port},
+            "periodSeconds": 10,
+            "timeoutSeconds": 5,
+            "failureThreshold": 6,
+        },
         "resources": resources(spec, s),
         "securityContext": _container_security(),
-        "volumeMounts": [{"name": "data", "mountPath": DATA_DIR},
-                         {"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - an emptyDir
-    }  # fmt: skip
+        "volumeMounts": [
+            {"name": "data", "mountPath": DATA_DIR},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
 
 
 def resources(spec: DesiredDeployment, s: KubernetesPluginSettings) -> dict[str, Any]:
@@ -245,12 +308,17 @@ def service(spec: DesiredDeployment, s: KubernetesPluginSettings, pe: str) -> di
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(names.object_name(spec.id), s, deployment_labels(spec, pe),
-                             identity(spec)),
-        "spec": {"type": s.service_type, "selector": names.pod_selector(pe, spec.id),
-                 "ports": [{"name": "http", "port": s.service_port, "targetPort": "http",
-                            "protocol": "TCP"}]},
-    }  # fmt: skip
+        "metadata": metadata(
+            names.object_name(spec.id), s, deployment_labels(spec, pe), identity(spec)
+        ),
+        "spec": {
+            "type": s.service_type,
+            "selector": names.pod_selector(pe, spec.id),
+            "ports": [
+                {"name": "http", "port": s.service_port, "targetPort": "http", "protocol": "TCP"}
+            ],
+        },
+    }
 
 
 def ingress_path(spec: DesiredDeployment, s: KubernetesPluginSettings) -> str:
@@ -266,45 +334,80 @@ def ingress(spec: DesiredDeployment, s: KubernetesPluginSettings, pe: str) -> di
     assert ing is not None
     name = names.object_name(spec.id)
     backend = {"service": {"name": name, "port": {"number": s.service_port}}}
-    body: dict[str, Any] = {"rules": [{"host": ing.host, "http": {"paths": [
-        {"path": ingress_path(spec, s), "pathType": "Prefix", "backend": backend}]}}]}  # fmt: skip
+    body: dict[str, Any] = {
+        "rules": [
+            {
+                "host": ing.host,
+                "http": {
+                    "paths": [
+                        {"path": ingress_path(spec, s), "pathType": "Prefix", "backend": backend}
+                    ]
+                },
+            }
+        ]
+    }
     if ing.class_name:
         body["ingressClassName"] = ing.class_name
     if ing.tls_secret:
         body["tls"] = [{"hosts": [ing.host], "secretName": ing.tls_secret}]
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": metadata(name, s, deployment_labels(spec, pe), identity(spec)),
-            "spec": body}  # fmt: skip
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": metadata(name, s, deployment_labels(spec, pe), identity(spec)),
+        "spec": body,
+    }
 
 
 def package_configmap(
-    name: str, archive: bytes, model_package_id: str, sha256: str, spec: DesiredDeployment,
-    s: KubernetesPluginSettings, pe: str,
-) -> dict[str, Any]:  # fmt: skip
+    name: str,
+    archive: bytes,
+    model_package_id: str,
+    sha256: str,
+    spec: DesiredDeployment,
+    s: KubernetesPluginSettings,
+    pe: str,
+) -> dict[str, Any]:
     """A small package's archive, immutable, for the init container to copy and verify."""
     annotations = {names.MODEL_PACKAGE_ID: model_package_id, "pilothouse.io/sha256": sha256}
-    return {"apiVersion": "v1", "kind": "ConfigMap", "immutable": True,
-            "metadata": metadata(name, s, names.pod_selector(pe, spec.id), annotations),
-            "binaryData": {CONFIGMAP_KEY: base64.b64encode(archive).decode()}}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "immutable": True,
+        "metadata": metadata(name, s, names.pod_selector(pe, spec.id), annotations),
+        "binaryData": {CONFIGMAP_KEY: base64.b64encode(archive).decode()},
+    }
 
 
 def owned_by(obj: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
     """``obj`` with an ownerReference to ``owner`` (a Deployment read from the API)."""
     meta = owner["metadata"]
-    ref = {"apiVersion": owner.get("apiVersion", "apps/v1"), "kind": owner.get("kind", "Deployment"),
-           "name": meta["name"], "uid": meta["uid"], "controller": False,
-           "blockOwnerDeletion": False}  # fmt: skip
+    ref = {
+        "apiVersion": owner.get("apiVersion", "apps/v1"),
+        "kind": owner.get("kind", "Deployment"),
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": False,
+        "blockOwnerDeletion": False,
+    }
     return {**obj, "metadata": {**obj["metadata"], "ownerReferences": [ref]}}
 
 
 def admin_secret(pe: str, token: str, s: KubernetesPluginSettings) -> dict[str, Any]:
     """The admin token every prediction server of the PE is started with."""
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": metadata(admin_secret_name(pe), s, names.pe_labels(pe)),
-            "stringData": {ADMIN_TOKEN_KEY: token}}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": metadata(admin_secret_name(pe), s, names.pe_labels(pe)),
+        "stringData": {ADMIN_TOKEN_KEY: token},
+    }
 
 
 def _container_security() -> dict[str, Any]:
     """Non-root, no privilege escalation, no capabilities, a read-only root file system."""
-    return {"runAsNonRoot": True, "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}  # fmt: skip
+    return {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }

@@ -43,11 +43,24 @@ ToReport = Callable[[str, Finding, str], DeploymentReport]
 class Observer:
     """The cache of the PE's objects, by deployment, and the findings pushed from it."""
 
-    def __init__(self, kube: Kube, pe: str, *, backoff: Backoff, timeout_s: int,
-                 report: Report | None, to_report: ToReport, log_lines: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        kube: Kube,
+        pe: str,
+        *,
+        backoff: Backoff,
+        timeout_s: int,
+        report: Report | None,
+        to_report: ToReport,
+        log_lines: int,
+    ) -> None:
         selector = names.selector(pe)
-        make = lambda kind: Watcher(kube, kind, selector, self._changed, backoff=backoff,  # noqa: E731
-                                    timeout_s=timeout_s)  # fmt: skip
+
+        def make(kind: Kind) -> Watcher:
+            return Watcher(
+                kube, kind, selector, self._changed, backoff=backoff, timeout_s=timeout_s
+            )
+
         self.deployments, self.pods, self.events = make(DEPLOYMENTS), make(PODS), make(EVENTS)
         self._kube = kube
         self._report = report
@@ -87,8 +100,11 @@ class Observer:
     def pods_of(self, deployment_id: str) -> list[dict[str, Any]]:
         """The pods of ``deployment_id``, by name."""
         value = names.label_value(deployment_id)
-        return [p for _, p in sorted(self.pods.objects.items())
-                if (p.get("metadata") or {}).get("labels", {}).get(names.DEPLOYMENT) == value]  # fmt: skip
+        return [
+            p
+            for _, p in sorted(self.pods.objects.items())
+            if (p.get("metadata") or {}).get("labels", {}).get(names.DEPLOYMENT) == value
+        ]
 
     def warnings(self, pods: list[dict[str, Any]]) -> dict[str, str]:
         """The last Warning event's message per pod name."""
@@ -96,7 +112,7 @@ class Observer:
         last: dict[str, tuple[str, str]] = {}
         for event in self.events.objects.values():
             involved = event.get("involvedObject") or {}
-            name = involved.get("name")
+            name = str(involved.get("name"))
             if event.get("type") == "Warning" and involved.get("kind") == "Pod" and name in wanted:
                 stamp = str(event.get("lastTimestamp") or event.get("eventTime") or "")
                 if name not in last or stamp >= last[name][0]:
@@ -109,15 +125,20 @@ class Observer:
         return findings.assess(self.deployment(deployment_id), pods, self.warnings(pods))
 
     async def log_tail(self, finding: Finding) -> str:
-        """The last log lines of the container a failing finding names ("" if none or unreadable)."""
+        """The log tail of the container a failing finding names ("" if none or unreadable)."""
         if finding.pod is None or finding.container is None or self._log_lines == 0:
             return ""
         op = self._kube.op("get", "pods/log", "", finding.pod)
         try:
-            text = await self._kube.raw(op, self._kube.core.read_namespaced_pod_log, finding.pod,
-                                        self._kube.namespace, container=finding.container,
-                                        tail_lines=self._log_lines,
-                                        previous=finding.previous_logs)  # fmt: skip
+            text = await self._kube.raw(
+                op,
+                self._kube.core.read_namespaced_pod_log,
+                finding.pod,
+                self._kube.namespace,
+                container=finding.container,
+                tail_lines=self._log_lines,
+                previous=finding.previous_logs,
+            )
         except PluginError as exc:
             log.debug("no log for %s/%s: %s", finding.pod, finding.container, exc)
             return ""

@@ -96,10 +96,15 @@ class KubernetesPlugin(Plugin):
             await kube.close()
             raise
         self.delivery = Delivery(s, PackageSource(s.packages, ctx.fetch_package), ctx.state_dir)
-        self.observer = Observer(kube, self.pe, backoff=Backoff(RECONNECT_INITIAL_S,
-                                 s.reconnect_max_s), timeout_s=s.watch_timeout_s,
-                                 report=ctx.report, to_report=self._report,
-                                 log_lines=s.log_tail_lines)  # fmt: skip
+        self.observer = Observer(
+            kube,
+            self.pe,
+            backoff=Backoff(RECONNECT_INITIAL_S, s.reconnect_max_s),
+            timeout_s=s.watch_timeout_s,
+            report=ctx.report,
+            to_report=self._report,
+            log_lines=s.log_tail_lines,
+        )
         for watcher in self.observer.watchers:
             ctx.create_background_task(f"watch {watcher.kind.resource}", watcher.run())
         ctx.create_background_task("push kubernetes findings", self.observer.push_findings())
@@ -108,8 +113,9 @@ class KubernetesPlugin(Plugin):
                 await self.observer.synced()
         except TimeoutError:
             errors = "; ".join(str(w.error) for w in self.observer.watchers if w.error)
-            raise PluginNotReadyError(f"cannot list the PE's objects: {errors or 'no answer'}"
-                                      ) from None  # fmt: skip
+            raise PluginNotReadyError(
+                f"cannot list the PE's objects: {errors or 'no answer'}"
+            ) from None
         await self._learn_urls()
 
     async def stop(self) -> None:
@@ -151,29 +157,39 @@ class KubernetesPlugin(Plugin):
         await self._create_configmaps(spec, planned, created)
         await self._apply_service(spec, manifests.owned_by(objects.service, created))
         if objects.ingress is not None:
-            await self._apply(spec, "ingresses", "networking.k8s.io",
-                              manifests.owned_by(objects.ingress, created))  # fmt: skip
+            await self._apply(
+                spec, "ingresses", "networking.k8s.io", manifests.owned_by(objects.ingress, created)
+            )
         outcome = await self._wait(spec, objects.deployment)
         if not outcome.ok:
-            raise PermanentPluginError(_failure(f"launch of {spec.model_package_id!r}", outcome),
-                                       deployment_id=spec.id)  # fmt: skip
+            raise PermanentPluginError(
+                _failure(f"launch of {spec.model_package_id!r}", outcome), deployment_id=spec.id
+            )
         return self._ready(spec, "launched")
 
     async def stop_deployment(self, deployment_id: str) -> ActionResult:
         """Delete the Deployment (its Service, Ingress and ConfigMaps are owned: collected too)."""
         async with self._acting(deployment_id):
             name = names.object_name(deployment_id)
-            for resource, group in (("ingresses", "networking.k8s.io"), ("services", ""),
-                                    ("deployments", "apps")):  # fmt: skip
+            for resource, group in (
+                ("ingresses", "networking.k8s.io"),
+                ("services", ""),
+                ("deployments", "apps"),
+            ):
                 with contextlib.suppress(NotFoundError):
                     await self._delete(resource, group, name, deployment_id)
             await self._delete_configmaps(deployment_id, keep=set())
             self._urls.pop(deployment_id, None)
-            await self._until(lambda: not self.observer.pods_of(deployment_id)
-                              and self.observer.deployment(deployment_id) is None,
-                              self.settings.termination_grace_s + STOP_WAIT_S)  # fmt: skip
-            return ActionResult(state=DeploymentState.STOPPED, status=Status.UNKNOWN,
-                                message="stopped")  # fmt: skip
+            await self._until(
+                lambda: (
+                    not self.observer.pods_of(deployment_id)
+                    and self.observer.deployment(deployment_id) is None
+                ),
+                self.settings.termination_grace_s + STOP_WAIT_S,
+            )
+            return ActionResult(
+                state=DeploymentState.STOPPED, status=Status.UNKNOWN, message="stopped"
+            )
 
     # --- observation ------------------------------------------------------------------------
 
@@ -185,7 +201,9 @@ class KubernetesPlugin(Plugin):
 
     async def list_deployments(self) -> list[DeploymentReport]:
         """Every Deployment of the PE, found by its labels (for reconcile and adoption)."""
-        return [self._report(i, self.observer.assess(i), "") for i in self.observer.deployment_ids()]
+        return [
+            self._report(i, self.observer.assess(i), "") for i in self.observer.deployment_ids()
+        ]
 
     async def environment_status(self) -> EnvironmentReport:
         """Failing while a watch cannot follow the API server; passing otherwise."""
@@ -193,21 +211,28 @@ class KubernetesPlugin(Plugin):
         if lost:
             return EnvironmentReport(Status.FAILING, "cannot watch " + "; ".join(lost))
         count = len(self.observer.deployments.objects)
-        return EnvironmentReport(Status.PASSING, f"{count} deployments in namespace "
-                                 f"{self.settings.namespace!r}",
-                                 {"namespace": self.settings.namespace})  # fmt: skip
+        return EnvironmentReport(
+            Status.PASSING,
+            f"{count} deployments in namespace {self.settings.namespace!r}",
+            {"namespace": self.settings.namespace},
+        )
 
     # --- the update: roll, or undo ----------------------------------------------------------
 
-    async def _update(self, spec: DesiredDeployment, current: dict[str, Any], *,
-                      launching: bool) -> ActionResult:  # fmt: skip
+    async def _update(
+        self, spec: DesiredDeployment, current: dict[str, Any], *, launching: bool
+    ) -> ActionResult:
         planned = await self.delivery.plan(spec.id, _package_ids(spec))
         wanted = manifests.build(spec, [p.delivered for p in planned], self.settings, self.pe)
         if launching or spec.id not in self._urls:  # a half-made launch: complete it
             await self._apply_service(spec, manifests.owned_by(wanted.service, current))
             if wanted.ingress is not None:
-                await self._apply(spec, "ingresses", "networking.k8s.io",
-                                  manifests.owned_by(wanted.ingress, current))  # fmt: skip
+                await self._apply(
+                    spec,
+                    "ingresses",
+                    "networking.k8s.io",
+                    manifests.owned_by(wanted.ingress, current),
+                )
         if _template(current) == _template(wanted.deployment):
             await self._relabel(spec, wanted.deployment)
             outcome = await self._wait(spec, wanted.deployment)
@@ -224,14 +249,24 @@ class KubernetesPlugin(Plugin):
             return self._ready(spec, "model replaced")
         await self._undo(spec.id, previous)
         old = str(previous["annotations"].get(names.MODEL_PACKAGE_ID))
-        message = (f"replacement with {spec.model_package_id!r} undone, {old!r} still serving: "
-                   f"{_failure('the rollout', outcome)}")  # fmt: skip
+        message = (
+            f"replacement with {spec.model_package_id!r} undone, {old!r} still serving: "
+            f"{_failure('the rollout', outcome)}"
+        )
         return ActionResult(
-            state=DeploymentState.READY, status=Status.PASSING, message=message,
-            model_package_id=old, prediction_url=self._urls.get(spec.id), old_model_in_use=True,
-            data={"refused_model_package_id": spec.model_package_id, "reason": outcome.reason,
-                  "cause": outcome.cause, "log": outcome.log},
-        )  # fmt: skip
+            state=DeploymentState.READY,
+            status=Status.PASSING,
+            message=message,
+            model_package_id=old,
+            prediction_url=self._urls.get(spec.id),
+            old_model_in_use=True,
+            data={
+                "refused_model_package_id": spec.model_package_id,
+                "reason": outcome.reason,
+                "cause": outcome.cause,
+                "log": outcome.log,
+            },
+        )
 
     async def _undo(self, deployment_id: str, previous: dict[str, Any]) -> None:
         restored = await self._write(deployment_id, lambda dep: _restored(dep, previous))
@@ -240,7 +275,9 @@ class KubernetesPlugin(Plugin):
         if not outcome.ok:
             raise PermanentPluginError(
                 f"the failed rollout of {deployment_id} was undone, but the previous pods are not "
-                f"all available again: {outcome.cause}", deployment_id=deployment_id)  # fmt: skip
+                f"all available again: {outcome.cause}",
+                deployment_id=deployment_id,
+            )
 
     async def _wait(self, spec: DesiredDeployment, deployment: dict[str, Any]) -> rollout.Outcome:
         deadline = float(deployment["spec"]["progressDeadlineSeconds"])
@@ -248,11 +285,17 @@ class KubernetesPlugin(Plugin):
 
     # --- writing objects --------------------------------------------------------------------
 
-    async def _create_deployment(self, spec: DesiredDeployment, body: dict[str, Any]
-                                 ) -> dict[str, Any]:  # fmt: skip
+    async def _create_deployment(
+        self, spec: DesiredDeployment, body: dict[str, Any]
+    ) -> dict[str, Any]:
         op = self.kube.op("create", "deployments", "apps")
-        return await self.kube.call(op, self.kube.apps.create_namespaced_deployment,
-                                    self.kube.namespace, body, deployment_id=spec.id)  # fmt: skip
+        return await self.kube.call(
+            op,
+            self.kube.apps.create_namespaced_deployment,
+            self.kube.namespace,
+            body,
+            deployment_id=spec.id,
+        )
 
     async def _write(self, deployment_id: str, change: Any) -> dict[str, Any]:
         """Read the Deployment, ``change`` it, write it back; a lost race (409) reads again."""
@@ -261,9 +304,14 @@ class KubernetesPlugin(Plugin):
             body = change(current)
             op = self.kube.op("update", "deployments", "apps", body["metadata"]["name"])
             try:
-                return await self.kube.call(op, self.kube.apps.replace_namespaced_deployment,
-                                            body["metadata"]["name"], self.kube.namespace, body,
-                                            deployment_id=deployment_id)  # fmt: skip
+                return await self.kube.call(
+                    op,
+                    self.kube.apps.replace_namespaced_deployment,
+                    body["metadata"]["name"],
+                    self.kube.namespace,
+                    body,
+                    deployment_id=deployment_id,
+                )
             except ConflictError:
                 if attempt == CONFLICT_RETRIES - 1:
                     raise
@@ -276,31 +324,45 @@ class KubernetesPlugin(Plugin):
         def relabel(dep: dict[str, Any]) -> dict[str, Any]:
             old = dep["metadata"]
             annotations = {**(old.get("annotations") or {}), **meta["annotations"]}
-            return {**dep, "metadata": {**old, "labels": meta["labels"],
-                                        "annotations": annotations}}  # fmt: skip
+            return {
+                **dep,
+                "metadata": {**old, "labels": meta["labels"], "annotations": annotations},
+            }
 
         if _identity(await self._must_read(spec.id)) != meta["annotations"]:
             await self._write(spec.id, relabel)
 
-    async def _create_configmaps(self, spec: DesiredDeployment, planned: list[Planned],
-                                 owner: dict[str, Any]) -> None:  # fmt: skip
+    async def _create_configmaps(
+        self, spec: DesiredDeployment, planned: list[Planned], owner: dict[str, Any]
+    ) -> None:
         for p in planned:
             d = p.delivered
             if d.configmap is None or p.archive is None:
                 continue
-            body = manifests.package_configmap(d.configmap, p.archive, d.model_package_id,
-                                               d.sha256, spec, self.settings, self.pe)  # fmt: skip
+            body = manifests.package_configmap(
+                d.configmap, p.archive, d.model_package_id, d.sha256, spec, self.settings, self.pe
+            )
             op = self.kube.op("create", "configmaps", "", d.configmap)
             with contextlib.suppress(ConflictError):  # immutable and named by content: the same
-                await self.kube.call(op, self.kube.core.create_namespaced_config_map,
-                                     self.kube.namespace, manifests.owned_by(body, owner),
-                                     deployment_id=spec.id)  # fmt: skip
+                await self.kube.call(
+                    op,
+                    self.kube.core.create_namespaced_config_map,
+                    self.kube.namespace,
+                    manifests.owned_by(body, owner),
+                    deployment_id=spec.id,
+                )
 
     async def _delete_configmaps(self, deployment_id: str, keep: set[str]) -> None:
         op = self.kube.op("list", "configmaps", "")
-        selector = ",".join(f"{k}={v}" for k, v in names.pod_selector(self.pe, deployment_id).items())
-        found = await self.kube.call(op, self.kube.core.list_namespaced_config_map,
-                                     self.kube.namespace, label_selector=selector)  # fmt: skip
+        selector = ",".join(
+            f"{k}={v}" for k, v in names.pod_selector(self.pe, deployment_id).items()
+        )
+        found = await self.kube.call(
+            op,
+            self.kube.core.list_namespaced_config_map,
+            self.kube.namespace,
+            label_selector=selector,
+        )
         for item in found.get("items") or []:
             name = item["metadata"]["name"]
             if name not in keep:
@@ -311,39 +373,63 @@ class KubernetesPlugin(Plugin):
         service = await self._apply(spec, "services", "", body)
         self._urls[spec.id] = self._url(spec.id, service)
 
-    async def _apply(self, spec: DesiredDeployment, resource: str, group: str,
-                     body: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    async def _apply(
+        self, spec: DesiredDeployment, resource: str, group: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
         """Create ``body``, or replace the one already there (keeping what the server set)."""
         create, read, replace = _methods(self.kube, resource)
         name = body["metadata"]["name"]
         try:
-            return await self.kube.call(self.kube.op("create", resource, group, name), create,
-                                        self.kube.namespace, body, deployment_id=spec.id)  # fmt: skip
+            return await self.kube.call(
+                self.kube.op("create", resource, group, name),
+                create,
+                self.kube.namespace,
+                body,
+                deployment_id=spec.id,
+            )
         except ConflictError:
             pass
         for attempt in range(CONFLICT_RETRIES):
-            current = await self.kube.call(self.kube.op("get", resource, group, name), read, name,
-                                           self.kube.namespace)  # fmt: skip
-            merged = {**body, "metadata": {**body["metadata"],
-                                           "resourceVersion": current["metadata"]["resourceVersion"]},
-                      "spec": {**(current.get("spec") or {}), **body["spec"]}}  # fmt: skip
+            current = await self.kube.call(
+                self.kube.op("get", resource, group, name), read, name, self.kube.namespace
+            )
+            merged = {
+                **body,
+                "metadata": {
+                    **body["metadata"],
+                    "resourceVersion": current["metadata"]["resourceVersion"],
+                },
+                "spec": {**(current.get("spec") or {}), **body["spec"]},
+            }
             try:
-                return await self.kube.call(self.kube.op("update", resource, group, name), replace,
-                                            name, self.kube.namespace, merged,
-                                            deployment_id=spec.id)  # fmt: skip
+                return await self.kube.call(
+                    self.kube.op("update", resource, group, name),
+                    replace,
+                    name,
+                    self.kube.namespace,
+                    merged,
+                    deployment_id=spec.id,
+                )
             except ConflictError:
                 if attempt == CONFLICT_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
     async def _delete(self, resource: str, group: str, name: str, deployment_id: str) -> None:
-        delete = {"deployments": self.kube.apps.delete_namespaced_deployment,
-                  "services": self.kube.core.delete_namespaced_service,
-                  "ingresses": self.kube.networking.delete_namespaced_ingress,
-                  "configmaps": self.kube.core.delete_namespaced_config_map}[resource]  # fmt: skip
-        await self.kube.call(self.kube.op("delete", resource, group, name), delete, name,
-                             self.kube.namespace, propagation_policy="Background",
-                             deployment_id=deployment_id)  # fmt: skip
+        delete = {
+            "deployments": self.kube.apps.delete_namespaced_deployment,
+            "services": self.kube.core.delete_namespaced_service,
+            "ingresses": self.kube.networking.delete_namespaced_ingress,
+            "configmaps": self.kube.core.delete_namespaced_config_map,
+        }[resource]
+        await self.kube.call(
+            self.kube.op("delete", resource, group, name),
+            delete,
+            name,
+            self.kube.namespace,
+            propagation_policy="Background",
+            deployment_id=deployment_id,
+        )
 
     async def _read(self, deployment_id: str) -> dict[str, Any] | None:
         try:
@@ -353,30 +439,44 @@ class KubernetesPlugin(Plugin):
 
     async def _must_read(self, deployment_id: str) -> dict[str, Any]:
         name = names.object_name(deployment_id)
-        return await self.kube.call(self.kube.op("get", "deployments", "apps", name),
-                                    self.kube.apps.read_namespaced_deployment, name,
-                                    self.kube.namespace, deployment_id=deployment_id)  # fmt: skip
+        return await self.kube.call(
+            self.kube.op("get", "deployments", "apps", name),
+            self.kube.apps.read_namespaced_deployment,
+            name,
+            self.kube.namespace,
+            deployment_id=deployment_id,
+        )
 
     async def _ensure_admin_secret(self) -> None:
         name = manifests.admin_secret_name(self.pe)
         try:
-            await self.kube.call(self.kube.op("get", "secrets", "", name),
-                                 self.kube.core.read_namespaced_secret, name,
-                                 self.kube.namespace)  # fmt: skip
+            await self.kube.call(
+                self.kube.op("get", "secrets", "", name),
+                self.kube.core.read_namespaced_secret,
+                name,
+                self.kube.namespace,
+            )
             return
         except NotFoundError:
             pass
         body = manifests.admin_secret(self.pe, secrets.token_urlsafe(24), self.settings)
         with contextlib.suppress(ConflictError):  # made meanwhile by another start: fine
-            await self.kube.call(self.kube.op("create", "secrets", "", name),
-                                 self.kube.core.create_namespaced_secret, self.kube.namespace,
-                                 body)  # fmt: skip
+            await self.kube.call(
+                self.kube.op("create", "secrets", "", name),
+                self.kube.core.create_namespaced_secret,
+                self.kube.namespace,
+                body,
+            )
 
     async def _learn_urls(self) -> None:
         """The prediction URLs of the deployments found running (from their Services)."""
         op = self.kube.op("list", "services", "")
-        found = await self.kube.call(op, self.kube.core.list_namespaced_service,
-                                     self.kube.namespace, label_selector=names.selector(self.pe))  # fmt: skip
+        found = await self.kube.call(
+            op,
+            self.kube.core.list_namespaced_service,
+            self.kube.namespace,
+            label_selector=names.selector(self.pe),
+        )
         for service in found.get("items") or []:
             dep_id = deployment_id(service)
             if dep_id:
@@ -409,19 +509,28 @@ class KubernetesPlugin(Plugin):
             scheme = "https" if s.ingress.tls_secret else "http"
             return f"{scheme}://{s.ingress.host}/v1/deployments/{deployment_id}/predict"
         base = s.prediction_url_template.format(
-            service=service["metadata"]["name"], namespace=s.namespace, port=s.service_port,
+            service=service["metadata"]["name"],
+            namespace=s.namespace,
+            port=s.service_port,
             cluster_ip=(service.get("spec") or {}).get("clusterIP", ""),
-            deployment_id=deployment_id)  # fmt: skip
+            deployment_id=deployment_id,
+        )
         return f"{base.rstrip('/')}/v1/deployments/{deployment_id}/predict"
 
     def _ready(self, spec: DesiredDeployment, verb: str) -> ActionResult:
         finding = self.observer.assess(spec.id)
-        return ActionResult(state=DeploymentState.READY, status=finding.status,
-                            message=f"{verb} ({spec.model_package_id}); {finding.message}",
-                            model_package_id=spec.model_package_id,
-                            prediction_url=self._urls.get(spec.id),
-                            data={"namespace": self.settings.namespace,
-                                  "deployment": names.object_name(spec.id), **finding.data})  # fmt: skip
+        return ActionResult(
+            state=DeploymentState.READY,
+            status=finding.status,
+            message=f"{verb} ({spec.model_package_id}); {finding.message}",
+            model_package_id=spec.model_package_id,
+            prediction_url=self._urls.get(spec.id),
+            data={
+                "namespace": self.settings.namespace,
+                "deployment": names.object_name(spec.id),
+                **finding.data,
+            },
+        )
 
     def _report(self, deployment_id: str, finding: Finding, log_tail: str) -> DeploymentReport:
         dep = self.observer.deployment(deployment_id)
@@ -435,10 +544,16 @@ class KubernetesPlugin(Plugin):
         if log_tail:
             data["log"] = log_tail
         message = finding.message + (f"; last log lines:\n{log_tail}" if log_tail else "")
-        return DeploymentReport(deployment_id, finding.state, finding.status, message,
-                                model_package_id=ids.get(names.MODEL_PACKAGE_ID),
-                                challenger_ids=challengers,
-                                prediction_url=self._urls.get(deployment_id), data=data)  # fmt: skip
+        return DeploymentReport(
+            deployment_id,
+            finding.state,
+            finding.status,
+            message,
+            model_package_id=ids.get(names.MODEL_PACKAGE_ID),
+            challenger_ids=challengers,
+            prediction_url=self._urls.get(deployment_id),
+            data=data,
+        )
 
 
 def _package_ids(spec: DesiredDeployment) -> list[str]:
@@ -459,16 +574,27 @@ def _template(deployment: dict[str, Any]) -> str:
 
 def _identity(deployment: dict[str, Any]) -> dict[str, str]:
     annotations = deployment["metadata"].get("annotations") or {}
-    return {k: v for k, v in annotations.items()
-            if k in (names.DEPLOYMENT_ID, names.MODEL_PACKAGE_ID, names.CHALLENGER_IDS,
-                     names.SPEC_GENERATION)}  # fmt: skip
+    return {
+        k: v
+        for k, v in annotations.items()
+        if k
+        in (
+            names.DEPLOYMENT_ID,
+            names.MODEL_PACKAGE_ID,
+            names.CHALLENGER_IDS,
+            names.SPEC_GENERATION,
+        )
+    }
 
 
 def _snapshot(deployment: dict[str, Any]) -> dict[str, Any]:
     """What an undo restores: the pod template, the replicas, the labels and identity."""
-    return {"template": deployment["spec"]["template"], "replicas": deployment["spec"]["replicas"],
-            "labels": deployment["metadata"].get("labels") or {},
-            "annotations": _identity(deployment)}  # fmt: skip
+    return {
+        "template": deployment["spec"]["template"],
+        "replicas": deployment["spec"]["replicas"],
+        "labels": deployment["metadata"].get("labels") or {},
+        "annotations": _identity(deployment),
+    }
 
 
 def _rollout_from(deployment: dict[str, Any]) -> dict[str, Any] | None:
@@ -480,29 +606,40 @@ def _rollout_from(deployment: dict[str, Any]) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _rolled(current: dict[str, Any], wanted: dict[str, Any], previous: dict[str, Any]
-            ) -> dict[str, Any]:  # fmt: skip
+def _rolled(
+    current: dict[str, Any], wanted: dict[str, Any], previous: dict[str, Any]
+) -> dict[str, Any]:
     meta = current["metadata"]
-    annotations = {**(meta.get("annotations") or {}), **wanted["metadata"]["annotations"],
-                   names.ROLLOUT_FROM: orjson.dumps(previous).decode()}  # fmt: skip
-    return {**current, "metadata": {**meta, "labels": wanted["metadata"]["labels"],
-                                    "annotations": annotations},
-            "spec": {**current["spec"], **wanted["spec"], "selector": current["spec"]["selector"]}}  # fmt: skip
+    annotations = {
+        **(meta.get("annotations") or {}),
+        **wanted["metadata"]["annotations"],
+        names.ROLLOUT_FROM: orjson.dumps(previous).decode(),
+    }
+    return {
+        **current,
+        "metadata": {**meta, "labels": wanted["metadata"]["labels"], "annotations": annotations},
+        "spec": {**current["spec"], **wanted["spec"], "selector": current["spec"]["selector"]},
+    }
 
 
 def _restored(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
     meta = current["metadata"]
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
-                   if k != names.ROLLOUT_FROM} | previous["annotations"]  # fmt: skip
+    annotations = {
+        k: v for k, v in (meta.get("annotations") or {}).items() if k != names.ROLLOUT_FROM
+    } | previous["annotations"]
     spec = {**current["spec"], "template": previous["template"], "replicas": previous["replicas"]}
-    return {**current, "metadata": {**meta, "labels": previous["labels"],
-                                    "annotations": annotations}, "spec": spec}  # fmt: skip
+    return {
+        **current,
+        "metadata": {**meta, "labels": previous["labels"], "annotations": annotations},
+        "spec": spec,
+    }
 
 
 def _without_rollout_mark(current: dict[str, Any]) -> dict[str, Any]:
     meta = current["metadata"]
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
-                   if k != names.ROLLOUT_FROM}  # fmt: skip
+    annotations = {
+        k: v for k, v in (meta.get("annotations") or {}).items() if k != names.ROLLOUT_FROM
+    }
     return {**current, "metadata": {**meta, "annotations": annotations}}
 
 

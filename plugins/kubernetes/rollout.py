@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
+from pilothouse.foundation.domain.vocabulary import DeploymentState, Status
 from pilothouse.plugins.kubernetes import findings, names
 from pilothouse.plugins.kubernetes.findings import Finding
 from pilothouse.plugins.kubernetes.observer import Observer
@@ -46,8 +48,13 @@ async def wait(observer: Observer, deployment_id: str, template: str, deadline_s
                 return outcome
             remaining = until - loop.time()
             if remaining <= 0:
-                return await _failed(observer, deployment_id, template, "ProgressDeadlineExceeded",
-                                     f"the rollout did not complete within {deadline_s:g}s")  # fmt: skip
+                return await _failed(
+                    observer,
+                    deployment_id,
+                    template,
+                    "ProgressDeadlineExceeded",
+                    f"the rollout did not complete within {deadline_s:g}s",
+                )
             await asyncio.wait([changed], timeout=remaining)
         finally:
             changed.cancel()
@@ -62,21 +69,32 @@ async def _check(observer: Observer, deployment_id: str, template: str) -> Outco
     for pod in new_pods(observer, deployment_id, template):
         problem = findings.pod_problem(pod)
         if problem is not None and problem.reason != "Unschedulable":  # capacity may come
-            finding = Finding(findings.DeploymentState.ERRORED, findings.Status.FAILING,
-                              problem.message, problem.reason, problem.pod, problem.container,
-                              problem.previous_logs)  # fmt: skip
+            finding = Finding(
+                DeploymentState.ERRORED,
+                Status.FAILING,
+                problem.message,
+                problem.reason,
+                problem.pod,
+                problem.container,
+                problem.previous_logs,
+            )
             log = await observer.log_tail(finding)
             return Outcome(False, problem.reason, f"{problem.reason}: {problem.message}", log)
     if findings.deadline_exceeded(deployment):
         spec = deployment.get("spec") or {}
-        return await _failed(observer, deployment_id, template, "ProgressDeadlineExceeded",
-                             f"no progress within progressDeadlineSeconds "
-                             f"({spec.get('progressDeadlineSeconds')}s)")  # fmt: skip
+        return await _failed(
+            observer,
+            deployment_id,
+            template,
+            "ProgressDeadlineExceeded",
+            f"no progress within progressDeadlineSeconds ({spec.get('progressDeadlineSeconds')}s)",
+        )
     return None
 
 
-async def _failed(observer: Observer, deployment_id: str, template: str, reason: str,
-                  cause: str) -> Outcome:  # fmt: skip
+async def _failed(
+    observer: Observer, deployment_id: str, template: str, reason: str, cause: str
+) -> Outcome:
     pods = new_pods(observer, deployment_id, template)
     warnings = observer.warnings(pods)
     for pod in pods:
@@ -89,18 +107,28 @@ async def _failed(observer: Observer, deployment_id: str, template: str, reason:
             cause += f"; pod {name}: {warnings[name]}"
             if "eadiness probe" in warnings[name]:
                 reason = "ReadinessProbeFailed"
-        log = await observer.log_tail(Finding(findings.DeploymentState.ERRORED,
-                                              findings.Status.FAILING, cause, reason, name,
-                                              "server"))  # fmt: skip
+        log = await observer.log_tail(
+            Finding(
+                DeploymentState.ERRORED,
+                Status.FAILING,
+                cause,
+                reason,
+                name,
+                "server",
+            )
+        )
         return Outcome(False, reason, cause, log)
     return Outcome(False, reason, cause)
 
 
-def new_pods(observer: Observer, deployment_id: str, template: str) -> list[dict[str, object]]:
+def new_pods(observer: Observer, deployment_id: str, template: str) -> list[dict[str, Any]]:
     """The live pods of the rollout's template."""
-    return [p for p in observer.pods_of(deployment_id)
-            if p["metadata"].get("labels", {}).get(names.TEMPLATE) == template
-            and not p["metadata"].get("deletionTimestamp")]  # fmt: skip
+    return [
+        p
+        for p in observer.pods_of(deployment_id)
+        if p["metadata"].get("labels", {}).get(names.TEMPLATE) == template
+        and not p["metadata"].get("deletionTimestamp")
+    ]
 
 
 def _current(deployment: dict[str, object], template: str) -> bool:

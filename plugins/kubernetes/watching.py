@@ -55,8 +55,16 @@ class Kind:
 class Watcher:
     """Keeps :attr:`objects` equal to the API server's, and says what changed."""
 
-    def __init__(self, kube: Kube, kind: Kind, selector: str, on_change: OnChange, *,
-                 backoff: Backoff, timeout_s: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        kube: Kube,
+        kind: Kind,
+        selector: str,
+        on_change: OnChange,
+        *,
+        backoff: Backoff,
+        timeout_s: int,
+    ) -> None:
         self._kube = kube
         self.kind = kind
         self._selector = selector if kind.selected else None
@@ -95,8 +103,9 @@ class Watcher:
 
     async def _list(self) -> None:
         op = self._kube.op("list", self.kind.resource, self.kind.group)
-        doc = await self._kube.call(op, self.kind.lister(self._kube), self._kube.namespace,
-                                    **self._selection())  # fmt: skip
+        doc = await self._kube.call(
+            op, self.kind.lister(self._kube), self._kube.namespace, **self._selection()
+        )
         fresh = {_name(o): o for o in doc.get("items") or []}
         gone = [o for n, o in self.objects.items() if n not in fresh]
         self.objects = fresh
@@ -112,9 +121,15 @@ class Watcher:
     async def _watch(self) -> None:
         kube = self._kube
         op = kube.op("watch", self.kind.resource, self.kind.group)
-        async with kube.stream(op, self.kind.lister(kube), kube.namespace,
-                               resource_version=self.resource_version, allow_watch_bookmarks=True,
-                               timeout_s=self._timeout_s, **self._selection()) as content:  # fmt: skip
+        async with kube.stream(
+            op,
+            self.kind.lister(kube),
+            kube.namespace,
+            resource_version=self.resource_version,
+            allow_watch_bookmarks=True,
+            timeout_s=self._timeout_s,
+            **self._selection(),
+        ) as content:
             self.error = None
             async for line in kube.lines(op, content):
                 self._event(orjson.loads(line), line)

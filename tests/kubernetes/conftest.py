@@ -46,13 +46,25 @@ class Cluster:
 
     def settings(self, **overrides: Any) -> dict[str, Any]:
         """``plugin_settings`` for this cluster, fast enough for tests."""
-        url = "http://{cluster_ip}:{port}" if self.api is not None else \
-            "http://{service}.{namespace}.svc:{port}"  # fmt: skip
-        return {"kubeconfig": str(self.kubeconfig), "namespace": self.namespace,
-                "image": self.image, "readiness_period_s": 1, "progress_deadline_s": 8,
-                "termination_grace_s": 5, "prediction_url_template": url,
-                "resources": {"requests": {"cpu": "10m", "memory": "64Mi"},
-                              "limits": {"memory": "512Mi"}}, **overrides}  # fmt: skip
+        url = (
+            "http://{cluster_ip}:{port}"
+            if self.api is not None
+            else "http://{service}.{namespace}.svc:{port}"
+        )
+        return {
+            "kubeconfig": str(self.kubeconfig),
+            "namespace": self.namespace,
+            "image": self.image,
+            "readiness_period_s": 1,
+            "progress_deadline_s": 8,
+            "termination_grace_s": 5,
+            "prediction_url_template": url,
+            "resources": {
+                "requests": {"cpu": "10m", "memory": "64Mi"},
+                "limits": {"memory": "512Mi"},
+            },
+            **overrides,
+        }
 
 
 emulator_only = pytest.mark.skipif(REAL, reason="needs the emulator's controls (KUBECONFIG set)")
@@ -64,10 +76,15 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     if REAL:
         image = os.environ.get("PILOTHOUSE_K8S_IMAGE")
         if not image:
-            pytest.skip("KUBECONFIG is set but PILOTHOUSE_K8S_IMAGE (the project's image as the "
-                        "cluster pulls it) is not")
-        yield Cluster(Path(os.environ["KUBECONFIG"]), os.environ.get(
-            "PILOTHOUSE_K8S_NAMESPACE", NAMESPACE), image)
+            pytest.skip(
+                "KUBECONFIG is set but PILOTHOUSE_K8S_IMAGE (the project's image as the "
+                "cluster pulls it) is not"
+            )
+        yield Cluster(
+            Path(os.environ["KUBECONFIG"]),
+            os.environ.get("PILOTHOUSE_K8S_NAMESPACE", NAMESPACE),
+            image,
+        )
         return
     api = ApiServer(Emulator())
     await api.start()

@@ -77,7 +77,7 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     # --- the test's controls ---------------------------------------------------------------
 
     def forbid(self, verb: str, resource: str) -> None:
-        """RBAC: refuse ``verb`` (``create``, ``watch``, …) on ``resource`` (``apps/v1/deployments``)."""
+        """RBAC: refuse ``verb`` (``create``, …) on ``resource`` (``apps/v1/deployments``)."""
         self.forbidden.add((verb, resource))
 
     def compact(self) -> None:
@@ -94,12 +94,16 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     def all(self, resource: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """Every object of a resource (copies), by name."""
         res = kmock.resource(resource)
-        found = [copy.deepcopy(o.raw) for (r, ns, _), o in self.objects.items()
-                 if r == res and not o.deleted and (namespace is None or ns == namespace)]  # fmt: skip
+        found = [
+            copy.deepcopy(o.raw)
+            for (r, ns, _), o in self.objects.items()
+            if r == res and not o.deleted and (namespace is None or ns == namespace)
+        ]
         return sorted(found, key=lambda o: o["metadata"]["name"])
 
-    async def store(self, resource: str, obj: dict[str, Any], *, expect: str | None = None
-                    ) -> dict[str, Any]:  # fmt: skip
+    async def store(
+        self, resource: str, obj: dict[str, Any], *, expect: str | None = None
+    ) -> dict[str, Any]:
         """Create or replace ``obj``; with ``expect``, only over that resourceVersion (else 409)."""
         meta = obj.setdefault("metadata", {})
         key = (kmock.resource(resource), meta.get("namespace"), meta["name"])
@@ -111,7 +115,9 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         await self._publish(resource, "ADDED" if old is None else "MODIFIED", obj)
         return copy.deepcopy(obj)
 
-    async def remove(self, resource: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+    async def remove(
+        self, resource: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
         """Delete an object (None if there was none)."""
         key = (kmock.resource(resource), namespace, name)
         old = self.get(resource, namespace, name)
@@ -171,15 +177,20 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     def _found(self, resource: str, request: rendering.Request) -> dict[str, Any]:
         obj = self.get(resource, request.namespace, str(request.name))
         if obj is None:
-            raise kmock.KubernetesError(404, "NotFound",
-                                        f'{_plural(resource)} "{request.name}" not found')  # fmt: skip
+            raise kmock.KubernetesError(
+                404, "NotFound", f'{_plural(resource)} "{request.name}" not found'
+            )
         return obj
 
     def _list(self, request: rendering.Request, resource: str) -> dict[str, Any]:
         match = _selector(request.params.get("labelSelector"))
         items = [o for o in self.all(resource, request.namespace) if match(o)]
-        return {"kind": "List", "apiVersion": "v1", "items": items,
-                "metadata": {"resourceVersion": str(self.revision)}}  # fmt: skip
+        return {
+            "kind": "List",
+            "apiVersion": "v1",
+            "items": items,
+            "metadata": {"resourceVersion": str(self.revision)},
+        }
 
     async def _watch(self, request: rendering.Request, resource: str) -> aiohttp.web.StreamResponse:
         raw = request._raw_request
@@ -212,36 +223,51 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             self.watches.discard(transport)  # type: ignore[arg-type]
         return response
 
-    async def _stream(self, response: aiohttp.web.StreamResponse, resource: str,
-                      namespace: str | None, match: Callable[[dict[str, Any]], bool],
-                      after: int) -> None:  # fmt: skip
+    async def _stream(
+        self,
+        response: aiohttp.web.StreamResponse,
+        resource: str,
+        namespace: str | None,
+        match: Callable[[dict[str, Any]], bool],
+        after: int,
+    ) -> None:
         while True:
             async with self.written:
-                await self.written.wait_for(lambda: self.revision > after)
+                seen = after
+                await self.written.wait_for(lambda seen=seen: self.revision > seen)
             for rv, res, event in list(self.history):
                 if rv <= after:
                     continue
                 after = rv
                 obj = event["object"]
-                if res == resource and (namespace is None or obj["metadata"].get("namespace")
-                                        == namespace) and match(obj):  # fmt: skip
+                if (
+                    res == resource
+                    and (namespace is None or obj["metadata"].get("namespace") == namespace)
+                    and match(obj)
+                ):
                     await response.write(_line(event))
             after = max(after, self.revision)
 
     def _log(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         p = request.params
-        text = self.logs(str(request.namespace), str(request.name), p.get("container", ""),
-                         p.get("previous") in WATCH_VALUES,
-                         int(p["tailLines"]) if p.get("tailLines") else None)  # fmt: skip
+        text = self.logs(
+            str(request.namespace),
+            str(request.name),
+            p.get("container", ""),
+            p.get("previous") in WATCH_VALUES,
+            int(p["tailLines"]) if p.get("tailLines") else None,
+        )
         if text is None:
-            raise kmock.KubernetesError(400, "BadRequest",
-                                        f"no log for pod {request.name} container "
-                                        f"{p.get('container')}")  # fmt: skip
+            raise kmock.KubernetesError(
+                400, "BadRequest", f"no log for pod {request.name} container {p.get('container')}"
+            )
         return aiohttp.web.Response(text=text, content_type="text/plain")
 
     # --- what the API server sets -------------------------------------------------------------
 
-    def _server_fields(self, resource: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+    def _server_fields(
+        self, resource: str, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> None:
         meta = obj["metadata"]
         self.revision += 1
         meta["resourceVersion"] = str(self.revision)
@@ -265,8 +291,9 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             for k, v in obj.pop("stringData").items():
                 data[k] = base64.b64encode(str(v).encode()).decode()
 
-    async def _publish(self, resource: str, kind: str, obj: dict[str, Any], bump: bool = True
-                       ) -> None:  # fmt: skip
+    async def _publish(
+        self, resource: str, kind: str, obj: dict[str, Any], bump: bool = True
+    ) -> None:
         rv = int(obj["metadata"]["resourceVersion"])
         self.history.append((rv, resource, {"type": kind, "object": copy.deepcopy(obj)}))
         del self.history[: max(0, len(self.history) - self.history_size)]
@@ -309,11 +336,16 @@ class ApiServer:
 
     def kubeconfig(self) -> dict[str, Any]:
         """A kubeconfig for this server (no authentication)."""
-        return {"apiVersion": "v1", "kind": "Config", "current-context": "emulator",
-                "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
-                "users": [{"name": "tester", "user": {}}],
-                "contexts": [{"name": "emulator",
-                              "context": {"cluster": "emulator", "user": "tester"}}]}  # fmt: skip
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "emulator",
+            "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
+            "users": [{"name": "tester", "user": {}}],
+            "contexts": [
+                {"name": "emulator", "context": {"cluster": "emulator", "user": "tester"}}
+            ],
+        }
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -340,10 +372,12 @@ def _verb(request: rendering.Request, watch: bool) -> str:
 def _forbidden(verb: str, request: rendering.Request) -> str:
     res = request.resource
     assert res is not None
-    return (f'{res.plural}{"." + res.group if res.group else ""} is forbidden: User '
-            f'"system:serviceaccount:{request.namespace}:pilothouse-agent" cannot {verb} resource '
-            f'"{res.plural}" in API group "{res.group or ""}" in the namespace '
-            f'"{request.namespace}"')  # fmt: skip
+    return (
+        f"{res.plural}{'.' + res.group if res.group else ''} is forbidden: User "
+        f'"system:serviceaccount:{request.namespace}:pilothouse-agent" cannot {verb} resource '
+        f'"{res.plural}" in API group "{res.group or ""}" in the namespace '
+        f'"{request.namespace}"'
+    )
 
 
 def _exists(resource: str, obj: dict[str, Any]) -> str:
@@ -351,14 +385,24 @@ def _exists(resource: str, obj: dict[str, Any]) -> str:
 
 
 def _conflict(resource: str, name: str) -> str:
-    return (f'Operation cannot be fulfilled on {_plural(resource)} "{name}": the object has been '
-            "modified; please apply your changes to the latest version and try again")
+    return (
+        f'Operation cannot be fulfilled on {_plural(resource)} "{name}": the object has been '
+        "modified; please apply your changes to the latest version and try again"
+    )
 
 
 def _gone(since: str, oldest: int) -> dict[str, Any]:
-    return {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure",
-            "code": 410, "reason": "Expired",
-            "message": f"too old resource version: {since} ({oldest})"}}  # fmt: skip
+    return {
+        "type": "ERROR",
+        "object": {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "code": 410,
+            "reason": "Expired",
+            "message": f"too old resource version: {since} ({oldest})",
+        },
+    }
 
 
 def _selector(text: str | None) -> Callable[[dict[str, Any]], bool]:
@@ -403,8 +447,9 @@ def _line(doc: dict[str, Any]) -> bytes:
 
 
 def _json(doc: Any, status: int = 200) -> aiohttp.web.Response:
-    return aiohttp.web.Response(body=orjson.dumps(doc), status=status,
-                                content_type="application/json")  # fmt: skip
+    return aiohttp.web.Response(
+        body=orjson.dumps(doc), status=status, content_type="application/json"
+    )
 
 
 def _now() -> str:

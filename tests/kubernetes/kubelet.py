@@ -65,7 +65,9 @@ class Container:
     spec: dict[str, Any]
     restarts: int = 0
     process: asyncio.subprocess.Process | None = None
-    state: dict[str, Any] = field(default_factory=lambda: {"waiting": {"reason": "PodInitializing"}})
+    state: dict[str, Any] = field(
+        default_factory=lambda: {"waiting": {"reason": "PodInitializing"}}
+    )
     last: dict[str, Any] = field(default_factory=dict)
     ready: bool = False
 
@@ -91,9 +93,16 @@ class Pod:
 class Kubelet:
     """Controllers and a kubelet for one namespace of an :class:`Emulator`."""
 
-    def __init__(self, emulator: Emulator, namespace: str, work_dir: Path, *,
-                 images: set[str], node_labels: dict[str, str] | None = None,
-                 crash_backoff_s: float = 0.5) -> None:  # fmt: skip
+    def __init__(
+        self,
+        emulator: Emulator,
+        namespace: str,
+        work_dir: Path,
+        *,
+        images: set[str],
+        node_labels: dict[str, str] | None = None,
+        crash_backoff_s: float = 0.5,
+    ) -> None:
         self.api = emulator
         self.ns = namespace
         self.work_dir = work_dir
@@ -132,7 +141,8 @@ class Kubelet:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(TICK_S):
                     async with self.api.written:
-                        await self.api.written.wait_for(lambda: self.api.revision != seen)
+                        last = seen
+                        await self.api.written.wait_for(lambda last=last: self.api.revision != last)
 
     async def _reconcile(self) -> None:
         deployments = {d["metadata"]["name"]: d for d in self.api.all(DEPLOYMENTS, self.ns)}
@@ -165,8 +175,9 @@ class Kubelet:
             await self._terminate(pod)
         await self._deployment_status(name, dep, new[:want], old)
 
-    async def _deployment_status(self, name: str, dep: dict[str, Any], new: list[Pod],
-                                 old: list[Pod]) -> None:  # fmt: skip
+    async def _deployment_status(
+        self, name: str, dep: dict[str, Any], new: list[Pod], old: list[Pod]
+    ) -> None:
         want = int(dep["spec"].get("replicas", 1))
         ready = sum(self._ready(p) for p in new + old)
         updated = len(new)
@@ -184,19 +195,29 @@ class Kubelet:
             progressing = ("False", "ProgressDeadlineExceeded")
         else:
             progressing = ("True", "ReplicaSetUpdated")
-        status = {"observedGeneration": dep["metadata"]["generation"], "replicas": len(new + old),
-                  "updatedReplicas": updated, "readyReplicas": ready, "availableReplicas": ready,
-                  "unavailableReplicas": max(0, want - ready),
-                  "conditions": [
-                      {"type": "Available", "status": "True" if ready >= want else "False"},
-                      {"type": "Progressing", "status": progressing[0],
-                       "reason": progressing[1]}]}  # fmt: skip
+        status = {
+            "observedGeneration": dep["metadata"]["generation"],
+            "replicas": len(new + old),
+            "updatedReplicas": updated,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "unavailableReplicas": max(0, want - ready),
+            "conditions": [
+                {"type": "Available", "status": "True" if ready >= want else "False"},
+                {"type": "Progressing", "status": progressing[0], "reason": progressing[1]},
+            ],
+        }
         if dep.get("status") != status:
             current = self.api.get(DEPLOYMENTS, self.ns, name)
-            if current is not None and current["metadata"]["generation"] == dep["metadata"][
-                    "generation"]:  # fmt: skip
-                await self.api.store(DEPLOYMENTS, {**current, "status": status},
-                                     expect=current["metadata"]["resourceVersion"])  # fmt: skip
+            if (
+                current is not None
+                and current["metadata"]["generation"] == dep["metadata"]["generation"]
+            ):
+                await self.api.store(
+                    DEPLOYMENTS,
+                    {**current, "status": status},
+                    expect=current["metadata"]["resourceVersion"],
+                )
 
     async def _collect_owned(self, deployments: dict[str, dict[str, Any]]) -> None:
         """The garbage collector: objects whose owner Deployment is gone are deleted."""
@@ -216,15 +237,26 @@ class Kubelet:
                 await self.api.remove(ENDPOINTS, self.ns, name)
         for name, svc in services.items():
             selector = svc["spec"].get("selector") or {}
-            ready = sorted(p.port for p in self.pods.values() if not p.terminating
-                           and self._ready(p) and _selected(self._labels(p), selector))  # fmt: skip
-            subsets = [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "http", "port": port}]}
-                       for port in ready]  # fmt: skip
+            ready = sorted(
+                p.port
+                for p in self.pods.values()
+                if not p.terminating and self._ready(p) and _selected(self._labels(p), selector)
+            )
+            subsets = [
+                {"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "http", "port": port}]}
+                for port in ready
+            ]
             current = self.api.get(ENDPOINTS, self.ns, name)
             if current is None or current.get("subsets") != subsets:
-                await self.api.store(ENDPOINTS, {"apiVersion": "v1", "kind": "Endpoints",
-                                                 "metadata": {"name": name, "namespace": self.ns},
-                                                 "subsets": subsets})  # fmt: skip
+                await self.api.store(
+                    ENDPOINTS,
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Endpoints",
+                        "metadata": {"name": name, "namespace": self.ns},
+                        "subsets": subsets,
+                    },
+                )
             if name not in self._proxies:
                 port = svc["spec"]["ports"][0]["port"]
                 self._proxies[name] = await Proxy.start(svc["spec"]["clusterIP"], port)
@@ -236,22 +268,45 @@ class Kubelet:
         template = dep["spec"]["template"]
         name = f"{deployment}-{digest[:10]}-{secrets.token_hex(3)}"
         spec = template["spec"]
-        pod = Pod(name, deployment, digest, spec, self.work_dir / "pods" / name, _free_port(),
-                  [Container(c["name"], c) for c in spec.get("initContainers") or []],
-                  [Container(c["name"], c) for c in spec["containers"]])  # fmt: skip
+        pod = Pod(
+            name,
+            deployment,
+            digest,
+            spec,
+            self.work_dir / "pods" / name,
+            _free_port(),
+            [Container(c["name"], c) for c in spec.get("initContainers") or []],
+            [Container(c["name"], c) for c in spec["containers"]],
+        )
         pod.scheduled = _selected(self.node_labels, spec.get("nodeSelector") or {})
         self.pods[name] = pod
-        meta = {"name": name, "namespace": self.ns,
-                "labels": {**template["metadata"].get("labels", {}), "pod-template-hash": digest[:10]},
-                "annotations": dict(template["metadata"].get("annotations") or {}),
-                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment,
-                                     "uid": dep["metadata"]["uid"], "controller": True}]}  # fmt: skip
-        await self.api.store(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec})
+        meta = {
+            "name": name,
+            "namespace": self.ns,
+            "labels": {**template["metadata"].get("labels", {}), "pod-template-hash": digest[:10]},
+            "annotations": dict(template["metadata"].get("annotations") or {}),
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "name": deployment,
+                    "uid": dep["metadata"]["uid"],
+                    "controller": True,
+                }
+            ],
+        }
+        await self.api.store(
+            PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+        )
         if pod.scheduled:
             pod.task = asyncio.create_task(self._run_pod(pod), name=f"pod {name}")
         else:
-            await self._event(pod, "Warning", "FailedScheduling", "0/1 nodes are available: 1 "
-                              "node(s) didn't match Pod's node affinity/selector.")  # fmt: skip
+            await self._event(
+                pod,
+                "Warning",
+                "FailedScheduling",
+                "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.",
+            )
         await self._pod_status(pod)
         return pod
 
@@ -275,12 +330,20 @@ class Kubelet:
         """Run one container to its end (init) or until it exits (server); whether it succeeded."""
         image = c.spec["image"]
         if image not in self.images:
-            c.state = {"waiting": {"reason": "ErrImagePull", "message":
-                                   f'failed to pull image "{image}": not found'}}  # fmt: skip
+            c.state = {
+                "waiting": {
+                    "reason": "ErrImagePull",
+                    "message": f'failed to pull image "{image}": not found',
+                }
+            }
             await self._event(pod, "Warning", "Failed", f'Failed to pull image "{image}"')
             await self._pod_status(pod)
-            c.state = {"waiting": {"reason": "ImagePullBackOff",
-                                   "message": f'Back-off pulling image "{image}"'}}  # fmt: skip
+            c.state = {
+                "waiting": {
+                    "reason": "ImagePullBackOff",
+                    "message": f'Back-off pulling image "{image}"',
+                }
+            }
             return False
         while True:  # a missing ConfigMap: the volume waits for it (FailedMount), no crash
             try:
@@ -290,8 +353,7 @@ class Kubelet:
                 c.state = {"waiting": {"reason": "ContainerCreating", "message": str(exc)}}
                 await asyncio.sleep(TICK_S)
             except LookupError as exc:
-                c.state = {"waiting": {"reason": "CreateContainerConfigError",
-                                       "message": str(exc)}}  # fmt: skip
+                c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}}
                 await self._pod_status(pod)
                 await asyncio.sleep(TICK_S * 5)
         log = pod.directory / f"{c.name}.log"
@@ -299,8 +361,13 @@ class Kubelet:
             log.replace(pod.directory / f"{c.name}.previous.log")
         with log.open("wb") as out:
             c.process = await asyncio.create_subprocess_exec(
-                *argv, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
-                start_new_session=True)  # fmt: skip
+                *argv,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )
         c.state = {"running": {"startedAt": _now()}}
         await self._pod_status(pod)
         probe = None if init else asyncio.create_task(self._probe(pod, c))
@@ -312,8 +379,9 @@ class Kubelet:
         code = c.process.returncode
         reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
         c.ready = False
-        c.state = {"terminated": {"exitCode": 137 if oom else code, "reason": reason,
-                                  "finishedAt": _now()}}  # fmt: skip
+        c.state = {
+            "terminated": {"exitCode": 137 if oom else code, "reason": reason, "finishedAt": _now()}
+        }
         await self._pod_status(pod)
         return code == 0 and init
 
@@ -325,11 +393,19 @@ class Kubelet:
             c.last = c.state
         delay = min(5.0, self.crash_backoff_s * 2 ** min(c.restarts - 1, 6))
         if "terminated" in c.last:
-            c.state = {"waiting": {"reason": "CrashLoopBackOff", "message":
-                                   f"back-off {delay:g}s restarting failed container={c.name} "
-                                   f"pod={pod.name}"}}  # fmt: skip
-            await self._event(pod, "Warning", "BackOff", "Back-off restarting failed container "
-                              f"{c.name} in pod {pod.name}")  # fmt: skip
+            c.state = {
+                "waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": f"back-off {delay:g}s restarting failed container={c.name} "
+                    f"pod={pod.name}",
+                }
+            }
+            await self._event(
+                pod,
+                "Warning",
+                "BackOff",
+                f"Back-off restarting failed container {c.name} in pod {pod.name}",
+            )
         await self._pod_status(pod)
         await asyncio.sleep(delay)
 
@@ -356,16 +432,24 @@ class Kubelet:
         async with aiohttp.ClientSession() as http:
             while True:
                 try:
-                    async with http.get(url, timeout=aiohttp.ClientTimeout(
-                            total=float(probe.get("timeoutSeconds", 1)))) as resp:  # fmt: skip
+                    async with http.get(
+                        url,
+                        timeout=aiohttp.ClientTimeout(total=float(probe.get("timeoutSeconds", 1))),
+                    ) as resp:
                         ok, detail = resp.status < 400, f"statuscode: {resp.status}"
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     ok, detail = False, f"{type(exc).__name__}"
                 failures = 0 if ok else failures + 1
                 ready = ok or (c.ready and failures < threshold)
-                if not ok and c.ready is False and failures == 1 or not ok and failures == threshold:
-                    await self._event(pod, "Warning", "Unhealthy",
-                                      f"Readiness probe failed: HTTP probe failed with {detail}")  # fmt: skip
+                if (not ok and c.ready is False and failures == 1) or (
+                    not ok and failures == threshold
+                ):
+                    await self._event(
+                        pod,
+                        "Warning",
+                        "Unhealthy",
+                        f"Readiness probe failed: HTTP probe failed with {detail}",
+                    )
                 if ready != c.ready:
                     c.ready = ready
                     await self._pod_status(pod)
@@ -374,11 +458,15 @@ class Kubelet:
 
     def _command(self, pod: Pod, c: Container) -> tuple[list[str], dict[str, str]]:
         mounts = self._mounts(pod, c)
-        args = [_mapped(a, mounts) for a in [*(c.spec.get("command") or []),
-                                             *(c.spec.get("args") or [])]]  # fmt: skip
+        args = [
+            _mapped(a, mounts)
+            for a in [*(c.spec.get("command") or []), *(c.spec.get("args") or [])]
+        ]
         if args[:2] == ["pilothouse", "serve"]:
             args = [sys.executable, "-m", "pilothouse.serving", *args[2:]]
-            args = _replace_flag(_replace_flag(args, "--port", str(pod.port)), "--host", "127.0.0.1")
+            args = _replace_flag(
+                _replace_flag(args, "--port", str(pod.port)), "--host", "127.0.0.1"
+            )
         elif args and args[0] == "python":
             args[0] = sys.executable
         env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
@@ -405,8 +493,9 @@ class Kubelet:
             if source is not None:
                 cm = self.api.get(CONFIGMAPS, self.ns, source["name"])
                 if cm is None:
-                    raise FileNotFoundError(f'MountVolume.SetUp failed: configmap '
-                                            f'"{source["name"]}" not found')
+                    raise FileNotFoundError(
+                        f'MountVolume.SetUp failed: configmap "{source["name"]}" not found'
+                    )
                 for key, value in (cm.get("binaryData") or {}).items():
                     (host / key).write_bytes(base64.b64decode(value))
                 for key, value in (cm.get("data") or {}).items():
@@ -466,32 +555,58 @@ class Kubelet:
         if current is None:
             return
         ready = self._ready(pod)
-        initialized = all("terminated" in c.state and c.state["terminated"]["exitCode"] == 0
-                          for c in pod.init)  # fmt: skip
-        conditions = [{"type": "PodScheduled", "status": "True" if pod.scheduled else "False",
-                       **({} if pod.scheduled else {"reason": "Unschedulable", "message":
-                          "0/1 nodes are available: 1 node(s) didn't match Pod's node "
-                          "affinity/selector."})},
-                      {"type": "Initialized", "status": str(initialized)},
-                      {"type": "ContainersReady", "status": str(ready)},
-                      {"type": "Ready", "status": str(ready)}]  # fmt: skip
-        status = {"phase": "Running" if initialized and pod.scheduled else "Pending",
-                  "conditions": conditions, "podIP": "127.0.0.1", "hostIP": "127.0.0.1",
-                  "initContainerStatuses": [_container_status(c) for c in pod.init],
-                  "containerStatuses": [_container_status(c) for c in pod.main]}  # fmt: skip
+        initialized = all(
+            "terminated" in c.state and c.state["terminated"]["exitCode"] == 0 for c in pod.init
+        )
+        conditions = [
+            {
+                "type": "PodScheduled",
+                "status": "True" if pod.scheduled else "False",
+                **(
+                    {}
+                    if pod.scheduled
+                    else {
+                        "reason": "Unschedulable",
+                        "message": "0/1 nodes are available: 1 node(s) didn't match Pod's node "
+                        "affinity/selector.",
+                    }
+                ),
+            },
+            {"type": "Initialized", "status": str(initialized)},
+            {"type": "ContainersReady", "status": str(ready)},
+            {"type": "Ready", "status": str(ready)},
+        ]
+        status = {
+            "phase": "Running" if initialized and pod.scheduled else "Pending",
+            "conditions": conditions,
+            "podIP": "127.0.0.1",
+            "hostIP": "127.0.0.1",
+            "initContainerStatuses": [_container_status(c) for c in pod.init],
+            "containerStatuses": [_container_status(c) for c in pod.main],
+        }
         if current.get("status") != status:
             await self.api.store(PODS, {**current, "status": status})
 
     async def _event(self, pod: Pod, kind: str, reason: str, message: str) -> None:
         name = f"{pod.name}.{next(self._events)}"
-        await self.api.store(EVENTS, {
-            "apiVersion": "v1", "kind": "Event", "type": kind, "reason": reason,
-            "message": message, "lastTimestamp": _now(), "count": 1,
-            "metadata": {"name": name, "namespace": self.ns},
-            "involvedObject": {"kind": "Pod", "name": pod.name, "namespace": self.ns}})  # fmt: skip
+        await self.api.store(
+            EVENTS,
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "type": kind,
+                "reason": reason,
+                "message": message,
+                "lastTimestamp": _now(),
+                "count": 1,
+                "metadata": {"name": name, "namespace": self.ns},
+                "involvedObject": {"kind": "Pod", "name": pod.name, "namespace": self.ns},
+            },
+        )
 
-    def logs(self, namespace: str, pod: str, container: str, previous: bool,
-             tail: int | None) -> str | None:  # fmt: skip
+    def logs(
+        self, namespace: str, pod: str, container: str, previous: bool, tail: int | None
+    ) -> str | None:
         """``pods/{name}/log``: the container's current (or previous) run's output."""
         running = self.pods.get(pod)
         if running is None or namespace != self.ns:
@@ -545,20 +660,27 @@ class Proxy:
             port = self.backends[next(self._next) % len(self.backends)]
             url = f"http://127.0.0.1:{port}{request.rel_url}"
             try:
-                async with self._http.request(request.method, url, data=body,
-                                              headers={"Content-Type": request.content_type}
-                                              ) as resp:  # fmt: skip
+                async with self._http.request(
+                    request.method, url, data=body, headers={"Content-Type": request.content_type}
+                ) as resp:
                     payload = await resp.read()
-                    return web.Response(body=payload, status=resp.status,
-                                        content_type=resp.content_type)  # fmt: skip
+                    return web.Response(
+                        body=payload, status=resp.status, content_type=resp.content_type
+                    )
             except (aiohttp.ClientConnectionError, aiohttp.ServerDisconnectedError):
                 continue  # never reached a pod (or it went away first): another one
         return web.Response(status=503, text="no endpoints available for service\n")
 
 
 def _container_status(c: Container) -> dict[str, Any]:
-    status = {"name": c.name, "image": c.spec["image"], "ready": c.ready,
-              "restartCount": c.restarts, "state": c.state, "started": "running" in c.state}  # fmt: skip
+    status = {
+        "name": c.name,
+        "image": c.spec["image"],
+        "ready": c.ready,
+        "restartCount": c.restarts,
+        "state": c.state,
+        "started": "running" in c.state,
+    }
     if c.last:
         status["lastState"] = c.last
     return status
@@ -585,7 +707,7 @@ def _mapped(value: str, mounts: list[tuple[str, str]]) -> str:
         for lead in ("", "file://"):
             for head, sep, tail in [("", "", value), value.partition("=")]:
                 if tail.startswith(lead + container_path) and (sep or not head):
-                    rest = tail[len(lead + container_path):]
+                    rest = tail[len(lead + container_path) :]
                     if not rest or rest.startswith("/"):
                         return f"{head}{sep}{lead}{host_path}{rest}"
     return value

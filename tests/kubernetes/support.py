@@ -23,8 +23,11 @@ PE = "pe-k8s"
 
 def packages(tmp: Path) -> dict[str, Path]:
     """Two good packages, and one that loads no model."""
-    return {"rules": RULES, "rules-2": python_package(tmp / "rules-2", name="iris-rules-2"),
-            "broken": broken_at_load(tmp / "broken")}  # fmt: skip
+    return {
+        "rules": RULES,
+        "rules-2": python_package(tmp / "rules-2", name="iris-rules-2"),
+        "broken": broken_at_load(tmp / "broken"),
+    }
 
 
 async def unreachable_hub(model_package_id: str) -> FetchedPackage:
@@ -32,10 +35,16 @@ async def unreachable_hub(model_package_id: str) -> FetchedPackage:
     raise HubUnreachableError(f"hub unreachable while fetching {model_package_id}")
 
 
-def spec(deployment_id: str, package: str, generation: int = 1, **settings: Any) -> DesiredDeployment:
+def spec(
+    deployment_id: str, package: str, generation: int = 1, **settings: Any
+) -> DesiredDeployment:
     """A desired deployment."""
-    return DesiredDeployment(id=deployment_id, model_package_id=package, generation=generation,
-                             settings=DeploymentSettings(**settings))  # fmt: skip
+    return DesiredDeployment(
+        id=deployment_id,
+        model_package_id=package,
+        generation=generation,
+        settings=DeploymentSettings(**settings),
+    )
 
 
 @dataclass
@@ -53,9 +62,15 @@ async def started(cluster: Cluster, state: Path, **settings: Any) -> AsyncIterat
     """The plugin, started as an agent would start it, unloaded at the end."""
     events: list[Event] = []
     reports: list[DeploymentReport] = []
-    ctx = PluginContext(PE, cluster.settings(**settings), state, events.append,
-                        logging.getLogger("pilothouse.plugin.test"), fetch_package=unreachable_hub,
-                        report=reports.append)  # fmt: skip
+    ctx = PluginContext(
+        PE,
+        cluster.settings(**settings),
+        state,
+        events.append,
+        logging.getLogger("pilothouse.plugin.test"),
+        fetch_package=unreachable_hub,
+        report=reports.append,
+    )
     plugin = KubernetesPlugin()
     try:
         await plugin.start(ctx)

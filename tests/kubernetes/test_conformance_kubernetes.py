@@ -1,4 +1,4 @@
-"""The ``kubernetes`` plugin passes the plugin conformance suite (on the emulator, or KUBECONFIG's cluster)."""
+"""The ``kubernetes`` plugin passes the conformance suite (emulator, or KUBECONFIG's cluster)."""
 
 from __future__ import annotations
 
@@ -34,8 +34,9 @@ class KubernetesHarness:
         return KubernetesPlugin()
 
     def settings(self) -> dict[str, Any]:
-        return self._cluster.settings(packages={k: str(v) for k, v in self._packages.items()},
-                                      progress_deadline_s=6)  # fmt: skip
+        return self._cluster.settings(
+            packages={k: str(v) for k, v in self._packages.items()}, progress_deadline_s=6
+        )
 
     async def footprint(self, plugin: Plugin) -> list[str]:
         assert isinstance(plugin, KubernetesPlugin)
@@ -46,10 +47,18 @@ class KubernetesHarness:
         name = names.object_name(deployment_id)
         api = self._cluster.emulator
         ns = self._cluster.namespace
-        return [f"{r} {o['metadata']['name']}" for r in ("apps/v1/deployments", "v1/services",
-                "v1/pods", "v1/configmaps", "networking.k8s.io/v1/ingresses")
-                for o in api.all(r, ns) if o["metadata"]["name"].startswith(name + "-")
-                or o["metadata"]["name"] == name]  # fmt: skip
+        return [
+            f"{r} {o['metadata']['name']}"
+            for r in (
+                "apps/v1/deployments",
+                "v1/services",
+                "v1/pods",
+                "v1/configmaps",
+                "networking.k8s.io/v1/ingresses",
+            )
+            for o in api.all(r, ns)
+            if o["metadata"]["name"].startswith(name + "-") or o["metadata"]["name"] == name
+        ]
 
     async def cleanup(self, plugins: list[Plugin]) -> None:
         """The cluster fixture stops every pod; nothing else outlives the test."""

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.anyio, emulator_only]
 
 async def until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
     async with asyncio.timeout(timeout):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110 - a condition on the plugin's cache
             await asyncio.sleep(0.05)
 
 
@@ -48,8 +48,10 @@ async def test_an_api_server_restart_mid_watch_misses_no_change(
             cluster.emulator.compact()
         await asyncio.sleep(0.5)
         await cluster.api.start()  # type: ignore[union-attr]
-        await until(lambda: s.plugin.observer.assess("d1").data.get("available") == 2,
-                    "the change made while the API server was down is seen")  # fmt: skip
+        await until(
+            lambda: s.plugin.observer.assess("d1").data.get("available") == 2,
+            "the change made while the API server was down is seen",
+        )
         assert all(w.reconnects >= 1 for w in watchers[:2]), [w.reconnects for w in watchers]
         relisted = [w.lists - n for w, n in zip(watchers, lists, strict=True)]
         assert relisted[:2] == ([1, 1] if compacted else [0, 0]), relisted
@@ -70,19 +72,30 @@ async def test_forbidden_by_rbac_is_a_permanent_error_naming_the_permission(
         assert part in message, message
 
 
-async def test_an_oom_killed_pod_is_reported_failing_at_once(cluster: Cluster, tmp_path: Path) -> None:
+async def test_an_oom_killed_pod_is_reported_failing_at_once(
+    cluster: Cluster, tmp_path: Path
+) -> None:
     flag = tmp_path / "hog"
-    hog = python_package(tmp_path / "hog-pkg", name="iris-hog", predict=(
-        f"if __import__('os').path.exists({str(flag)!r}):\n"
-        "            globals().setdefault('hog', bytearray(600 * 2**20))"))  # fmt: skip
+    hog = python_package(
+        tmp_path / "hog-pkg",
+        name="iris-hog",
+        predict=(
+            f"if __import__('os').path.exists({str(flag)!r}):\n"
+            "            globals().setdefault('hog', bytearray(600 * 2**20))"
+        ),
+    )
     settings = {"packages": {"hog": str(hog)}}
     async with started(cluster, tmp_path / "state", **settings) as s:
         await s.plugin.launch(spec("d1", "hog", resources={"memory": "400Mi"}))
         flag.touch()  # the next readiness probe's prediction needs 600 MiB
-        await until(lambda: any(r.data.get("reason") == "OOMKilled" for r in s.reports),
-                    "an OOMKilled finding is pushed")  # fmt: skip
+        await until(
+            lambda: any(r.data.get("reason") == "OOMKilled" for r in s.reports),
+            "an OOMKilled finding is pushed",
+        )
         report = next(r for r in s.reports if r.data.get("reason") == "OOMKilled")
         assert report.status is Status.FAILING and "out of memory" in report.message
         status = await s.plugin.deployment_status("d1")
         assert status.status is Status.FAILING and status.data["reason"] in (
-            "OOMKilled", "CrashLoopBackOff")
+            "OOMKilled",
+            "CrashLoopBackOff",
+        )
