@@ -27,7 +27,7 @@ from aiohttp.typedefs import Handler
 from pilothouse.foundation.aio import tasks
 from pilothouse.foundation.aio.supervisor import RestartPolicy, Supervisor
 from pilothouse.modelpkg import PackageError
-from pilothouse.serving.api import admin, plain, responses, v2
+from pilothouse.serving.api import admin, plain, probe, responses, v2
 from pilothouse.serving.api.keys import DEPLOYMENTS, ENDPOINTS, METRICS, PREDICTIONS, SETTINGS
 from pilothouse.serving.deployments import DeploymentRegistry
 from pilothouse.serving.endpoints import Endpoints
@@ -58,6 +58,7 @@ def create_app(settings: ServerSettings) -> web.Application:
     app.cleanup_ctx.append(_running)
     v2.add_routes(app)
     plain.add_routes(app)
+    probe.add_routes(app, predict_pool)
     app.add_subapp("/admin/", admin.create_admin_app())
     return app
 
