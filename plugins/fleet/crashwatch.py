@@ -10,10 +10,17 @@ not alive. For each:
    was killed by SIGKILL" — on the deployment itself, where its users look;
 2. after a delay from the kit's :class:`~pilothouse.foundation.aio.backoff.Backoff`
    (growing while restarts keep failing, reset by a success), the server is
-   started again in place, under the fleet's lock, so an action that needs
-   it meanwhile starts it once, not twice; it restores what it served;
+   started again in place, under its key's lock, so an action that needs
+   it meanwhile starts it once, not twice; it restores what it served, and a
+   deployment it lost on the way (a server re-created without its state) is
+   placed on it again;
 3. ``plugin.server_restarted`` (passing), and each deployment's status found
    by a real probe is pushed again: ``ready``/``passing``.
+
+:meth:`CrashWatch.recheck` asks for step 3 alone for some servers (one the
+infrastructure doubts, or all of them after an outage). While the
+infrastructure itself is unreachable (``Servers.outage``) the watch holds off:
+it could start nothing, and the outage is reported once by the watcher.
 
 The statuses pushed are exactly what a health check would find
 (:meth:`~pilothouse.plugins.fleet.deployments.Deployments.status`): a finding
@@ -58,9 +65,15 @@ class CrashWatch(Generic[H]):
         self._report = report
         self._wake = asyncio.Event()
         self._failures: dict[str, int] = {}
+        self._rechecks: set[str] = set()
 
     def wake(self) -> None:
         """Look now: a runtime was told that a server died."""
+        self._wake.set()
+
+    def recheck(self, *keys: str) -> None:
+        """Probe the deployments of these servers now and push their statuses."""
+        self._rechecks.update(keys)
         self._wake.set()
 
     async def run(self) -> None:
@@ -73,8 +86,15 @@ class CrashWatch(Generic[H]):
     async def check(self) -> None:
         """One round: recover every dead server nobody else is starting right now."""
         servers = self._servers
+        if servers.outage is not None:
+            return
+        rechecks, self._rechecks = self._rechecks, set()
         for key, server in list(servers.by_key.items()):
-            if servers.closing or servers.runtime.alive(server) or servers.lock.locked():
+            if servers.closing or servers.lock(key).locked():
+                continue
+            if servers.runtime.alive(server):
+                if key in rechecks:
+                    await self._tell(key)
                 continue
             attempt = self._failures.get(key, 0)
             if await self._recover(server, attempt):
@@ -101,19 +121,16 @@ class CrashWatch(Generic[H]):
 
     async def _restart(self, server: H) -> bool:
         servers = self._servers
-        async with servers.lock:
+        async with servers.lock(server.key):
             if servers.closing or servers.by_key.get(server.key) is not server:
                 return True  # unloading, retired or replaced meanwhile: not ours to restart
+            served = set(servers.served.get(server.key, ()))
             try:
                 restarted = await servers.ensure_running(server.key)
-            except PluginError as exc:
+                await self._deployments.restore(restarted, served)
+            except PluginError as exc:  # the next round tries again, after a longer delay
                 log.error("restart of prediction server %s failed: %s", server.key, exc)
                 return False
-        try:
-            await self._deployments.list_server(restarted)
-        except PluginError as exc:  # died again at once: the next round restarts it
-            log.error("restarted prediction server %s does not answer: %s", server.key, exc)
-            return False
         return True
 
     async def _tell(self, key: str) -> None:
