@@ -1,0 +1,125 @@
+"""Shared pieces of the ``docker`` plugin's tests on the real engine.
+
+Each test gets an ``owner`` of its own (``plugin_settings.owner``, the
+``io.pilothouse.owner`` label), so tests running side by side on one engine —
+or two checkouts testing at once — never see each other's containers, and
+:func:`purge` removes exactly what one test made, whatever happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiodocker
+import orjson
+
+from pilothouse.agent.plugin import DeploymentReport, PackageFetcher, PluginContext
+from pilothouse.foundation.domain.events import Event
+from pilothouse.plugins.docker import DockerPlugin
+from tests.modelpkg.factory import SETOSA, VIRGINICA, python_package
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "models"
+IRIS_1 = EXAMPLES / "iris-1.0.0"
+IRIS_2 = EXAMPLES / "iris-2.0.0"
+RULES = EXAMPLES / "iris-rules-1.0.0"
+ROWS = [SETOSA, VIRGINICA]
+TIMEOUT = 60.0
+"""One action on a two-core machine shared with other tests: a container start and a load."""
+OWNER_LABEL = "io.pilothouse.owner"
+
+
+def new_owner() -> str:
+    """An owner no other test uses."""
+    return "t" + uuid.uuid4().hex[:10]
+
+
+def settings(image: str, owner: str, **more: Any) -> dict[str, Any]:
+    """``plugin_settings`` for a test: its own owner, fast checks, the session's image."""
+    base: dict[str, Any] = {
+        "image": image, "owner": owner, "pull": "never", "check_interval_s": 0.2,
+        "health_interval_s": 1.0, "stop_timeout_s": 5,
+    }  # fmt: skip
+    return base | more
+
+
+def rules_2(tmp: Path) -> Path:
+    """A second rules package (a replacement for :data:`RULES`)."""
+    return python_package(tmp / "rules-2", name="iris-rules-2")
+
+
+async def owned(owner: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The containers (as listed, all states) and volume names labelled with ``owner``."""
+    filters = {"label": [f"{OWNER_LABEL}={owner}"]}
+    async with aiodocker.Docker() as client:
+        found = await client.containers.list(all=True, filters=orjson.dumps(filters).decode())
+        volumes = await client.volumes.list(filters=filters)
+    return [dict(c._container) for c in found], [v["Name"] for v in volumes.get("Volumes") or []]
+
+
+def names(containers: list[dict[str, Any]]) -> list[str]:
+    """Container names, sorted."""
+    return sorted(str(c["Names"][0]).lstrip("/") for c in containers)
+
+
+async def purge(owner: str) -> None:
+    """Remove every container and volume labelled with ``owner`` (a test's leftovers)."""
+    containers, volumes = await owned(owner)
+    async with aiodocker.Docker() as client:
+        for c in containers:
+            with contextlib.suppress(aiodocker.DockerError):
+                await client.containers.container(c["Id"]).delete(force=True, v=True)
+        for name in volumes:
+            with contextlib.suppress(aiodocker.DockerError):
+                await aiodocker.volumes.DockerVolume(client, name).delete()
+
+
+@dataclass
+class Loaded:
+    """A started plugin with what it emitted and reported."""
+
+    plugin: DockerPlugin
+    ctx: PluginContext
+    events: list[Event] = field(default_factory=list)
+    reports: list[DeploymentReport] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def loaded(
+    state_dir: Path, plugin_settings: dict[str, Any], *, pe: str = "pe-docker",
+    fetch_package: PackageFetcher | None = None,
+) -> AsyncIterator[Loaded]:  # fmt: skip
+    """A docker plugin started on a context that records events and reports; unloaded after."""
+    events: list[Event] = []
+    reports: list[DeploymentReport] = []
+    ctx = PluginContext(
+        prediction_environment_id=pe, settings=plugin_settings, state_dir=state_dir,
+        emit=events.append, logger=logging.getLogger("tests.docker"),
+        fetch_package=fetch_package, report=reports.append,
+    )  # fmt: skip
+    plugin = DockerPlugin()
+    try:
+        await plugin.start(ctx)
+        yield Loaded(plugin, ctx, events, reports)
+    finally:
+        try:
+            await plugin.stop()
+        finally:
+            await ctx.cancel_background_tasks()
+
+
+async def until(predicate: Callable[[], bool], timeout: float = TIMEOUT, what: str = "") -> None:
+    """Poll ``predicate`` until it holds; fail naming ``what`` after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what or predicate}")
+        await asyncio.sleep(0.02)
