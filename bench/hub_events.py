@@ -109,6 +109,7 @@ class Bench:
     url: str = ""
     pes: list[str] = field(default_factory=list)
     tokens: dict[str, str] = field(default_factory=dict)
+    deployments: dict[str, list[str]] = field(default_factory=dict)
     ids: UlidFactory = field(default_factory=UlidFactory)
     start: datetime = field(default_factory=lambda: datetime.now(UTC) - timedelta(days=DAYS))
     hub_pid: int = 0
@@ -119,7 +120,7 @@ def make_event(bench: Bench, pe_id: str, at: datetime, rng: random.Random) -> di
     words = rng.sample(WORDS, 6)
     if rng.random() < 0.01:
         words.append(RARE)
-    dep = f"{pe_id}-dep-{rng.randrange(DEPLOYMENTS_PER_PE):02d}"
+    dep = rng.choice(bench.deployments[pe_id])  # real ones: an agent token may name no other
     return {
         "id": bench.ids.new(int(at.timestamp() * 1000)),
         "time": at.isoformat().replace("+00:00", "Z"),
@@ -180,8 +181,12 @@ async def wait_ready(url: str) -> None:
 
 
 async def register(bench: Bench) -> None:
-    """Create the PEs and one agent token each."""
+    """Create the PEs, one agent token each, a package and the PEs' deployments."""
     async with aiohttp.ClientSession(bench.url, headers={"Authorization": f"Bearer {ADMIN}"}) as s:
+        headers = {"Content-Type": "application/gzip"}
+        archive = package_archive("events")  # the latency phase uploads versions 1 and 2
+        async with s.post(f"{V1}/model-packages", data=archive, headers=headers) as r:
+            package_id = (await r.json())["id"]
         for i in range(PES):
             async with s.post(
                 f"{V1}/prediction-environments", json={"name": f"pe{i}", "platform": "test"}
@@ -190,6 +195,13 @@ async def register(bench: Bench) -> None:
             async with s.post(f"{V1}/prediction-environments/{pe_id}/agent-tokens") as r:
                 bench.tokens[pe_id] = (await r.json())["token"]
             bench.pes.append(pe_id)
+            bench.deployments[pe_id] = []
+            for d in range(DEPLOYMENTS_PER_PE):
+                body = {"name": f"dep{d}", "prediction_environment_id": pe_id}
+                async with s.post(
+                    f"{V1}/deployments", json=body | {"model_package_id": package_id}
+                ) as r:
+                    bench.deployments[pe_id].append((await r.json())["id"])
 
 
 # --- phases --------------------------------------------------------------------

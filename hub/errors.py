@@ -13,6 +13,7 @@ in one place.
         ├── Unauthorized .............. 401 no token, or one the hub does not know
         ├── Forbidden ................. 403 the token may not do this
         ├── NotFound .................. 404 no such resource
+        ├── RequestTimeout ............ 408 the request body stopped arriving
         ├── Conflict .................. 409 a name is taken, a package version exists
         ├── PayloadTooLarge ........... 413 the body is over a configured limit
         ├── UnsupportedMediaType ...... 415 wrong Content-Type
@@ -82,6 +83,13 @@ class NotFound(HubError):
         """``<kind> '<id>' not found``, naming the request field that referred to it."""
         message = f"{kind} {ident!r} not found"
         return cls(message, [FieldProblem(field, message, ident)] if field else None)
+
+
+class RequestTimeout(HubError):
+    """The client stopped sending its request body (a stalled or half-sent upload)."""
+
+    status = 408
+    code = "request_timeout"
 
 
 class Conflict(HubError):

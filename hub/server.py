@@ -14,8 +14,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from pilothouse.hub.api.app import create_app
 from pilothouse.hub.clock import Clock
@@ -38,6 +40,9 @@ async def serve_hub(settings: HubSettings, *, clock: Clock | None = None) -> Asy
         handle_signals=False,
         access_log=None,
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        # closes idle connections, and connections whose request headers never complete
+        keepalive_timeout=settings.http.keepalive_timeout_s,
+        logger=ClientFaultsAtInfo(logging.getLogger("aiohttp.server")),
     )
     await runner.setup()
     try:
@@ -49,6 +54,26 @@ async def serve_hub(settings: HubSettings, *, clock: Clock | None = None) -> Asy
     finally:
         await runner.cleanup()
         log.info("hub stopped")
+
+
+class ClientFaultsAtInfo(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server logger, with a client's malformed request at INFO, not ERROR.
+
+    aiohttp answers such a request (a NUL byte in a header, a broken request
+    line) with 400 itself and logs it with a traceback at ERROR: a false alarm
+    for the hub's operators, since the fault is the client's.
+    """
+
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
+        """Log at INFO, without the traceback, when the exception is the client's fault."""
+        exc = kwargs.get("exc_info")
+        if isinstance(exc, HttpProcessingError):
+            kwargs.pop("exc_info")
+            self.info(
+                f"{msg}: %s", *args, exc.message.splitlines()[0] if exc.message else exc, **kwargs
+            )
+            return
+        super().exception(msg, *args, **kwargs)
 
 
 def base_url(address: tuple[str, int] | tuple[str, int, int, int]) -> str:

@@ -19,6 +19,7 @@ from pydantic_settings import SettingsConfigDict
 
 from pilothouse.foundation.errors import ConfigError
 from pilothouse.foundation.settings import LayeredSettings, LogSettings
+from pilothouse.modelpkg.archive import DEFAULT_LIMITS, ArchiveLimits
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -36,6 +37,15 @@ class ListenSettings(_Group):
     """Address to listen on (``0.0.0.0`` for every interface)."""
     port: int = Field(default=8700, ge=0, le=65535)
     """Port to listen on (0 picks a free one, reported at start)."""
+
+
+class HttpSettings(_Group):
+    """How the API's HTTP server treats slow and idle connections."""
+
+    keepalive_timeout_s: float = Field(default=75.0, gt=0, le=86_400)
+    """An idle connection (no request, or a request's headers not all sent) is closed after this."""
+    read_timeout_s: float = Field(default=60.0, gt=0, le=86_400)
+    """A JSON body must arrive within this, an upload may pause no longer (408 otherwise)."""
 
 
 class DatabaseSettings(_Group):
@@ -60,16 +70,25 @@ class LimitSettings(_Group):
 
     max_request_bytes: int = Field(default=32 * MIB, ge=KIB)
     """Largest JSON request body."""
-    max_package_bytes: int = Field(default=1 * GIB, ge=KIB)
+    max_package_bytes: int = Field(default=DEFAULT_LIMITS.max_archive_bytes, ge=KIB)
     """Largest model package archive, as uploaded (compressed)."""
-    max_package_files: int = Field(default=10_000, ge=1)
+    max_package_files: int = Field(default=DEFAULT_LIMITS.max_members, ge=1)
     """Most entries (files and directories) in a model package archive."""
-    max_member_bytes: int = Field(default=1 * GIB, ge=KIB)
+    max_member_bytes: int = Field(default=DEFAULT_LIMITS.max_member_bytes, ge=KIB)
     """Largest single file in a model package archive."""
-    max_unpacked_bytes: int = Field(default=4 * GIB, ge=KIB)
+    max_unpacked_bytes: int = Field(default=DEFAULT_LIMITS.max_total_bytes, ge=KIB)
     """Largest total uncompressed size of an archive, counted while decompressing (gzip bombs)."""
     max_event_batch: int = Field(default=5000, ge=1, le=5000)
     """Most events in one ``POST /api/v1/events``."""
+
+    def archive_limits(self) -> ArchiveLimits:
+        """The package limits as :class:`~pilothouse.modelpkg.ArchiveLimits` (the server's too)."""
+        return ArchiveLimits(
+            max_archive_bytes=self.max_package_bytes,
+            max_members=self.max_package_files,
+            max_member_bytes=self.max_member_bytes,
+            max_total_bytes=self.max_unpacked_bytes,
+        )
 
 
 class AgentLinkSettings(_Group):
@@ -79,6 +98,17 @@ class AgentLinkSettings(_Group):
     """An agent without a heartbeat for this long is marked offline (``agent.offline`` event)."""
     keepalive_interval_s: float = Field(default=15.0, gt=0)
     """Comment sent on an idle watch stream (SSE) so proxies and clients see it alive."""
+    watch_max_duration_s: float | None = Field(default=None, gt=0)
+    """A watch stream ends after this long; its agent resumes it (spreads streams over replicas)."""
+
+
+class EventSettings(_Group):
+    """Which event times are believed."""
+
+    max_clock_skew_s: float = Field(default=300.0, ge=0, le=86_400)
+    """How far ahead of the hub's clock an event's time may be (a producer's clock skew)."""
+    max_age_days: float = Field(default=3650.0, gt=0, le=36_500)
+    """How far behind the hub's clock an event's time may be (older: a broken clock)."""
 
 
 class NotificationSettings(_Group):
@@ -98,6 +128,10 @@ class NotificationSettings(_Group):
     """Messages being sent at once."""
     max_events_per_message: int = Field(default=10, ge=1, le=100)
     """Events listed in one message; the rest are counted (``omitted_events``)."""
+    allow_private_targets: bool = False
+    """Let channels send to loopback, private, link-local and other internal addresses."""
+    proxy_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+/?$")
+    """Send every notification through this HTTP proxy (an egress gateway); none: directly."""
 
 
 class RetentionSettings(_Group):
@@ -132,12 +166,16 @@ class HubSettings(LayeredSettings):
     """Encrypts channel URLs and secrets at rest; default: made in ``<state_dir>/secret-key``."""
     listen: ListenSettings = Field(default_factory=ListenSettings)
     """Listen address."""
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    """Connection timeouts."""
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     """Database."""
     limits: LimitSettings = Field(default_factory=LimitSettings)
     """Request and package limits."""
     agents: AgentLinkSettings = Field(default_factory=AgentLinkSettings)
     """Agent heartbeats and watch streams."""
+    events: EventSettings = Field(default_factory=EventSettings)
+    """Event time bounds."""
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     """Notification delivery."""
     retention: RetentionSettings = Field(default_factory=RetentionSettings)

@@ -3,7 +3,9 @@
 A ``.tar.gz`` may come from anyone, so it is read defensively, in a fixed
 order:
 
-1. **Hash first.** The compressed bytes are streamed through sha256 (and
+1. **Hash first.** The archive must be a regular file (a FIFO given as the
+   archive path would block the reader for good, a device would stream
+   forever). The compressed bytes are streamed through sha256 (and
    counted against ``max_archive_bytes``). If the caller expects a digest and it
    differs, nothing else is read: :class:`ChecksumMismatchError`.
 2. **Walk in one streaming pass.** ``tarfile`` reads in stream mode (``r|``)
@@ -30,15 +32,17 @@ import gzip
 import hashlib
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from pilothouse.modelpkg.contents import FileEntry, PackageInfo, check_contents
 from pilothouse.modelpkg.errors import (
@@ -57,17 +61,24 @@ Source = str | os.PathLike[str] | BinaryIO
 """A path to an archive, or a binary file object positioned at its start."""
 
 
-@dataclass(frozen=True, slots=True)
-class ArchiveLimits:
-    """Bounds on what an archive may hold; every one is checked while streaming."""
+class ArchiveLimits(BaseModel):
+    """Bounds on what an archive may hold; every one is checked while streaming.
 
-    max_archive_bytes: int = 2 * 1024**3
+    The one definition of the limits: the prediction server takes this class as
+    its ``limits`` setting and the hub builds it from its own settings, so both
+    apply the same bounds with the same defaults, and a package the hub accepts
+    is one a server with default settings can load.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    max_archive_bytes: int = Field(default=2 * 1024**3, gt=0)
     """Size of the compressed archive."""
-    max_members: int = 10_000
+    max_members: int = Field(default=10_000, gt=0)
     """Entries (files and directories)."""
-    max_member_bytes: int = 2 * 1024**3
+    max_member_bytes: int = Field(default=2 * 1024**3, gt=0)
     """Size of one file."""
-    max_total_bytes: int = 4 * 1024**3
+    max_total_bytes: int = Field(default=4 * 1024**3, gt=0)
     """Total uncompressed size of the files."""
 
 
@@ -145,10 +156,7 @@ def sha256_of(source: Source, limits: ArchiveLimits = DEFAULT_LIMITS) -> str:
 def _seekable(source: Source, limits: ArchiveLimits) -> Iterator[BinaryIO]:
     """Yield the archive as a seekable file positioned at its start."""
     if isinstance(source, str | os.PathLike):
-        try:
-            fileobj: BinaryIO = open(source, "rb")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise ArchiveError(f"cannot read {os.fspath(source)}: {exc.strerror}") from None
+        fileobj = _open_regular(source)
         with fileobj:
             size = os.fstat(fileobj.fileno()).st_size
             if size > limits.max_archive_bytes:
@@ -171,6 +179,43 @@ def _seekable(source: Source, limits: ArchiveLimits) -> Iterator[BinaryIO]:
             spool.write(chunk)
         spool.seek(0)
         yield spool
+
+
+def _open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open ``path`` for reading, refusing anything but a regular file.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once instead of waiting for a
+    writer (which would hang the loader for good), and ``fstat`` on the open
+    descriptor, not the path, is what decides: nothing can be swapped in
+    between the check and the read. A device such as ``/dev/zero`` would stream
+    forever; a directory has no bytes.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    where = os.fspath(path)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise ArchiveError(f"cannot read {where}: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ArchiveError(f"cannot read {where}: {_file_kind(mode)}, not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "a special file")
 
 
 def _verify(fileobj: BinaryIO, limits: ArchiveLimits, expected: str | None) -> str:

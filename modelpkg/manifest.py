@@ -10,6 +10,13 @@ it). It is validated strictly (unknown fields are refused: a typo such as
 ``featurs`` must not silently drop the feature list) and every problem is
 reported with its dotted path.
 
+A manifest is untrusted input, read by the hub and by every prediction server.
+Its size is bounded before it is parsed, and YAML anchors and aliases are
+refused before anything is built: a few kilobytes of nested aliases (an
+"alias bomb") would otherwise expand to gigabytes. Without aliases the parsed
+manifest grows only with its bytes. Sample values are scalars (number, string,
+boolean, null) and every integer fits 64 bits, so the manifest stores as JSON.
+
 Example::
 
     manifest_version: 1
@@ -34,10 +41,18 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pilothouse.foundation.validation import explain
 from pilothouse.modelpkg.errors import ManifestError
@@ -49,6 +64,31 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 """A manifest larger than this is refused before it is parsed."""
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _scalar(value: Any) -> Any:
+    """A sample value: a number (an integer within 64 bits), a string, a boolean or null."""
+    if value is None or isinstance(value, bool | str | float):
+        return value
+    if isinstance(value, int):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise ValueError(f"{value} is outside the signed 64-bit range")
+        return value
+    kind = (
+        "a list"
+        if isinstance(value, list)
+        else "a mapping"
+        if isinstance(value, dict)
+        else f"a {type(value).__name__}"
+    )
+    raise ValueError(
+        f"must be a number, string, boolean or null, not {kind} (quote it to make it a string)"
+    )
+
+
+SampleValue = Annotated[Any, AfterValidator(_scalar)]
+"""One value of a sample row."""
 
 
 class ModelFormat(StrEnum):
@@ -168,7 +208,7 @@ def _check_fractions(fractions: list[float]) -> None:
 class Baseline(_Strict):
     """Distributions of the training data, against which drift is measured."""
 
-    rows: int | None = Field(default=None, ge=0)
+    rows: int | None = Field(default=None, ge=0, le=_INT64[1])
     """How many rows the baseline was computed from."""
     features: dict[str, Histogram | Categories] = Field(default_factory=dict)
     """Per feature: a histogram (numeric) or categories (string)."""
@@ -199,7 +239,7 @@ class Manifest(_Strict):
     """Input features, in the order the model takes them."""
     baseline: Baseline | None = None
     """Training-data distributions, for drift."""
-    samples: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
+    samples: list[dict[str, SampleValue]] = Field(default_factory=list, max_length=1000)
     """A few input rows: used to warm the model up and by health probes."""
 
     @field_validator("artifact")
@@ -260,8 +300,9 @@ def parse_manifest(data: bytes, *, source: str = MANIFEST_NAME) -> Manifest:
     """Parse and validate a manifest, or raise :class:`ManifestError` naming each problem."""
     if len(data) > MAX_MANIFEST_BYTES:
         raise ManifestError([f"larger than {MAX_MANIFEST_BYTES:,} bytes"], source=source)
+    loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        _refuse_aliases(data, loader, source)
         doc = yaml.load(data, Loader=loader)
     except yaml.YAMLError as exc:
         raise ManifestError([f"not valid YAML: {exc}"], source=source) from None
@@ -272,6 +313,21 @@ def parse_manifest(data: bytes, *, source: str = MANIFEST_NAME) -> Manifest:
         return Manifest.model_validate(doc)
     except ValidationError as exc:
         raise ManifestError(explain(exc), source=source) from None
+
+
+def _refuse_aliases(data: bytes, loader: type[yaml.SafeLoader], source: str) -> None:
+    """``ManifestError`` at the first anchor or alias, found from parser events (nothing built)."""
+    for event in yaml.parse(data, Loader=loader):
+        anchor = getattr(event, "anchor", None)  # set on aliases and on anchored nodes
+        if anchor is not None:
+            line = event.start_mark.line + 1 if event.start_mark is not None else "?"
+            raise ManifestError(
+                [
+                    f"line {line}: YAML anchors and aliases are not allowed in a manifest "
+                    f"(found {anchor!r}); write the values out"
+                ],
+                source=source,
+            )
 
 
 def dump_manifest(manifest: Manifest) -> bytes:

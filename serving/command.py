@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 FLAGS = (
     cli.Flag("host"),
     cli.Flag("port"),
+    cli.Flag("grpc_port"),
     cli.Flag("admin_token"),
     cli.Flag("state_dir"),
     cli.Flag("restore"),

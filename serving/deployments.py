@@ -8,7 +8,8 @@ record; it builds the new models *beside* the old ones, in a loader thread:
 
 1. unpack the archive (verified, under ``state_dir/packages/<sha256>``) or read
    the directory; load the model; warm it up on the sample rows (measuring its
-   cost, see :mod:`pilothouse.serving.served`);
+   cost, see :mod:`pilothouse.serving.served`) — within ``load_timeout_s``, after which the
+   load is abandoned and counts as failed (see :mod:`pilothouse.serving.loaders`);
 2. only when every model of the change is ready, put the new record in the
    dict — one assignment on the event loop, which is atomic for every request;
 3. retire the replaced models: each is closed when its last in-flight request
@@ -33,6 +34,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +54,11 @@ from pilothouse.serving import served
 from pilothouse.serving.errors import (
     BadRequestError,
     DeploymentChangeError,
+    LoadTimeoutError,
     NotFoundError,
     NotReadyError,
 )
+from pilothouse.serving.loaders import Loader
 from pilothouse.serving.monitoring import FeatureMonitor, RequestStats
 from pilothouse.serving.served import ServedModel
 from pilothouse.serving.settings import ServerSettings
@@ -152,6 +156,7 @@ class DeploymentRegistry:
         self._executor = executor
         self._deployments: dict[str, Deployment] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._loader = Loader[ServedModel](settings.load_threads, abandon=retire)
         self._pending: set[str] = set()
         self._loading = 0
         self._save_lock = asyncio.Lock()
@@ -190,7 +195,7 @@ class DeploymentRegistry:
                 challengers = [
                     await self._obtain(c, reused, deployment_id) for c in request.challengers
                 ]
-            except PackageError as exc:
+            except (PackageError, LoadTimeoutError) as exc:
                 self.on_load(action, False)
                 raise self._failed(deployment_id, old, exc) from None
             new = Deployment(
@@ -280,19 +285,27 @@ class DeploymentRegistry:
             and (ref.sha256 in (None, current.sha256))
         ):
             return current
-        self._loading += 1  # its unpacked directory must survive a concurrent save's cleanup
-        try:
-            model: ServedModel = await self._run(self._load_blocking, ref, deployment_id)
-        finally:
-            self._loading -= 1
-        return model
+        # Its unpacked directory must survive a concurrent save's cleanup until the
+        # thread ends, even when that is after the load was abandoned.
+        self._loading += 1
+        job = self._loader.run(
+            partial(self._load_blocking, ref, deployment_id),
+            name=f"model-load {deployment_id}",
+            deadline_s=self._settings.load_timeout_s,
+            what=f"loading {ref.source}",
+            on_end=self._load_ended,
+        )
+        return await job
+
+    def _load_ended(self) -> None:
+        self._loading -= 1
 
     def _load_blocking(self, ref: PackageRef, deployment_id: str) -> ServedModel:
         """Unpack, load and warm up one package (in a loader thread)."""
         began = time.perf_counter()
         sha256: str | None = None
         if ref.archive is not None:
-            limits = self._settings.limits.archive_limits()
+            limits = self._settings.limits
             sha256 = sha256_of(ref.archive, limits)
             if ref.sha256 and ref.sha256.lower() != sha256:
                 raise ChecksumMismatchError(ref.sha256.lower(), sha256)
@@ -325,7 +338,7 @@ class DeploymentRegistry:
         )
 
     def _failed(
-        self, deployment_id: str, old: Deployment | None, exc: PackageError
+        self, deployment_id: str, old: Deployment | None, exc: PackageError | LoadTimeoutError
     ) -> DeploymentChangeError:
         if old is not None:
             message = (

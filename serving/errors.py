@@ -13,7 +13,10 @@ reaches a client except a generic 500 for a bug.
     ├── UnauthorizedError (401) ... admin call without the right bearer token
     ├── NotFoundError (404) ....... no such deployment or version
     ├── NotReadyError (503) ....... the deployment is still loading
+    ├── RequestTimeoutError (408) . the request body did not arrive within read_timeout_s
     ├── ModelFailedError (500) .... the model raised while predicting
+    ├── LoadTimeoutError .......... a load did not finish within load_timeout_s (reaches
+    │                               the client as a DeploymentChangeError)
     └── DeploymentChangeError (422)  a load or replacement failed; says whether the old
                                      model still serves (``old_model_in_use``)
 """
@@ -80,6 +83,20 @@ class NotReadyError(ServingError):
 
     status = 503
     kind = "not_ready"
+
+
+class RequestTimeoutError(ServingError):
+    """The request body did not arrive in time; the connection is closed after the answer."""
+
+    status = 408
+    kind = "request_timeout"
+
+
+class LoadTimeoutError(ServingError):
+    """Unpacking, loading or warming up a model took longer than ``load_timeout_s``."""
+
+    status = 504
+    kind = "load_timeout"
 
 
 class ModelFailedError(ServingError):

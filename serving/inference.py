@@ -16,6 +16,7 @@ answers. A full queue drops the replay (counted), never the request.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
@@ -26,7 +27,7 @@ from typing import Any, TypeVar
 
 import numpy.typing as npt
 
-from pilothouse.modelpkg import ModelPredictError, Prediction, Table
+from pilothouse.modelpkg import ModelPredictError, Prediction, Schema, Table
 from pilothouse.serving import decoding
 from pilothouse.serving.deployments import Deployment, DeploymentRegistry, release
 from pilothouse.serving.errors import BadRequestError, ModelFailedError
@@ -36,6 +37,15 @@ from pilothouse.serving.settings import ServerSettings
 log = logging.getLogger(__name__)
 
 _Replay = tuple[ServedModel, Table, npt.NDArray[Any]]
+_ids = itertools.count(1)
+_ID_PREFIX = uuid.uuid4().hex[:12]
+
+
+def _next_id() -> str:
+    """An id for a response whose request gave none: unique, and cheaper than a uuid4 each."""
+    return f"{_ID_PREFIX}-{next(_ids)}"
+
+
 _T = TypeVar("_T")
 
 
@@ -71,28 +81,49 @@ class PredictionService:
         deployment.stats.record(table.rows, time.perf_counter() - began)
         return answer
 
-    async def infer(self, deployment_id: str, version: str | None, body: bytes) -> bytes:
-        """``POST /v2/models/{name}[/versions/{version}]/infer``."""
+    async def infer(
+        self, deployment_id: str, version: str | None, body: bytes, header_length: str | None
+    ) -> tuple[bytes, int | None]:
+        """``POST /v2/models/{name}[/versions/{version}]/infer``: JSON or binary tensors.
+
+        Answers the body and, when binary outputs follow the JSON, its length.
+        """
+
+        def decode(schema: Schema, max_rows: int, proba: bool) -> decoding.InferRequest:
+            return decoding.decode_infer(
+                body, schema, max_rows, proba_supported=proba, header_length=header_length
+            )
+
+        return await self.infer_with(deployment_id, version, decode, _encode_rest)
+
+    async def infer_with(
+        self,
+        deployment_id: str,
+        version: str | None,
+        decode: Callable[[Schema, int, bool], decoding.InferRequest],
+        encode: Callable[[Deployment, ServedModel, decoding.InferRequest, Prediction], _T],
+    ) -> _T:
+        """One V2 inference, whatever the transport.
+
+        ``decode(schema, max_rows, proba_ok)`` builds the request and
+        ``encode(deployment, model, request, prediction)`` the answer. Lookup,
+        validation errors, prediction (inline or in a thread), monitoring,
+        challengers and statistics are the same for REST and gRPC.
+        """
         deployment = self._registry.get(deployment_id)
         model = deployment.version(version) if version else deployment.champion
         began = time.perf_counter()
         request = self._decode(
             deployment,
             began,
-            partial(decoding.decode_infer, proba_supported=model.model.supports_proba),
-            body,
+            decode,
             model.model.schema,
             self._max_rows,
+            model.model.supports_proba,
         )
         proba = decoding.PREDICT_PROBA in request.outputs
         prediction = await self._predict(deployment, model, request.table, proba, began)
-        answer = decoding.encode_infer(
-            deployment.id,
-            model.package_id,
-            request.id or uuid.uuid4().hex,
-            prediction,
-            request.outputs,
-        )
+        answer = encode(deployment, model, request, prediction)
         deployment.stats.record(request.table.rows, time.perf_counter() - began)
         return answer
 
@@ -185,3 +216,13 @@ class PredictionService:
             self._replays.put_nowait((challenger, table, values))
         except asyncio.QueueFull:
             challenger.shadow.dropped += 1
+
+
+def _encode_rest(
+    deployment: Deployment,
+    model: ServedModel,
+    request: decoding.InferRequest,
+    prediction: Prediction,
+) -> tuple[bytes, int | None]:
+    request_id = request.id or _next_id()
+    return decoding.encode_infer(deployment.id, model.package_id, request_id, prediction, request)

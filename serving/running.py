@@ -2,9 +2,12 @@
 
 :func:`serve` installs no signal handlers and cancels nothing it did not
 create, so it can be embedded (``await serve(settings, stop=event)``); the
-``pilothouse serve`` command is what turns SIGTERM/SIGINT into ``stop``. At
-stop, the listening socket closes, in-flight requests get
-``shutdown_grace_s`` to finish, then the models are released.
+``pilothouse serve`` command is what turns SIGTERM/SIGINT into ``stop``. With
+``grpc_port``, the gRPC endpoint (:mod:`pilothouse.serving.grpcapi`) listens too, on the
+same event loop. At stop, the listening sockets close, in-flight requests
+(REST and gRPC) get ``shutdown_grace_s`` to finish, then the models are
+released. Connections idle (or with incomplete headers) for
+``keepalive_timeout_s`` are closed.
 
 Once the deployments recorded at the last stop are loaded, :func:`serve`
 calls ``gc.freeze()`` (setting ``gc_freeze``): the hundreds of thousands of
@@ -23,12 +26,16 @@ import contextlib
 import gc
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from pilothouse.serving.api.app import create_app
-from pilothouse.serving.api.keys import DEPLOYMENTS
+from pilothouse.serving.api.keys import DEPLOYMENTS, ENDPOINTS, PREDICTIONS
 from pilothouse.serving.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from pilothouse.serving.grpcapi.server import GrpcEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +53,26 @@ async def serve(
         handle_signals=False,
         access_log=None,
         shutdown_timeout=settings.shutdown_grace_s,
+        keepalive_timeout=settings.keepalive_timeout_s,
     )
     await runner.setup()
+    grpc_endpoint: GrpcEndpoint | None = None
     try:
         site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
         await site.start()
         port = int(runner.addresses[0][1])
+        app[ENDPOINTS].http_port = port
         log.info("prediction server listening on http://%s:%d", settings.host, port)
+        if settings.grpc_port is not None:
+            from pilothouse.serving.grpcapi import server as grpc_server
+
+            grpc_endpoint = await grpc_server.start(settings, app[DEPLOYMENTS], app[PREDICTIONS])
+            app[ENDPOINTS].grpc_port = grpc_endpoint.port
+            log.info(
+                "gRPC (Open Inference Protocol) listening on %s:%d",
+                settings.host,
+                grpc_endpoint.port,
+            )
         if started is not None:
             started(port)
         stopping = asyncio.ensure_future((stop or asyncio.Event()).wait())
@@ -69,4 +89,6 @@ async def serve(
                     await waiter
         log.info("prediction server stopping")
     finally:
+        if grpc_endpoint is not None:
+            await grpc_endpoint.stop(settings.shutdown_grace_s)
         await runner.cleanup()

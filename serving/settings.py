@@ -8,34 +8,16 @@ value is refused at start with a message naming the field.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pilothouse.foundation.validation import explain
 from pilothouse.modelpkg import ArchiveLimits
 from pilothouse.serving.errors import SettingsError
-
-
-class LimitSettings(BaseModel):
-    """Bounds on model package archives (untrusted input)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-    max_archive_bytes: int = Field(default=2 * 1024**3, gt=0)
-    """Size of a compressed archive."""
-    max_members: int = Field(default=10_000, gt=0)
-    """Files and directories in an archive."""
-    max_member_bytes: int = Field(default=2 * 1024**3, gt=0)
-    """Size of one file in an archive."""
-    max_total_bytes: int = Field(default=4 * 1024**3, gt=0)
-    """Total uncompressed size of an archive."""
-
-    def archive_limits(self) -> ArchiveLimits:
-        """As :class:`pilothouse.modelpkg.ArchiveLimits`."""
-        return ArchiveLimits(**self.model_dump())
 
 
 class ServerSettings(BaseSettings):
@@ -53,6 +35,8 @@ class ServerSettings(BaseSettings):
     """Address to listen on."""
     port: int = Field(default=8702, ge=0, le=65535)
     """Port to listen on (0 picks a free one)."""
+    grpc_port: int | None = Field(default=None, ge=0, le=65535)
+    """Port of the gRPC endpoint (0 picks a free one); unset: none. Needs ``pilothouse[grpc]``."""
     admin_token: SecretStr = Field(min_length=8)
     """Bearer token of the admin API (``/admin/...``); at least 8 characters."""
     state_dir: Path = Path(".pilothouse/serve")
@@ -66,7 +50,13 @@ class ServerSettings(BaseSettings):
     predict_threads: int = Field(default=4, ge=1, le=256)
     """Threads for predictions too costly for the event loop."""
     load_threads: int = Field(default=2, ge=1, le=64)
-    """Threads that unpack, load and warm up models (beside those serving)."""
+    """Loads (unpack, load, warm up) running at once, each in a thread beside those serving."""
+    load_timeout_s: float = Field(default=600.0, gt=0)
+    """A load still running after this long is abandoned: the change fails, the old model serves."""
+    read_timeout_s: float = Field(default=30.0, gt=0)
+    """Time for a request body to arrive after its headers; then 408, and the connection closes."""
+    keepalive_timeout_s: float = Field(default=75.0, gt=0)
+    """An idle connection, or one whose request headers are still incomplete, closes after this."""
     max_body_bytes: int = Field(default=64 * 1024**2, ge=1024)
     """Largest request body accepted (413 beyond)."""
     max_rows: int = Field(default=100_000, ge=1)
@@ -79,12 +69,21 @@ class ServerSettings(BaseSettings):
     """Freeze the cyclic GC once loaded (``serve`` only; see :mod:`pilothouse.serving.running`)."""
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     """How long in-flight requests may run on at shutdown."""
-    limits: LimitSettings = Field(default_factory=LimitSettings)
-    """Archive limits."""
+    limits: ArchiveLimits = Field(default_factory=ArchiveLimits)
+    """Archive limits: :class:`pilothouse.modelpkg.ArchiveLimits`, the hub's definition too."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Lowest level written."""
     log_format: Literal["text", "json"] = "text"
     """``json`` writes one JSON object a line."""
+
+    @model_validator(mode="after")
+    def _grpc_installed(self) -> ServerSettings:
+        if self.grpc_port is not None and importlib.util.find_spec("grpc") is None:
+            raise ValueError(
+                "grpc_port needs grpcio, which is not installed: "
+                "pip install 'pilothouse[grpc]' to enable gRPC"
+            )
+        return self
 
     @classmethod
     def load(cls, overrides: dict[str, Any] | None = None) -> ServerSettings:

@@ -6,11 +6,26 @@ a worker can keep the spec it last applied and compare it with a newer one.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from pilothouse.foundation.domain.vocabulary import DesiredRun
 
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+def integral(value: object) -> object:
+    """``3.0`` as ``3``: a JSON number without a fraction is an integer, as JSON Schema counts it.
+
+    Lets a strictly validated integer field (the hub reads request bodies
+    strictly) take what its JSON Schema allows; anything else passes unchanged.
+    """
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Integer = Annotated[int, BeforeValidator(integral)]
+"""An integer field that also takes an integral JSON number such as ``3.0``."""
 
 
 class Resources(BaseModel):
@@ -27,7 +42,7 @@ class DeploymentSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    replicas: int = Field(default=1, ge=0, le=1000, description="Replicas to run.")
+    replicas: Integer = Field(default=1, ge=0, le=1000, description="Replicas to run.")
     resources: Resources = Field(default_factory=Resources)
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment.")
 

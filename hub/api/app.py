@@ -26,7 +26,6 @@ import logging
 from collections.abc import AsyncIterator
 from importlib import metadata
 
-import aiohttp
 import orjson
 from aiohttp import web
 
@@ -36,7 +35,7 @@ from pilothouse.hub.api import keys, middleware, openapi, routes
 from pilothouse.hub.clock import Clock, SystemClock
 from pilothouse.hub.notifications import sealing
 from pilothouse.hub.notifications.sealing import Sealer
-from pilothouse.hub.service import auth
+from pilothouse.hub.service import auth, targets
 from pilothouse.hub.service.blobs import BlobStore
 from pilothouse.hub.service.feed import ChangeFeed
 from pilothouse.hub.settings import HubSettings
@@ -80,7 +79,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         open_sqlite(
             settings.database_path, settings.database, feed.publish, events_stored.set
         ) as store,
-        aiohttp.ClientSession() as http,
+        targets.session(
+            settings.notifications.allow_private_targets, settings.notifications.proxy_url
+        ) as http,
     ):
         outside = services.Outside(
             http, app[keys.CLOCK], sealer, admin, events_stored, f"pilothouse-hub/{VERSION}"

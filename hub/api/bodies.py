@@ -2,12 +2,24 @@
 
 Parsing is strict and leaves the translation of failures to the error
 middleware: pydantic's ``ValidationError`` there becomes 400 (not JSON) or
-422 (naming each field). An empty body reads as ``{}``, so a body whose fields
-all have defaults may be left out and a missing required field is named.
+422 (naming each field). Strict means what the OpenAPI document says: a JSON
+body must be sent as ``application/json`` (415 otherwise), ``false`` is no
+number and a number is no time. An empty body reads as ``{}``, so a body whose
+fields all have defaults may be left out (the document marks such a body as
+optional) and a missing required field is named. Query strings are text, so
+they are converted (``limit=5``); what JSON Schema would refuse there (a number
+for a time) is refused by the models themselves.
+
+A body that stops arriving is not waited for forever (408): a JSON body must
+arrive within ``http.read_timeout_s``, and an upload may not pause for longer
+between two chunks, so a client that sends half a request cannot hold a
+handler.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import TypeVar
 
 import pydantic_core
@@ -15,6 +27,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from pilothouse.hub.api import keys
+from pilothouse.hub.errors import RequestTimeout, UnsupportedMediaType
 from pilothouse.hub.service.auth import Principal
 from pilothouse.hub.services import Services
 
@@ -25,13 +38,50 @@ JSON = "application/json"
 
 async def parse(request: web.Request, model: type[M]) -> M:
     """The request body as ``model`` (``client_max_size`` bounds what is read)."""
-    raw = await request.read()
-    return model.model_validate_json(raw or b"{}")
+    raw = await _read(request)
+    if raw and not is_json(request.content_type):
+        raise UnsupportedMediaType(
+            f"expected Content-Type application/json, got {request.content_type!r}"
+        )
+    return model.model_validate_json(raw or b"{}", strict=True)
+
+
+def is_json(content_type: str) -> bool:
+    """Whether a media type is JSON (``application/json`` or a ``+json`` type)."""
+    return content_type == JSON or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
 
 
 def query(request: web.Request, model: type[M]) -> M:
     """The query string as ``model``."""
-    return model.model_validate(dict(request.query))
+    return model.model_validate_strings(dict(request.query))
+
+
+async def chunks(request: web.Request, size: int) -> AsyncIterator[bytes]:
+    """The raw body in chunks of up to ``size`` bytes, each awaited at most the read timeout."""
+    timeout = request.app[keys.SETTINGS].http.read_timeout_s
+    stream = request.content
+    while True:
+        try:
+            async with asyncio.timeout(timeout):
+                chunk = await stream.read(size)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"the upload stopped arriving (no bytes for {timeout:g}s)"
+            ) from None
+        if not chunk:
+            return
+        yield chunk
+
+
+async def _read(request: web.Request) -> bytes:
+    timeout = request.app[keys.SETTINGS].http.read_timeout_s
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {timeout:g}s") from None
 
 
 def respond(model: BaseModel, status: int = 200) -> web.Response:

@@ -6,6 +6,9 @@
 the value given), aiohttp's own ``HTTPException`` (unknown path, wrong method,
 body over the size limit) keeps its status, and anything else is logged and
 answered 500 without details. Every body is ``{"error", "message", "fields"}``.
+A client that went away mid-request (a dropped upload) is no failure of the
+hub: it is logged at INFO and counted with status 499, nginx's "client closed
+request", never as a 500.
 
 *Auth* resolves the bearer token into a principal for every route that is not
 public and refuses admin routes to agent tokens; handlers narrow agent routes
@@ -36,12 +39,15 @@ _CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
 }
 _MAX_INPUT_CHARS = 200
+CLIENT_CLOSED = 499
+"""The status counted for a request whose client left before the answer (nginx's 499)."""
 
 
 @web.middleware
@@ -80,9 +86,20 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if "Allow" in exc.headers:
             answer.headers["Allow"] = exc.headers["Allow"]
         return answer
+    except ConnectionError:  # reset, broken pipe, or aiohttp's "Connection lost" on drain
+        if not _client_gone(request):
+            log.exception("%s %s failed", request.method, request.path)
+            return error(500, "internal_error", "the hub failed to answer; see its log")
+        log.info("%s %s: the client went away before the answer", request.method, request.path)
+        return web.Response(status=CLIENT_CLOSED)  # never sent: counted by ``metrics`` only
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         return error(500, "internal_error", "the hub failed to answer; see its log")
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 @web.middleware

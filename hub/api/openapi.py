@@ -19,8 +19,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from pilothouse.hub.api.keys import Access
-from pilothouse.hub.api.routes import Body, Route
-from pilothouse.hub.api.schemas import ErrorBody, WebhookMessage
+from pilothouse.hub.api.routes import Body, Route, Stream
+from pilothouse.hub.api.schemas import JSON_VALUE, JSON_VALUE_SCHEMA, ErrorBody, WebhookMessage
 from pilothouse.hub.notifications.signing import HEADER as SIGNATURE_HEADER
 
 REF = "#/components/schemas/{model}"
@@ -30,6 +30,7 @@ _ERRORS = {
     401: "No token, or an unknown one",
     403: "The token may not do this",
     404: "No such resource",
+    408: "The request body stopped arriving",
     409: "Conflicts with what is stored",
     413: "Body over a configured limit",
     415: "Wrong Content-Type",
@@ -74,6 +75,8 @@ def _models(routes: Sequence[Route]) -> list[tuple[type[BaseModel], JsonSchemaMo
         for body in route.responses.values():
             if isinstance(body, type):
                 found[(body, "serialization")] = None
+            elif isinstance(body, Stream):
+                found[(body.item, "serialization")] = None
     return list(found)
 
 
@@ -86,7 +89,7 @@ def _schemas(routes: Sequence[Route]) -> tuple[Refs, dict[str, Any]]:
     for (model, mode), ref in generated.items():
         if isinstance(model, type) and issubclass(model, BaseModel):
             refs[(model, mode)] = ref
-    return refs, dict(top.get("$defs", {}))
+    return refs, dict(top.get("$defs", {})) | {JSON_VALUE: JSON_VALUE_SCHEMA}
 
 
 def _operation(route: Route, refs: Refs, components: dict[str, Any]) -> dict[str, Any]:
@@ -101,8 +104,18 @@ def _operation(route: Route, refs: Refs, components: dict[str, Any]) -> dict[str
         "security": [] if route.access is Access.PUBLIC else [{"bearer": []}],
     }
     if route.body is not None:
-        op["requestBody"] = {"required": True, "content": _content(route.body, refs, "validation")}
+        op["requestBody"] = {
+            "required": _body_required(route.body),
+            "content": _content(route.body, refs, "validation"),
+        }
     return op
+
+
+def _body_required(body: Body) -> bool:
+    """A JSON body whose fields all have defaults may be left out (it reads as ``{}``)."""
+    if isinstance(body, type):
+        return any(field.is_required() for field in body.model_fields.values())
+    return True
 
 
 def _parameters(route: Route, refs: Refs, components: dict[str, Any]) -> list[dict[str, Any]]:
@@ -148,9 +161,9 @@ def _error_statuses(route: Route) -> list[int]:
     if "{" in route.path:
         statuses.append(404)
     if isinstance(route.body, type):
-        statuses += [400, 413, 422]
+        statuses += [400, 408, 413, 415, 422]
     elif isinstance(route.body, str):
-        statuses += [409, 413, 415, 422]
+        statuses += [408, 409, 413, 415, 422]
     if route.query is not None:
         statuses.append(422)
     if route.method in _CREATES and 201 in route.responses:
@@ -162,6 +175,8 @@ def _error_statuses(route: Route) -> list[int]:
 def _content(body: Body, refs: Refs, mode: JsonSchemaMode) -> dict[str, Any]:
     if isinstance(body, type):
         return {"application/json": {"schema": refs[(body, mode)]}}
+    if isinstance(body, Stream):  # OpenAPI 3.1: the schema of a stream describes each item
+        return {body.media: {"schema": refs[(body.item, "serialization")]}}
     if isinstance(body, tuple):
         return {media: {"schema": {"type": "string"}} for media in body}
     if body == "application/gzip":

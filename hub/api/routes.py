@@ -26,9 +26,18 @@ from pilothouse.hub.api.handlers import (
 )
 from pilothouse.hub.api.keys import Access
 
-Body = type[BaseModel] | str | tuple[str, ...] | None
-"""A JSON model, a media type (raw bytes or text) or several (one chosen by a parameter), or
-no body."""
+
+@dataclass(frozen=True)
+class Stream:
+    """A stream of items of one media type (server-sent events), each described by ``item``."""
+
+    media: str
+    item: type[BaseModel]
+
+
+Body = type[BaseModel] | str | tuple[str, ...] | Stream | None
+"""A JSON model, a media type (raw bytes or text) or several (one chosen by a parameter), a
+stream, or no body."""
 
 V1 = "/api/v1"
 PE = f"{V1}/prediction-environments"
@@ -70,12 +79,18 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", PE + "/{id}/agent-tokens", environments.issue_token,
           "Issue an agent token (shown once)", Access.ADMIN, "prediction environments",
           {201: s.AgentToken}),
+    Route("GET", PE + "/{id}/agent-tokens", environments.tokens, "List agent tokens",
+          Access.ADMIN, "prediction environments", {200: s.Page[s.AgentTokenInfo]},
+          query=s.ListQuery),
+    Route("DELETE", PE + "/{id}/agent-tokens/{token_id}", environments.revoke_token,
+          "Revoke an agent token", Access.ADMIN, "prediction environments",
+          {200: s.AgentTokenInfo}),
     Route("GET", PE + "/{id}/desired-state", agents.desired_state,
           "Desired state of the PE (agent channel)", Access.AGENT, "agent channel",
           {200: s.DesiredStateSnapshot}),
     Route("GET", PE + "/{id}/watch", watch.watch,
           "Stream desired-state changes (server-sent events)", Access.AGENT, "agent channel",
-          {200: "text/event-stream"}, query=s.WatchQuery,
+          {200: Stream("text/event-stream", s.WatchEvent)}, query=s.WatchQuery,
           headers={"Last-Event-ID": "Revision to resume after; wins over ?last_event_id."}),
     Route("POST", PE + "/{id}/heartbeat", agents.heartbeat, "Agent heartbeat", Access.AGENT,
           "agent channel", {204: None}, body=s.Heartbeat),
@@ -90,7 +105,7 @@ ROUTES: tuple[Route, ...] = (
           Access.AGENT, "model packages", {200: "application/gzip", 304: None},
           headers={"If-None-Match": "The archive's sha256 (its ETag): 304 if unchanged."}),
     Route("POST", DEP, deployments.create, "Create a deployment", Access.ADMIN, "deployments",
-          {201: s.Deployment}, body=s.DeploymentCreate),
+          {201: s.Deployment}, body=s.DeploymentCreate, errors=(404,)),
     Route("GET", DEP, deployments.page, "List deployments", Access.ADMIN, "deployments",
           {200: s.Page[s.Deployment]}, query=s.DeploymentListQuery),
     Route("GET", DEP + "/{id}", deployments.get, "Read a deployment", Access.ADMIN,
@@ -101,12 +116,12 @@ ROUTES: tuple[Route, ...] = (
           "deployments", {200: s.Deployment}, body=s.ActionRequest),
     Route("PUT", DEP + "/{id}/status", deployments.observe,
           "Report the observed state (agent channel)", Access.AGENT, "agent channel",
-          {204: None}, body=s.ObservedStatus),
+          {204: None}, body=s.ObservedStatus, errors=(409,)),
     Route("GET", DEP + "/{id}/service-health", deployments.service_health,
           "Service health and recent events", Access.ADMIN, "deployments",
           {200: s.ServiceHealthView}),
     Route("POST", V1 + "/events", events.ingest, "Post a batch of events (idempotent)",
-          Access.AGENT, "events", {200: s.EventBatchResult}, body=s.EventBatch),
+          Access.AGENT, "events", {200: s.EventBatchResult}, body=s.EventBatch, errors=(404,)),
     Route("GET", V1 + "/events", events.page, "Search events, newest first", Access.ADMIN,
           "events", {200: s.Page[s.EventOut]}, query=s.EventQuery),
     Route("GET", V1 + "/events/export", events.export, "Export events as CSV or JSON lines",
@@ -126,7 +141,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", NCH + "/{id}/test", notifications.test_channel, "Send a test message",
           Access.ADMIN, "notifications", {200: s.NotificationDelivery}),
     Route("POST", NPO, notifications.create_policy, "Add a notification policy", Access.ADMIN,
-          "notifications", {201: s.NotificationPolicy}, body=s.NotificationPolicyCreate),
+          "notifications", {201: s.NotificationPolicy}, body=s.NotificationPolicyCreate,
+          errors=(404,)),
     Route("GET", NPO, notifications.page_policies, "List notification policies", Access.ADMIN,
           "notifications", {200: s.Page[s.NotificationPolicy]}, query=s.ListQuery),
     Route("GET", NPO + "/{id}", notifications.get_policy, "Read a notification policy",

@@ -2,18 +2,37 @@
 
 JSON is snake_case. Lists are ``{"items": [...], "next_cursor": ...}``. Times
 are RFC 3339 in UTC. Every model here is also the source of the OpenAPI
-document served at ``/api/v1/openapi.json``.
+document served at ``/api/v1/openapi.json``, so what a model accepts and what
+the document says are the same thing: request bodies are read strictly (no
+``false`` for a number, no number for a time), every integer fits the signed
+64-bit range SQLite stores, and free-form JSON (event ``data``, plugin
+settings) holds only numbers within that range, described by the
+``JsonValue`` schema (:data:`JSON_VALUE_SCHEMA`).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+)
+from pydantic.json_schema import WithJsonSchema
 
-from pilothouse.foundation.domain.desired import DeploymentSettings, DesiredDeployment
+from pilothouse.foundation.domain.desired import (
+    DeploymentSettings,
+    DesiredDeployment,
+    Integer,
+    integral,
+)
 from pilothouse.foundation.domain.vocabulary import (
     Action,
     DeploymentState,
@@ -24,8 +43,107 @@ from pilothouse.foundation.domain.vocabulary import (
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,127}$"
 ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+CURSOR = r"^-?[0-9]{1,18}\.[A-Za-z0-9._-]{1,128}$"
+"""A page cursor (``next_cursor``): the last item's time in µs and its id."""
+CURSOR_OR_EMPTY = r"^(-?[0-9]{1,18}\.[A-Za-z0-9._-]{1,128})?$"
+PREDICTION_URL = r"^https?://[^\s/?#]+(?:[/?#]\S*)?$"
+"""Where a deployment answers: http or https only (a UI links to it)."""
 
 T = TypeVar("T")
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX), BeforeValidator(integral)]
+"""An integer SQLite and orjson can hold (``3.0`` counts, as in JSON Schema)."""
+Count = Annotated[int, Field(ge=0, le=INT64_MAX), BeforeValidator(integral)]
+"""A non-negative integer SQLite and orjson can hold (a generation, a revision)."""
+
+JSON_VALUE = "JsonValue"
+JSON_VALUE_SCHEMA: dict[str, Any] = {
+    "description": "Any JSON value whose numbers lie within the signed 64-bit range.",
+    "anyOf": [
+        {"type": "null"},
+        {"type": "boolean"},
+        {"type": "string"},
+        {"type": "number", "minimum": INT64_MIN, "maximum": INT64_MAX},
+        {"type": "array", "items": {"$ref": f"#/components/schemas/{JSON_VALUE}"}},
+        {
+            "type": "object",
+            "additionalProperties": {"$ref": f"#/components/schemas/{JSON_VALUE}"},
+        },
+    ],
+}
+"""The OpenAPI schema of one free-form JSON value (a component of the document)."""
+
+
+def _bounded_numbers(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` unchanged, or ``ValueError`` naming the first number out of range.
+
+    A plain walk instead of a recursive pydantic union: it keeps ingest nearly as
+    fast as ``dict[str, Any]`` (the path is worked out only for the error) and
+    names the offending value in one message.
+    """
+    if _fits(value):
+        return value
+    where, number = _first_outside(value, "")
+    raise ValueError(
+        f"{where}: {number} is outside the signed 64-bit range [{INT64_MIN}, {INT64_MAX}]"
+    )
+
+
+def _fits(container: dict[str, Any] | list[Any]) -> bool:
+    for item in container.values() if isinstance(container, dict) else container:
+        kind = type(item)
+        if kind is int or kind is float:
+            if not INT64_MIN <= item <= INT64_MAX:
+                return False
+        elif (kind is dict or kind is list) and not _fits(item):
+            return False
+    return True
+
+
+def _first_outside(container: dict[str, Any] | list[Any], where: str) -> tuple[str, Any]:
+    items = container.items() if isinstance(container, dict) else enumerate(container)
+    for key, item in items:
+        path = f"{where}.{key}" if where else str(key)
+        kind = type(item)
+        if (kind is int or kind is float) and not INT64_MIN <= item <= INT64_MAX:
+            return path, item
+        if (kind is dict or kind is list) and not _fits(item):
+            return _first_outside(item, path)
+    raise AssertionError("called only when a number is out of range")
+
+
+JsonObject = Annotated[
+    dict[str, Any],
+    AfterValidator(_bounded_numbers),
+    WithJsonSchema(
+        {"type": "object", "additionalProperties": {"$ref": f"#/components/schemas/{JSON_VALUE}"}}
+    ),
+]
+"""A free-form JSON object whose numbers SQLite and orjson can hold."""
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: Any) -> Any:
+    """Only RFC 3339 date-times with an offset, parsed (no Unix numbers, no naive times).
+
+    Parsed here, in C (``fromisoformat``): strict validation would take no text
+    after a validator, and pydantic's lax parsing would take ``"0.5"``.
+    """
+    if isinstance(value, datetime):
+        return value  # built in code, not read from a request
+    try:
+        if isinstance(value, str) and _RFC3339.match(value):
+            return datetime.fromisoformat(value.upper())
+    except ValueError:
+        pass  # the right shape, an impossible date (month 13)
+    raise ValueError("expected an RFC 3339 date-time with a time zone, e.g. 2026-01-31T12:00:00Z")
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
+"""A time as a request gives it: RFC 3339 with ``Z`` or an offset, exactly as documented."""
 
 
 class _In(BaseModel):
@@ -64,7 +182,7 @@ class PredictionEnvironmentCreate(_In):
     name: str = Field(pattern=NAME)
     platform: Literal["process", "docker", "kubernetes", "command", "test"]
     description: str = Field(default="", max_length=2000)
-    plugin_settings: dict[str, Any] = Field(default_factory=dict)
+    plugin_settings: JsonObject = Field(default_factory=dict)
 
 
 class AgentInfo(BaseModel):
@@ -96,11 +214,22 @@ class AgentToken(BaseModel):
     created_at: datetime
 
 
+class AgentTokenInfo(BaseModel):
+    """An agent token as listed: never its secret (the hub keeps only a hash)."""
+
+    id: str
+    prediction_environment_id: str
+    created_at: datetime
+    revoked_at: datetime | None = Field(
+        default=None, description="When it was revoked; a revoked token is refused at once."
+    )
+
+
 class Heartbeat(_In):
     """An agent's proof of life."""
 
-    agent_version: str = ""
-    deployments: dict[str, int] = Field(default_factory=dict)
+    agent_version: str = Field(default="", max_length=200)
+    deployments: dict[str, Count] = Field(default_factory=dict)
     environment_status: Status = Status.UNKNOWN
     tasks: dict[str, bool] = Field(default_factory=dict)
 
@@ -129,13 +258,34 @@ class DeploymentCreate(_In):
 
     name: str = Field(pattern=NAME)
     prediction_environment_id: str
-    model_package_id: str
+    model_package_id: str = Field(min_length=1)
     challenger_ids: list[str] = Field(default_factory=list)
     settings: DeploymentSettings = Field(default_factory=DeploymentSettings)
 
 
+_ONLY_REPLACE_TAKES_A_PACKAGE: dict[str, Any] = {
+    "oneOf": [
+        {
+            "properties": {
+                "action": {"const": Action.REPLACE_MODEL.value},
+                "model_package_id": {"type": "string", "minLength": 1},
+            },
+            "required": ["action", "model_package_id"],
+        },
+        {
+            "properties": {
+                "action": {"enum": [a.value for a in Action if a is not Action.REPLACE_MODEL]},
+                "model_package_id": {"type": "null"},
+            },
+        },
+    ]
+}
+
+
 class ActionRequest(_In):
-    """Ask for an action; ``model_package_id`` is required for ``replace_model``."""
+    """Ask for an action; ``model_package_id`` is given for ``replace_model`` and only for it."""
+
+    model_config = ConfigDict(json_schema_extra=_ONLY_REPLACE_TAKES_A_PACKAGE)
 
     action: Action
     model_package_id: str | None = None
@@ -153,12 +303,16 @@ class Desired(BaseModel):
 
 
 class ObservedStatus(_In):
-    """What the agent observes (``PUT /deployments/{id}/status``)."""
+    """What the agent observes (``PUT /deployments/{id}/status``).
+
+    ``generation`` is the desired generation the observation answers; one ahead
+    of the deployment's desired generation is refused (409).
+    """
 
     state: DeploymentState
     model_package_id: str | None = None
-    prediction_url: str | None = None
-    generation: int = Field(ge=0)
+    prediction_url: str | None = Field(default=None, max_length=2048, pattern=PREDICTION_URL)
+    generation: Count
     status: Status = Status.UNKNOWN
     message: str = ""
 
@@ -216,17 +370,35 @@ class DesiredStateSnapshot(BaseModel):
 
 
 class EventIn(_In):
-    """An event as posted by its producer (the id is the producer's ULID)."""
+    """An event as posted by its producer (the id is the producer's ULID).
+
+    ``time`` must lie within the hub's clock-skew allowance of its own clock
+    (``events.max_clock_skew_s`` ahead, ``events.max_age_days`` behind); an agent
+    token posts only ``source: agent`` events of its own PE and deployments.
+    """
 
     id: str = Field(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")
-    time: datetime
+    time: Timestamp
     prediction_environment_id: str
     deployment_id: str | None = None
     source: Source = Source.AGENT
     type: str = Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$", max_length=128)
     status: Status
     message: str = Field(max_length=10_000)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: JsonObject = Field(default_factory=dict)
+
+
+class WatchEvent(BaseModel):
+    """One server-sent event of a watch stream (``GET …/watch``); ``data`` is JSON text."""
+
+    event: Literal["deployment", "removed", "resync"] = Field(
+        description="deployment: a DesiredDeployment (its latest generation); removed: "
+        "``{id, generation}``; resync: ``{}``, fetch the desired state again."
+    )
+    data: str
+    id: str | None = Field(
+        default=None, pattern=r"^[0-9]+$", description="The revision; resume after it."
+    )
 
 
 class EventBatch(_In):
@@ -262,8 +434,12 @@ class EventOut(BaseModel):
 class ListQuery(_In):
     """Paging of a list, newest first."""
 
-    limit: int = Field(default=100, ge=1, le=1000, description="Items per page.")
-    cursor: str | None = Field(default=None, description="``next_cursor`` of the previous page.")
+    limit: Integer = Field(default=100, ge=1, le=1000, description="Items per page.")
+    cursor: str | None = Field(
+        default=None,
+        pattern=CURSOR_OR_EMPTY,
+        description="``next_cursor`` of the previous page; empty: the first page.",
+    )
 
 
 class DeploymentListQuery(ListQuery):
@@ -280,8 +456,8 @@ class EventFilters(_In):
     status: Status | None = None
     type: str | None = Field(default=None, description="Exact event type.")
     source: Source | None = None
-    since: datetime | None = Field(default=None, description="Events at or after this time.")
-    until: datetime | None = Field(default=None, description="Events before this time.")
+    since: Timestamp | None = Field(default=None, description="Events at or after this time.")
+    until: Timestamp | None = Field(default=None, description="Events before this time.")
     q: str | None = Field(
         default=None,
         max_length=500,
@@ -326,8 +502,23 @@ AttemptOutcome = Literal["delivered", "retry", "failed"]
 EventTypePattern = Annotated[str, Field(pattern=EVENT_TYPE_PATTERN, max_length=128)]
 
 
+_SLACK_TAKES_NO_SECRET: dict[str, Any] = {
+    "oneOf": [
+        {"properties": {"type": {"const": "slack"}, "secret": {"type": "null"}}},
+        {"properties": {"type": {"const": "webhook"}}},
+    ]
+}
+
+
 class NotificationChannelCreate(_In):
-    """A place messages go: a Slack incoming webhook, or any HTTP endpoint (signed JSON)."""
+    """A place messages go: a Slack incoming webhook, or any HTTP endpoint (signed JSON).
+
+    A Slack channel takes no ``secret`` (Slack signs nothing). The URL must not
+    point at a loopback, private or link-local address unless the hub setting
+    ``notifications.allow_private_targets`` allows it.
+    """
+
+    model_config = ConfigDict(json_schema_extra=_SLACK_TAKES_NO_SECRET)
 
     name: str = Field(pattern=NAME)
     type: ChannelType
@@ -506,7 +697,7 @@ class WebhookMessage(BaseModel):
 class RetentionUpdate(_In):
     """Set how long events are kept."""
 
-    days: int = Field(ge=1, le=36_500, description="Events younger than this are never purged.")
+    days: Integer = Field(ge=1, le=36_500, description="Events younger than this are never purged.")
 
 
 class Retention(BaseModel):

@@ -6,7 +6,8 @@ are stored and never shown again: the API shows the URL masked and
 in the creation answer only (like an agent token). Slack signs nothing: a Slack
 channel takes no secret. ``test`` sends one message to a channel at once —
 one attempt, no retries — and answers with its delivery record, so a wrong
-URL shows right away.
+URL shows right away. A URL aimed into the hub's own network is refused
+unless allowed (:mod:`pilothouse.hub.service.targets`).
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from pilothouse.hub.api.schemas import (
     WebhookMessage,
 )
 from pilothouse.hub.clock import Clock
-from pilothouse.hub.errors import InvalidInput
+from pilothouse.hub.errors import Conflict, FieldProblem, InvalidInput
 from pilothouse.hub.notifications import messages, sealing
 from pilothouse.hub.notifications.notifier import Dispatcher
 from pilothouse.hub.notifications.sealing import Sealer
-from pilothouse.hub.service import cursors
+from pilothouse.hub.service import cursors, targets
 from pilothouse.hub.service.naming import new_id
 from pilothouse.hub.store.interface import Store
 from pilothouse.hub.store.records import (
@@ -50,8 +51,15 @@ class Notifications:
     """Create, change and delete channels and policies; test channels; read the delivery log."""
 
     def __init__(
-        self, store: Store, sealer: Sealer, dispatcher: Dispatcher, clock: Clock, hub_url: str
+        self,
+        store: Store,
+        sealer: Sealer,
+        dispatcher: Dispatcher,
+        clock: Clock,
+        hub_url: str,
+        allow_private_targets: bool,
     ) -> None:
+        self._allow_private = allow_private_targets
         self._store = store
         self._sealer = sealer
         self._dispatcher = dispatcher
@@ -64,6 +72,7 @@ class Notifications:
         """Store a channel; a webhook channel without a secret gets one (in this answer only)."""
         secret = None if body.secret is None else body.secret.get_secret_value()
         generated = None
+        targets.check(body.url, self._allow_private)
         if body.type == "slack" and secret is not None:
             raise InvalidInput.field(
                 "secret", "a Slack channel takes no secret (Slack signs nothing)"
@@ -102,6 +111,8 @@ class Notifications:
     ) -> NotificationChannel:
         """Change a channel's name, URL or secret."""
         url = body.url
+        if url is not None:
+            targets.check(url, self._allow_private)
         secret = None if body.secret is None else body.secret.get_secret_value()
         url_sealed = None if url is None else self._sealer.seal(url)
         secret_sealed = None if secret is None else self._sealer.seal(secret)
@@ -109,7 +120,10 @@ class Notifications:
 
         def change(record: ChannelRecord) -> ChannelRecord:
             if secret is not None and record.channel.type == "slack":
-                raise InvalidInput.field("secret", "a Slack channel takes no secret")
+                raise Conflict(  # valid alone; wrong for the channel stored
+                    "secret: a Slack channel takes no secret (Slack signs nothing)",
+                    [FieldProblem("secret", "a Slack channel takes no secret")],
+                )
             update: dict[str, Any] = {"updated_at": now}
             if body.name is not None:
                 update["name"] = body.name

@@ -32,6 +32,7 @@ from pilothouse.hub.clock import Clock, us
 from pilothouse.hub.errors import StorageError
 from pilothouse.hub.notifications import composing, routing, sealing, sending
 from pilothouse.hub.notifications.sealing import Sealer
+from pilothouse.hub.service import targets
 from pilothouse.hub.settings import NotificationSettings
 from pilothouse.hub.store.interface import Store
 from pilothouse.hub.store.records import AttemptRecord, DeliveryJob
@@ -91,16 +92,7 @@ class Dispatcher:
         """Try to send one delivery once; the record says what happened and what comes next."""
         at_us = self._clock.now_us()
         number = job.attempts + 1
-        try:
-            url = self._sealer.unseal(job.url_sealed)
-            secret = None if job.secret_sealed is None else self._sealer.unseal(job.secret_sealed)
-        except StorageError as exc:
-            outcome = sending.Outcome(False, False, None, exc.message, 0.0)
-        else:
-            headers = sending.headers(job.id, job.kind, secret, job.body, self._user_agent)
-            outcome = await sending.attempt(
-                self._http, url, job.body, headers, self._settings.timeout_s, sealing.masked(url)
-            )
+        outcome = await self._send(job)
         limit = job.max_attempts or self._settings.max_attempts
         if outcome.delivered:
             return _record(job, number, at_us, outcome, "delivered", None)
@@ -109,6 +101,20 @@ class Dispatcher:
             next_us = self._clock.now_us() + us(delay)
             return _record(job, number, at_us, outcome, "retry", next_us)
         return _record(job, number, at_us, outcome, "failed", None)
+
+    async def _send(self, job: DeliveryJob) -> sending.Outcome:
+        try:
+            url = self._sealer.unseal(job.url_sealed)
+            secret = None if job.secret_sealed is None else self._sealer.unseal(job.secret_sealed)
+        except StorageError as exc:
+            return sending.Outcome(False, False, None, exc.message, 0.0)
+        why = None if self._settings.allow_private_targets else targets.refusal(url)
+        if why is not None:  # a channel made while the setting allowed it
+            return sending.Outcome(False, False, None, f"not sent: {why}", 0.0)
+        headers = sending.headers(job.id, job.kind, secret, job.body, self._user_agent)
+        return await sending.attempt(
+            self._http, url, job.body, headers, self._settings.timeout_s, sealing.masked(url)
+        )
 
     async def _route(self) -> None:
         while (

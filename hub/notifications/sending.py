@@ -11,7 +11,9 @@ Outcomes: a 2xx answer is delivered. A connection failure, a timeout, 408,
 425, 429 or any 5xx may succeed later: *retry* (a ``Retry-After`` in seconds
 is honoured by the backoff). Any other answer will not get better by itself
 (Slack's 400 ``invalid_payload``, 403, 404 ``no_service``, 410): *failed*.
-Error texts never carry the channel's URL, which is a secret.
+Error texts never carry the channel's URL, which is a secret, nor what the
+receiver answered beyond its status code and reason: an admin reading the
+delivery log must not be able to read an internal service through it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import aiohttp
 from pilothouse.hub.notifications import signing
 
 _RETRYABLE = frozenset({408, 425, 429})
-_ERROR_BODY_CHARS = 300
+_REASON_CHARS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +75,7 @@ async def attempt(
             timeout=aiohttp.ClientTimeout(total=timeout_s),
             allow_redirects=False,
         ) as resp:
-            text = (await resp.content.read(4096)).decode(errors="replace")
-            return _answered(resp, text, _elapsed(began))
+            return _answered(resp, _elapsed(began))
     except TimeoutError:
         return Outcome(False, True, None, f"no answer within {timeout_s:g}s", _elapsed(began))
     except (aiohttp.ClientError, OSError, ValueError) as exc:
@@ -82,12 +83,12 @@ async def attempt(
         return Outcome(False, True, None, error, _elapsed(began))
 
 
-def _answered(resp: aiohttp.ClientResponse, text: str, duration_ms: float) -> Outcome:
+def _answered(resp: aiohttp.ClientResponse, duration_ms: float) -> Outcome:
     status = resp.status
     if 200 <= status < 300:
         return Outcome(True, False, status, "", duration_ms)
-    detail = " ".join(text.split())[:_ERROR_BODY_CHARS]
-    error = f"the receiver answered {status}" + (f": {detail}" if detail else "")
+    reason = " ".join((resp.reason or "").split())[:_REASON_CHARS]
+    error = f"the receiver answered {status}" + (f" {reason}" if reason else "")
     retryable = status >= 500 or status in _RETRYABLE
     return Outcome(False, retryable, status, error, duration_ms, _retry_after(resp))
 

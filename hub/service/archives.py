@@ -14,7 +14,6 @@ it in a thread.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,25 +25,10 @@ from pilothouse.modelpkg.errors import PackageError
 from pilothouse.modelpkg.manifest import Manifest
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """How much an archive may hold."""
-
-    max_files: int
-    max_member_bytes: int
-    max_unpacked_bytes: int
-
-
-def inspect(path: Path, limits: Limits) -> tuple[Manifest, dict[str, Any]]:
+def inspect(path: Path, limits: ArchiveLimits) -> tuple[Manifest, dict[str, Any]]:
     """Check the archive at ``path``; return its manifest (validated, and as a JSON object)."""
-    bounds = ArchiveLimits(
-        max_archive_bytes=max(path.stat().st_size, 1),
-        max_members=limits.max_files,
-        max_member_bytes=limits.max_member_bytes,
-        max_total_bytes=limits.max_unpacked_bytes,
-    )
     try:
-        info = inspect_archive(path, bounds)
+        info = inspect_archive(path, limits)
     except PackageError as exc:
         raise PackageRejected(str(exc)) from None
     except (OSError, EOFError, yaml.YAMLError) as exc:  # a corrupt stream the checks did not name

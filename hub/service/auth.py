@@ -6,7 +6,9 @@ none is set, is generated once and kept in ``<state_dir>/admin-token`` (mode
 admin; the hub keeps only their sha256, so a stolen database reveals none.
 An agent token reaches only its own PE: its desired state and watch stream, its
 heartbeat, events and deployment status; model packages are readable by every
-agent. Tokens are compared in constant time.
+agent. Tokens are compared in constant time. The admin may list a PE's agent
+tokens and revoke one: it is refused from the next request on, and an open
+watch stream of it ends at its next wake-up (:meth:`Authenticator.still_valid`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class Principal:
 
     admin: bool
     prediction_environment_id: str | None = None
+    token_id: str | None = None
+    """The agent token's id (None for the admin)."""
 
     def require_admin(self) -> None:
         """``Forbidden`` unless the admin asks."""
@@ -89,10 +93,15 @@ class Authenticator:
         token = _bearer(header)
         if hmac.compare_digest(token.encode(), self._admin):
             return ADMIN
-        pe_id = await self._store.environment_for_token(token_hash(token))
-        if pe_id is None:
-            raise Unauthorized("unknown token")
-        return Principal(admin=False, prediction_environment_id=pe_id)
+        found = await self._store.environment_for_token(token_hash(token))
+        if found is None:
+            raise Unauthorized("unknown or revoked token")
+        token_id, pe_id = found
+        return Principal(admin=False, prediction_environment_id=pe_id, token_id=token_id)
+
+    async def still_valid(self, who: Principal) -> bool:
+        """Whether ``who`` may still be served (False once its agent token is revoked)."""
+        return who.token_id is None or await self._store.token_live(who.token_id)
 
 
 def _bearer(header: str | None) -> str:

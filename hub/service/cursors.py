@@ -1,40 +1,43 @@
-"""Opaque page cursors: the last item's (time, id), so a page never skips or repeats.
+"""Page cursors: the last item's (time, id), so a page never skips or repeats.
 
 Lists are newest first by (time, id); the next page is everything strictly
 before the last item shown. That stays right while new items arrive (they sort
-before the first page, never into a later one). The cursor is URL-safe base64
-of ``<µs>:<id>``: opaque to clients, cheap to check.
+before the first page, never into a later one). A cursor reads
+``<µs>.<id>`` — meant to be passed back, not built — and its pattern,
+:data:`~pilothouse.hub.api.schemas.CURSOR`, is in the OpenAPI document: every string of
+that pattern is a position (a made-up one simply pages from there), so the
+document and the server agree on what is valid. An empty cursor is the first
+page, as if none were given.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import re
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from pilothouse.hub.api.schemas import CURSOR
 from pilothouse.hub.errors import InvalidInput
 from pilothouse.hub.store.records import Cursor
 
 T = TypeVar("T")
 
+_CURSOR = re.compile(CURSOR)
+
 
 def encode(cursor: Cursor) -> str:
-    """The cursor as an opaque string."""
-    raw = f"{cursor.time_us}:{cursor.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    """The cursor as a string."""
+    return f"{cursor.time_us}.{cursor.id}"
 
 
 def decode(text: str | None) -> Cursor | None:
     """The cursor a client passed back, or ``InvalidInput`` naming ``cursor``."""
-    if text is None:
+    if not text:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-        time_part, ident = raw.split(":", 1)
-        return Cursor(int(time_part), ident)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidInput.field("cursor", "not a cursor this hub issued", text) from None
+    if not _CURSOR.match(text):
+        raise InvalidInput.field("cursor", "not a cursor this hub issued", text)
+    time_part, ident = text.split(".", 1)
+    return Cursor(int(time_part), ident)
 
 
 def split(items: Sequence[T], limit: int, key: Callable[[T], Cursor]) -> tuple[list[T], str | None]:

@@ -4,8 +4,10 @@ Each write goes through the store as one atomic change of the deployment's PE
 (so the watch streams of that PE wake) together with a ``user``-source event
 recording it; every reference to a PE or a model package is checked first and
 refused with 404 naming the field. What the agent reports (``PUT …/status``)
-is stored as the observed state; the service health is computed by the rule in
-:mod:`pilothouse.hub.service.health` from each source's latest report.
+is stored as the observed state — unless it claims a generation the hub never
+asked for (ahead of the desired one: refused with 409, since storing it would
+make every later, correct report look stale); the service health is computed
+by the rule in :mod:`pilothouse.hub.service.health` from each source's latest report.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pilothouse.hub.api.schemas import (
     ObservedStatus,
     Page,
 )
-from pilothouse.hub.errors import NotFound
+from pilothouse.hub.errors import Conflict, FieldProblem, NotFound
 from pilothouse.hub.service import actions, cursors, health
 from pilothouse.hub.service.auth import Principal
 from pilothouse.hub.service.naming import new_id
@@ -95,6 +97,13 @@ class Deployments:
         """Store what the PE's agent observes of one of its deployments."""
         record = await self._store.get_deployment(deployment_id)
         who.require_environment(record.prediction_environment_id)
+        desired = record.desired.generation  # only grows: checking an older read is safe
+        if status.generation > desired:
+            message = (
+                f"observed generation {status.generation} is ahead of the desired generation "
+                f"{desired}: report the generation the observation answers"
+            )
+            raise Conflict(message, [FieldProblem("generation", message, status.generation)])
         observed = Observed(
             state=status.state,
             model_package_id=status.model_package_id,

@@ -1,4 +1,8 @@
-"""Prediction environments: registering them, listing them, issuing agent tokens."""
+"""Prediction environments: registering them, listing them, issuing and revoking agent tokens.
+
+Revoking a token wakes the PE's watch streams (through the change feed), so a
+stream of the revoked token sees at once that it must end.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ from pilothouse.hub import clock
 from pilothouse.hub.api.schemas import (
     AgentInfo,
     AgentToken,
+    AgentTokenInfo,
     Page,
     PredictionEnvironment,
     PredictionEnvironmentCreate,
 )
 from pilothouse.hub.service import auth, cursors
+from pilothouse.hub.service.feed import ChangeFeed
 from pilothouse.hub.service.naming import new_id
 from pilothouse.hub.store.interface import Store
 from pilothouse.hub.store.records import Cursor, PageQuery
@@ -19,8 +25,9 @@ from pilothouse.hub.store.records import Cursor, PageQuery
 class Environments:
     """Create, read and issue tokens for prediction environments."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, feed: ChangeFeed) -> None:
         self._store = store
+        self._feed = feed
 
     async def create(self, body: PredictionEnvironmentCreate) -> PredictionEnvironment:
         """Register a PE; ``Conflict`` if the name is taken."""
@@ -57,6 +64,23 @@ class Environments:
         )
         return issued
 
+    async def tokens(self, pe_id: str, limit: int, cursor: str | None) -> Page[AgentTokenInfo]:
+        """A page of the PE's agent tokens (revoked ones too), newest first; no secrets."""
+        query = PageQuery(limit + 1, cursors.decode(cursor))
+        found = await self._store.list_agent_tokens(pe_id, query)
+        items, after = cursors.split(found, limit, _token_key)
+        return Page[AgentTokenInfo](items=items, next_cursor=after)
+
+    async def revoke_token(self, pe_id: str, token_id: str) -> AgentTokenInfo:
+        """Revoke one of the PE's agent tokens; its open watch streams end."""
+        revoked = await self._store.revoke_agent_token(pe_id, token_id, clock.now_us())
+        self._feed.publish(pe_id)  # wake the PE's streams: a revoked one ends
+        return revoked
+
 
 def _key(env: PredictionEnvironment) -> Cursor:
     return Cursor(clock.to_us(env.created_at), env.id)
+
+
+def _token_key(token: AgentTokenInfo) -> Cursor:
+    return Cursor(clock.to_us(token.created_at), token.id)

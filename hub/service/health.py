@@ -1,11 +1,12 @@
 """The service-health rule of DESIGN.md, as one pure function.
 
 Each source (agent, hub, user, monitor) has a latest non-informational status
-for a deployment. The service health is the worst of them — ``failing`` over
-``at_risk`` over ``passing`` — so a red agent report is never hidden by a
-green one from elsewhere (nor the other way round), and ``unknown`` stands only
-when nothing else is known. The deciding report gives the reason; among equally
-bad reports the most recent decides.
+for a deployment — latest as the hub received it, not as the sender dated it,
+so no sender's clock decides. The service health is the worst of them —
+``failing`` over ``at_risk`` over ``passing`` — so a red agent report is never
+hidden by a green one from elsewhere (nor the other way round), and ``unknown``
+stands only when nothing else is known. The deciding report gives the reason;
+among equally bad reports the one received last decides.
 """
 
 from __future__ import annotations
@@ -24,5 +25,5 @@ def decide(latest: Iterable[SourceStatus]) -> ServiceHealth:
     ranked = [s for s in latest if s.status in SEVERITY]
     if not ranked:
         return ServiceHealth()
-    worst = max(ranked, key=lambda s: (SEVERITY[s.status], s.time_us, s.event_id))
+    worst = max(ranked, key=lambda s: (SEVERITY[s.status], s.seq, s.event_id))
     return ServiceHealth(status=worst.status, reason=worst.message, event_id=worst.event_id)

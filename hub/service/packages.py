@@ -35,9 +35,7 @@ class Packages:
         self._store = store
         self._blobs = blobs
         self._max_bytes = limits.max_package_bytes
-        self._limits = archives.Limits(
-            limits.max_package_files, limits.max_member_bytes, limits.max_unpacked_bytes
-        )
+        self._limits = limits.archive_limits()
 
     async def upload(self, chunks: AsyncIterator[bytes]) -> tuple[ModelPackage, bool]:
         """Store an archive; return the package and whether it is new."""

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from pilothouse.foundation.domain.desired import DesiredDeployment
 from pilothouse.hub.api.schemas import (
+    AgentTokenInfo,
     EventIn,
     EventOut,
     ExportFormat,
@@ -88,8 +89,20 @@ class Store(Protocol):
     ) -> None:
         """Store the hash of a new agent token of ``pe_id``."""
 
-    async def environment_for_token(self, token_sha256: str) -> str | None:
-        """The PE an agent token (by hash) belongs to, if any."""
+    async def environment_for_token(self, token_sha256: str) -> tuple[str, str] | None:
+        """The id and PE of the live (not revoked) agent token with this hash, if any."""
+
+    async def token_live(self, token_id: str) -> bool:
+        """Whether an agent token exists and is not revoked."""
+
+    async def list_agent_tokens(self, pe_id: str, page: PageQuery) -> list[AgentTokenInfo]:
+        """The PE's agent tokens, revoked ones too, newest first; ``NotFound`` for the PE."""
+
+    async def revoke_agent_token(self, pe_id: str, token_id: str, at_us: int) -> AgentTokenInfo:
+        """Revoke one of the PE's tokens (idempotent); ``NotFound`` if it is not the PE's."""
+
+    async def deployment_environments(self, ids: Collection[str]) -> dict[str, str]:
+        """The PE of each of ``ids`` that is a deployment, deleted ones included."""
 
     async def record_heartbeat(
         self, pe_id: str, at_us: int, info: dict[str, Any], online: Callable[[], EventIn]

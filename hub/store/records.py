@@ -36,6 +36,8 @@ class SourceStatus:
     message: str
     event_id: str
     time_us: int
+    seq: int = 0
+    """When the hub stored the event (its ingest order): what "latest" means."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""``pilothouse pe``: prediction environments and their agent tokens."""
+"""``pilothouse pe``: prediction environments and their agent tokens (issue, list, revoke)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pilothouse.agent.hublink.client import API, HubClient
 from pilothouse.cli import remote
 
 _COLUMNS = ["id", "name", "platform", "agent.online", "agent.last_heartbeat_at"]
+_TOKEN_COLUMNS = ["id", "prediction_environment_id", "created_at", "revoked_at"]
 
 
 def register(sub: Any) -> None:
-    """Add ``pe create|list|get|token``."""
+    """Add ``pe create|list|get`` and ``pe token issue|list|revoke``."""
     pe = sub.add_parser("pe", help="prediction environments on a hub")
     cmds = pe.add_subparsers(dest="pe_command", required=True, metavar="COMMAND")
     create = cmds.add_parser("create", help="register a prediction environment")
@@ -34,11 +35,24 @@ def register(sub: Any) -> None:
     get = cmds.add_parser("get", help="show one prediction environment")
     get.add_argument("id")
     get.set_defaults(handler=_get)
-    token = cmds.add_parser("token", help="issue an agent token for a PE (shown once)")
-    token.add_argument("id")
-    token.set_defaults(handler=_token)
-    for parser in (create, listing, get, token):
+    for parser in (create, listing, get, *_token_parsers(cmds)):
         remote.add_connection_flags(parser)
+
+
+def _token_parsers(cmds: Any) -> list[argparse.ArgumentParser]:
+    token = cmds.add_parser("token", help="agent tokens of a PE: issue, list, revoke")
+    sub = token.add_subparsers(dest="token_command", required=True, metavar="COMMAND")
+    issue = sub.add_parser("issue", help="issue an agent token for a PE (shown once)")
+    issue.add_argument("id", help="the PE")
+    issue.set_defaults(handler=_issue)
+    listing = sub.add_parser("list", help="list a PE's agent tokens (never their secrets)")
+    listing.add_argument("id", help="the PE")
+    listing.set_defaults(handler=_tokens)
+    revoke = sub.add_parser("revoke", help="revoke an agent token: refused from now on")
+    revoke.add_argument("id", help="the PE")
+    revoke.add_argument("token_id", help="the token's id (tok-…), as listed")
+    revoke.set_defaults(handler=_revoke)
+    return [issue, listing, revoke]
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -78,13 +92,31 @@ def _get(args: argparse.Namespace) -> int:
     return remote.run(args, work)
 
 
-def _token(args: argparse.Namespace) -> int:
+def _issue(args: argparse.Namespace) -> int:
     async def work(hub: HubClient) -> int:
         issued = await hub.request("POST", f"{API}/prediction-environments/{args.id}/agent-tokens")
         if args.json:
             remote.emit(args, issued, [])
         else:
             print(issued["token"])
+        return 0
+
+    return remote.run(args, work)
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    async def work(hub: HubClient) -> int:
+        page = await hub.request("GET", f"{API}/prediction-environments/{args.id}/agent-tokens")
+        remote.emit(args, page["items"], _TOKEN_COLUMNS)
+        return 0
+
+    return remote.run(args, work)
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    async def work(hub: HubClient) -> int:
+        path = f"{API}/prediction-environments/{args.id}/agent-tokens/{args.token_id}"
+        remote.emit(args, await hub.request("DELETE", path), _TOKEN_COLUMNS)
         return 0
 
     return remote.run(args, work)

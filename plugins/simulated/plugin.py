@@ -20,6 +20,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -316,4 +317,5 @@ class SimulatedPlugin(Plugin):
 
 
 def _url(pe: str, dep_id: str) -> str:
-    return f"test://{pe}/deployments/{dep_id}/predict"
+    # http on a reserved name (RFC 2606): the hub takes only http(s) prediction URLs
+    return f"http://test.invalid/{quote(pe, safe='')}/deployments/{quote(dep_id, safe='')}/predict"

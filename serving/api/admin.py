@@ -13,8 +13,8 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from pilothouse.serving.api import responses
-from pilothouse.serving.api.keys import DEPLOYMENTS, SETTINGS
+from pilothouse.serving.api import bodies, responses
+from pilothouse.serving.api.keys import DEPLOYMENTS, ENDPOINTS, SETTINGS
 from pilothouse.serving.decoding import load_json
 from pilothouse.serving.deployments import DEPLOYMENT_ID, DeploymentRequest
 from pilothouse.serving.errors import BadRequestError, UnauthorizedError
@@ -25,6 +25,7 @@ _ID_PATTERN = DEPLOYMENT_ID.removeprefix("^").removesuffix("$")
 def create_admin_app() -> web.Application:
     """The admin sub-application."""
     app = web.Application(middlewares=[_require_token])
+    app.router.add_get("/server", server_endpoints)
     app.router.add_get("/deployments", list_deployments)
     app.router.add_get("/deployments/{id}", get_deployment)
     app.router.add_put("/deployments/{id}", put_deployment)
@@ -41,6 +42,11 @@ async def _require_token(request: web.Request, handler: Handler) -> web.StreamRe
     return await handler(request)
 
 
+async def server_endpoints(request: web.Request) -> web.Response:
+    """``GET /admin/server``: where this server listens (HTTP, and gRPC when on)."""
+    return responses.json(request.config_dict[ENDPOINTS].describe())
+
+
 async def list_deployments(request: web.Request) -> web.Response:
     """``GET /admin/deployments``."""
     deployments = request.config_dict[DEPLOYMENTS].all()
@@ -55,7 +61,7 @@ async def get_deployment(request: web.Request) -> web.Response:
 async def put_deployment(request: web.Request) -> web.Response:
     """``PUT /admin/deployments/{id}``: load or replace; answers once the new model serves."""
     deployment_id = _deployment_id(request)
-    change_request = DeploymentRequest.parse(load_json(await request.read()))
+    change_request = DeploymentRequest.parse(load_json(await bodies.read(request)))
     change = await request.config_dict[DEPLOYMENTS].put(deployment_id, change_request)
     view = change.deployment.describe()
     return responses.json(

@@ -8,7 +8,8 @@ reloads the deployments recorded at the last stop, and the challenger worker
 pools off the event loop.
 
 Errors are translated in one place, :func:`_errors`: a
-:class:`~pilothouse.serving.errors.ServingError` becomes its status and JSON body;
+:class:`~pilothouse.serving.errors.ServingError` becomes its status and JSON body (after a
+408 for a body too slow to arrive, the connection is closed);
 aiohttp's own HTTP errors (unknown route, 405, 413) get a JSON body too;
 anything else is a bug, logged with its traceback, answered with a bare 500.
 """
@@ -27,9 +28,10 @@ from pilothouse.foundation.aio import tasks
 from pilothouse.foundation.aio.supervisor import RestartPolicy, Supervisor
 from pilothouse.modelpkg import PackageError
 from pilothouse.serving.api import admin, plain, responses, v2
-from pilothouse.serving.api.keys import DEPLOYMENTS, METRICS, PREDICTIONS, SETTINGS
+from pilothouse.serving.api.keys import DEPLOYMENTS, ENDPOINTS, METRICS, PREDICTIONS, SETTINGS
 from pilothouse.serving.deployments import DeploymentRegistry
-from pilothouse.serving.errors import ServingError, UnauthorizedError
+from pilothouse.serving.endpoints import Endpoints
+from pilothouse.serving.errors import RequestTimeoutError, ServingError, UnauthorizedError
 from pilothouse.serving.inference import PredictionService
 from pilothouse.serving.metrics import ServerMetrics
 from pilothouse.serving.settings import ServerSettings
@@ -52,6 +54,7 @@ def create_app(settings: ServerSettings) -> web.Application:
     app[DEPLOYMENTS] = deployments
     app[PREDICTIONS] = PredictionService(deployments, settings, predict_pool)
     app[METRICS] = ServerMetrics(deployments)
+    app[ENDPOINTS] = Endpoints(settings.host)
     app.cleanup_ctx.append(_running)
     v2.add_routes(app)
     plain.add_routes(app)
@@ -78,6 +81,8 @@ async def _running(app: web.Application) -> AsyncIterator[None]:
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except RequestTimeoutError as exc:
+        return await _closing(request, responses.json(exc.body(), exc.status))
     except ServingError as exc:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthorizedError) else None
         return responses.json(exc.body(), exc.status, headers)
@@ -90,3 +95,17 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unexpected error answering %s %s", request.method, request.path)
         return responses.json({"error": "internal server error", "type": "server_error"}, 500)
+
+
+async def _closing(request: web.Request, response: web.Response) -> web.Response:
+    """Write ``response``, then close the connection at once.
+
+    Left to itself, aiohttp would go on reading (and discarding) the rest of a
+    half-sent body for its lingering time; a client too slow to send its body
+    gets its answer and loses the connection instead.
+    """
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
+    return response

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from pilothouse.serving.api import responses
+from pilothouse.serving.api import bodies, responses
 from pilothouse.serving.api.keys import METRICS, PREDICTIONS
 
 
@@ -18,7 +18,7 @@ def add_routes(app: web.Application) -> None:
 
 async def predict(request: web.Request) -> web.Response:
     """``POST /v1/deployments/{id}/predict`` with ``{"rows": [...]}`` or CSV."""
-    body = await request.read()
+    body = await bodies.read(request)
     answer = await request.app[PREDICTIONS].predict(
         request.match_info["id"], body, request.content_type
     )

@@ -6,25 +6,16 @@ challenger by model package id; without a version, the champion.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from pilothouse.serving import decoding
-from pilothouse.serving.api import responses
+from pilothouse.serving import protocol
+from pilothouse.serving.api import bodies, responses
 from pilothouse.serving.api.keys import DEPLOYMENTS, PREDICTIONS
 from pilothouse.serving.deployments import Deployment
 from pilothouse.serving.served import ServedModel
 
-_PLATFORMS = {
-    "sklearn": "sklearn",
-    "onnx": "onnxruntime_onnx",
-    "python": "python",
-    "mlflow": "mlflow",
-}
-_FEATURE_TYPES = {"float": "FP64", "integer": "INT64", "boolean": "BOOL", "string": "BYTES"}
-SERVER_NAME = "pilothouse"
-SERVER_VERSION = "0.1.0"
+HEADER_LENGTH = "Inference-Header-Content-Length"
+"""Binary tensor data extension: length of the JSON header that starts the body."""
 
 
 def add_routes(app: web.Application) -> None:
@@ -41,7 +32,13 @@ def add_routes(app: web.Application) -> None:
 
 async def server_metadata(request: web.Request) -> web.Response:
     """``GET /v2``."""
-    return responses.json({"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": []})
+    return responses.json(
+        {
+            "name": protocol.SERVER_NAME,
+            "version": protocol.SERVER_VERSION,
+            "extensions": list(protocol.EXTENSIONS),
+        }
+    )
 
 
 async def live(request: web.Request) -> web.Response:
@@ -64,55 +61,25 @@ async def model_ready(request: web.Request) -> web.Response:
 async def model_metadata(request: web.Request) -> web.Response:
     """``GET /v2/models/{name}``: name, versions, platform, inputs, outputs."""
     deployment, model = _lookup(request)
-    return responses.json(metadata(deployment, model))
+    return responses.json(protocol.metadata(deployment, model))
 
 
 async def infer(request: web.Request) -> web.Response:
     """``POST /v2/models/{name}/infer``."""
-    body = await request.read()
-    answer = await request.app[PREDICTIONS].infer(
-        request.match_info["name"], request.match_info.get("version"), body
+    body = await bodies.read(request)
+    answer, header_length = await request.app[PREDICTIONS].infer(
+        request.match_info["name"],
+        request.match_info.get("version"),
+        body,
+        request.headers.get(HEADER_LENGTH),
     )
-    return responses.raw(answer)
-
-
-def metadata(deployment: Deployment, model: ServedModel) -> dict[str, Any]:
-    """The V2 model metadata of one version of a deployment."""
-    manifest = model.model.manifest
-    inputs = [
-        {"name": f.name, "datatype": _FEATURE_TYPES[f.type.value], "shape": [-1]}
-        for f in manifest.features
-    ]
-    if manifest.is_classifier:
-        kinds = {type(c) for c in manifest.target.classes or ()}
-        label_type = "BYTES" if kinds <= {str} else "INT64"
-    else:
-        label_type = "FP64"
-    outputs: list[dict[str, Any]] = [
-        {"name": decoding.PREDICT, "datatype": label_type, "shape": [-1]}
-    ]
-    if model.model.supports_proba:
-        outputs.append(
-            {
-                "name": decoding.PREDICT_PROBA,
-                "datatype": "FP64",
-                "shape": [-1, len(model.model.classes)],
-            }
-        )
-    return {
-        "name": deployment.id,
-        "versions": [m.package_id for m in (deployment.champion, *deployment.challengers)],
-        "platform": _PLATFORMS[manifest.format.value],
-        "inputs": inputs,
-        "outputs": outputs,
-        "parameters": {
-            "model_package_id": model.package_id,
-            "model_name": manifest.name,
-            "model_version": manifest.version,
-            "target": manifest.target.model_dump(mode="json", exclude_none=True),
-            "features": list(manifest.feature_names),
-        },
-    }
+    if header_length is None:
+        return responses.raw(answer)
+    return web.Response(
+        body=answer,
+        headers={HEADER_LENGTH: str(header_length)},
+        content_type="application/octet-stream",
+    )
 
 
 def _lookup(request: web.Request) -> tuple[Deployment, ServedModel]:

@@ -67,7 +67,10 @@ async def test_file_launches_each_deployment_with_ordered_events(make_settings, 
         assert launching["status"] == "informational"
         assert launching["data"]["state"] == "launching"
         assert succeeded["status"] == "informational"
-        assert succeeded["data"]["prediction_url"] == f"test://pe-test/deployments/{dep}/predict"
+        assert (
+            succeeded["data"]["prediction_url"]
+            == f"http://test.invalid/pe-test/deployments/{dep}/predict"
+        )
         assert ready["status"] == "passing"
         assert ready["data"]["state"] == "ready"
         for event in (launching, succeeded, ready):

@@ -3,6 +3,8 @@
 A :class:`Receiver` records every request (raw body and headers) and answers
 from a script of statuses or :class:`Answer` objects (then 200 ``ok``, as Slack
 does). :func:`down_url` is a URL where nothing listens: connections are refused.
+A hub sends to these (on 127.0.0.1) only with :data:`LOCAL_TARGETS` in its
+notification settings.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import orjson
 from aiohttp import web
 
 from tests.hub.quiet import WatchedClock
+
+LOCAL_TARGETS = {"allow_private_targets": True}
+"""Hub notification settings that let it send to receivers on 127.0.0.1."""
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ async def test_batch_refused_whole_for_an_unknown_pe(hub: Running) -> None:
     pe = await hub.pe()
     batch = [event(pe["id"]), event("pe-nope")]
     status, body = await answer(hub.admin.post(f"{V1}/events", json={"events": batch}))
-    assert status == 422
+    assert status == 404  # as an unknown PE is everywhere else (POST /deployments)
     assert body["fields"][0]["field"] == "events.1.prediction_environment_id"
     assert await rows(hub, "events") == 0
 

@@ -5,16 +5,25 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pilothouse.hub.notifications import signing
-from tests.hub.receivers import down_url, receiving
-from tests.hub.support import V1, Running, answer, ok
+from tests.hub.receivers import LOCAL_TARGETS, down_url, receiving
+from tests.hub.support import V1, Running, answer, ok, running, settings
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, anyio_backend: str) -> AsyncIterator[Running]:
+    """A hub that may send to the receivers on 127.0.0.1."""
+    async with running(settings(tmp_path / "hub", notifications=LOCAL_TARGETS)) as serving:
+        yield serving
+
 
 NCH = f"{V1}/notification-channels"
 SECRET = "a-webhook-secret-of-some-length"

@@ -21,7 +21,7 @@ import pytest
 from pilothouse.hub.clock import ManualClock
 from pilothouse.hub.notifications import signing
 from tests.hub.quiet import WatchedClock
-from tests.hub.receivers import Answer, Receiver, down_url, receiving
+from tests.hub.receivers import LOCAL_TARGETS, Answer, Receiver, down_url, receiving
 from tests.hub.support import V1, Running, at, event, ok, rows, running, settings
 
 pytestmark = pytest.mark.anyio
@@ -39,6 +39,7 @@ async def notifying(
         "backoff_initial_s": 10,
         "backoff_max_s": 10,
         "max_attempts": 3,
+        **LOCAL_TARGETS,
     } | overrides.pop("notifications", {})
     hub_settings = settings(tmp_path / "hub", notifications=notifications, **overrides)
     async with running(hub_settings, clock) as hub:

@@ -10,7 +10,7 @@ import pytest
 from blockbuster import blockbuster_ctx
 
 from pilothouse.hub.clock import ManualClock
-from tests.hub.receivers import receiving
+from tests.hub.receivers import LOCAL_TARGETS, receiving
 from tests.hub.support import V1, event, ok, running, settings
 
 pytestmark = pytest.mark.anyio
@@ -18,7 +18,9 @@ pytestmark = pytest.mark.anyio
 
 async def test_export_notify_and_purge_never_block(tmp_path: Path, anyio_backend: str) -> None:
     clock = ManualClock(datetime.now(UTC))
-    hub_settings = settings(tmp_path, secret_key=None, notifications={"hub_url": "http://h"})
+    hub_settings = settings(
+        tmp_path, secret_key=None, notifications={"hub_url": "http://h", **LOCAL_TARGETS}
+    )
     async with receiving() as receiver:
         with blockbuster_ctx(["hub"]):
             async with running(hub_settings, clock) as hub:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pilothouse.hub.clock import ManualClock
+from tests.hub.receivers import LOCAL_TARGETS
 from tests.hub.support import V1, Running, answer, event, ok, running, settings
 
 pytestmark = pytest.mark.anyio
@@ -23,7 +24,8 @@ RETENTION = f"{V1}/settings/retention"
 
 @contextlib.asynccontextmanager
 async def hub_at(tmp_path: Path, clock: ManualClock, **retention: Any) -> AsyncIterator[Running]:
-    async with running(settings(tmp_path / "hub", retention=retention), clock) as hub:
+    hub_settings = settings(tmp_path / "hub", retention=retention, notifications=LOCAL_TARGETS)
+    async with running(hub_settings, clock) as hub:
         yield hub
 
 

@@ -12,7 +12,7 @@ import pytest
 from pilothouse.hub.clock import SystemClock
 from pilothouse.hub.store.sqlite import migrations
 from tests.hub.quiet import WatchedClock
-from tests.hub.receivers import receiving
+from tests.hub.receivers import LOCAL_TARGETS, receiving
 from tests.hub.support import V1, event, ok, running, settings
 
 pytestmark = pytest.mark.anyio
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.anyio
 async def test_upgrade_from_version_1_keeps_events_and_notifies_only_new_ones(
     tmp_path: Path, anyio_backend: str
 ) -> None:
-    hub_settings = settings(tmp_path)
+    hub_settings = settings(tmp_path, notifications=LOCAL_TARGETS)
     async with running(hub_settings) as hub:
         pe = await hub.pe()
         old = [event(pe["id"], deployment_id="d", status="failing") for _ in range(5)]
@@ -43,9 +43,12 @@ async def test_upgrade_from_version_1_keeps_events_and_notifies_only_new_ones(
 
 
 def _downgrade_to_version_1(path: Path) -> None:
-    """Drop what migration 2 added, as if the hub before it had made this database."""
+    """Drop what migrations 3 and 2 added, as if the hub before them had made this database."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
+        conn.execute("DROP INDEX agent_tokens_by_pe")
+        conn.execute("ALTER TABLE agent_tokens DROP COLUMN revoked_at")
+        conn.execute("ALTER TABLE health_sources DROP COLUMN seq")
         tables = [
             "notification_attempts",
             "notification_deliveries",
@@ -58,6 +61,6 @@ def _downgrade_to_version_1(path: Path) -> None:
         for table in tables:
             conn.execute(f"DROP TABLE {table}")
         conn.execute("PRAGMA user_version = 1")
-        assert len(migrations.MIGRATIONS) == 2
+        assert len(migrations.MIGRATIONS) == 3
     finally:
         conn.close()

@@ -13,7 +13,7 @@ P, R, F, U = Status.PASSING, Status.AT_RISK, Status.FAILING, Status.UNKNOWN
 
 
 def _s(source: Source, status: Status, t: int) -> SourceStatus:
-    return SourceStatus(source, status, f"{source}:{status}", f"E{t:03d}", t)
+    return SourceStatus(source, status, f"{source}:{status}", f"E{t:03d}", t, seq=t)
 
 
 @pytest.mark.parametrize(
@@ -65,8 +65,11 @@ async def test_health_follows_each_sources_latest_report(hub: Running) -> None:
     recent = [e["id"] for e in view["recent_events"] if e["source"] != "user"]  # type: ignore[attr-defined]
     assert recent[:2] == [drift_ok["id"], red["id"]]
 
-    older = event(pe["id"], time=at(5), status="passing", **d)  # late delivery of an old report
+    # what arrived last counts, whatever time its sender wrote into it (no clock decides)
+    older = event(pe["id"], time=at(5), status="passing", message="agent: back", **d)
     await post(older, event(pe["id"], time=at(30), status="informational", **d))
+    assert ((await health())["status"], (await health())["reason"]) == ("passing", "agent: back")
+    await post(event(pe["id"], time=at(35), status="failing", message="agent: crashed", **d))
     assert (await health())["status"] == "failing"
 
     await post(event(pe["id"], time=at(40), status="passing", message="agent: ready", **d))

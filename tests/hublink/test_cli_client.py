@@ -41,7 +41,7 @@ async def cli_json(hub: Running, *args: str) -> Any:
 async def test_a_user_deploys_and_replaces_with_the_cli(tmp_path: Path) -> None:
     async with hub_running(hub_settings(tmp_path / "hub")) as hub:
         pe = await cli_json(hub, "pe", "create", "prod", "--platform", "test")
-        code, token, _ = await cli(hub, "pe", "token", pe["id"])
+        code, token, _ = await cli(hub, "pe", "token", "issue", pe["id"])
         assert code == 0 and len(token.strip()) > 20
         async with upload(hub.admin, package_bytes("iris", "1")) as r1:
             p1 = (await r1.json())["id"]

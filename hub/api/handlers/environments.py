@@ -1,4 +1,4 @@
-"""``/api/v1/prediction-environments``: register, list, read, issue agent tokens."""
+"""``/api/v1/prediction-environments``: register, list, read; issue, list, revoke agent tokens."""
 
 from __future__ import annotations
 
@@ -33,3 +33,19 @@ async def issue_token(request: web.Request) -> web.Response:
     """Issue an agent token for the PE; the secret is in this answer only."""
     token = await bodies.services(request).environments.issue_token(request.match_info["id"])
     return bodies.respond(token, 201)
+
+
+async def tokens(request: web.Request) -> web.Response:
+    """List the PE's agent tokens, newest first, revoked ones too (never their secrets)."""
+    query = bodies.query(request, ListQuery)
+    environments = bodies.services(request).environments
+    return bodies.respond(
+        await environments.tokens(request.match_info["id"], query.limit, query.cursor)
+    )
+
+
+async def revoke_token(request: web.Request) -> web.Response:
+    """Revoke an agent token: refused from now on; its open watch streams end."""
+    environments = bodies.services(request).environments
+    info = request.match_info
+    return bodies.respond(await environments.revoke_token(info["id"], info["token_id"]))

@@ -26,8 +26,7 @@ async def upload(request: web.Request) -> web.Response:
     limit = request.app[SETTINGS].limits.max_package_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the archive is larger than {limit} bytes")
-    chunks = request.content.iter_chunked(_CHUNK)
-    package, new = await bodies.services(request).packages.upload(chunks)
+    package, new = await bodies.services(request).packages.upload(bodies.chunks(request, _CHUNK))
     return bodies.respond(package, 201 if new else 200)
 
 

@@ -19,16 +19,18 @@ then pushes each committed change as it happens::
     : keep-alive
 
 The first bytes are the comment ``: connected``. ``resync`` means the hub
-cannot replay from that id (not a revision of this PE, or ahead of it): the
-client should fetch ``…/desired-state`` again; the stream then goes on from
-the current revision. A keep-alive comment is sent
-after ``keepalive_interval_s`` without changes. The stream ends cleanly when
-the hub shuts down (the change feed closes) or the client goes away; it owns
-no task.
+cannot replay from that id (not a revision of this PE, ahead of it, or not a
+number that fits 64 bits): the client should fetch ``…/desired-state`` again;
+the stream then goes on from the current revision. A keep-alive comment is
+sent after ``keepalive_interval_s`` without changes. The stream ends cleanly
+when the hub shuts down (the change feed closes), the client goes away, its
+agent token is revoked (checked at every wake-up; a revocation wakes the PE's
+streams), or after ``watch_max_duration_s`` if set; it owns no task.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import orjson
@@ -36,7 +38,8 @@ from aiohttp import web
 
 from pilothouse.hub.api import bodies
 from pilothouse.hub.api.keys import METRICS, SETTINGS
-from pilothouse.hub.api.schemas import WatchQuery
+from pilothouse.hub.api.schemas import INT64_MAX, WatchQuery
+from pilothouse.hub.service.auth import Principal
 from pilothouse.hub.service.feed import FeedClosed
 from pilothouse.hub.services import Services
 from pilothouse.hub.store.records import Change
@@ -51,7 +54,8 @@ RESYNC = b"event: resync\ndata: {}\n\n"
 async def watch(request: web.Request) -> web.StreamResponse:
     """Stream the PE's desired-state changes as server-sent events."""
     pe_id = request.match_info["id"]
-    bodies.principal(request).require_environment(pe_id)
+    who = bodies.principal(request)
+    who.require_environment(pe_id)
     services = bodies.services(request)
     seen = services.feed.version(pe_id)
     replay = await services.store.replay(pe_id, _resume_after(request) or 0)
@@ -68,8 +72,15 @@ async def watch(request: web.Request) -> web.StreamResponse:
         else:
             await response.write(CONNECTED + encode(replay.changes))
             position = replay.revision
-        keepalive = request.app[SETTINGS].agents.keepalive_interval_s
-        await _follow(response, services, pe_id, position, seen, keepalive)
+        settings = request.app[SETTINGS].agents
+        lifetime = asyncio.timeout(settings.watch_max_duration_s)
+        try:
+            async with lifetime:
+                keepalive = settings.keepalive_interval_s
+                await _follow(response, services, who, pe_id, position, seen, keepalive)
+        except TimeoutError:
+            if not lifetime.expired():
+                raise
     except (ConnectionResetError, FeedClosed):
         pass  # the client left, or the hub is stopping: the stream ends
     finally:
@@ -80,13 +91,18 @@ async def watch(request: web.Request) -> web.StreamResponse:
 async def _follow(
     response: web.StreamResponse,
     services: Services,
+    who: Principal,
     pe_id: str,
     position: int,
     seen: int,
     keepalive: float,
 ) -> None:
     while True:
-        if not await services.feed.wait(pe_id, seen, keepalive):
+        woken = await services.feed.wait(pe_id, seen, keepalive)
+        if not await services.auth.still_valid(who):
+            log.info("watch stream of %s ends: its agent token was revoked", pe_id)
+            return
+        if not woken:
             await response.write(KEEPALIVE)
             continue
         seen = services.feed.version(pe_id)
@@ -114,13 +130,14 @@ def encode(changes: tuple[Change, ...]) -> bytes:
 
 
 def _resume_after(request: web.Request) -> int | None:
-    """The revision to resume after; -1 (forcing a resync) if it is not a number."""
+    """The revision to resume after; -1 (forcing a resync) if it is not a 64-bit number."""
     given = request.headers.get("Last-Event-ID")
     if given is None:
         given = bodies.query(request, WatchQuery).last_event_id
     if given is None or not given.strip():
         return None
     try:
-        return int(given.strip())
+        after = int(given.strip())
     except ValueError:
         return -1
+    return after if after <= INT64_MAX else -1

@@ -11,7 +11,7 @@ tombstones, so their generation never goes back and their removal replays.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from pilothouse.foundation.domain.desired import DesiredDeployment
@@ -21,7 +21,7 @@ from pilothouse.hub.errors import NotFound
 from pilothouse.hub.store.interface import DeploymentChange
 from pilothouse.hub.store.records import Change, DeploymentRecord, PageQuery, Replay
 from pilothouse.hub.store.sqlite import environments, events
-from pilothouse.hub.store.sqlite.rows import page_clause, taken
+from pilothouse.hub.store.sqlite.rows import page_clause, placeholders, taken
 
 _COLUMNS = (
     "id, prediction_environment_id, desired, deleted, observed_state, "
@@ -115,6 +115,17 @@ def set_observed(conn: sqlite3.Connection, deployment_id: str, observed: Observe
     )
     if cursor.rowcount == 0:
         get(conn, deployment_id)  # NotFound if gone; otherwise the report was stale
+
+
+def environments_of(conn: sqlite3.Connection, ids: Collection[str]) -> dict[str, str]:
+    """The PE of each of ``ids`` that is a deployment (tombstones too: they were its PE's)."""
+    wanted = list(ids)
+    rows = conn.execute(
+        "SELECT id, prediction_environment_id FROM deployments "
+        f"WHERE id IN ({placeholders(len(wanted))})",
+        wanted,
+    ).fetchall()
+    return {row[0]: row[1] for row in rows}
 
 
 def desired_state(conn: sqlite3.Connection, pe_id: str) -> tuple[int, list[DesiredDeployment]]:

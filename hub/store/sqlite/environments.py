@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from pilothouse.hub import clock
-from pilothouse.hub.api.schemas import AgentInfo, EventIn, PredictionEnvironment
+from pilothouse.hub.api.schemas import AgentInfo, AgentTokenInfo, EventIn, PredictionEnvironment
 from pilothouse.hub.errors import NotFound
 from pilothouse.hub.store.records import PageQuery
 from pilothouse.hub.store.sqlite import events
@@ -77,13 +77,61 @@ def add_token(
     )
 
 
-def for_token(conn: sqlite3.Connection, token_sha256: str) -> str | None:
-    """The PE of a token hash."""
+def for_token(conn: sqlite3.Connection, token_sha256: str) -> tuple[str, str] | None:
+    """The id and PE of the live (not revoked) token with this hash."""
     row = conn.execute(
-        "SELECT prediction_environment_id FROM agent_tokens WHERE token_sha256 = ?",
+        "SELECT id, prediction_environment_id FROM agent_tokens "
+        "WHERE token_sha256 = ? AND revoked_at IS NULL",
         (token_sha256,),
     ).fetchone()
-    return None if row is None else str(row[0])
+    return None if row is None else (str(row[0]), str(row[1]))
+
+
+def token_live(conn: sqlite3.Connection, token_id: str) -> bool:
+    """Whether the token exists and is not revoked."""
+    row = conn.execute(
+        "SELECT 1 FROM agent_tokens WHERE id = ? AND revoked_at IS NULL", (token_id,)
+    ).fetchone()
+    return row is not None
+
+
+def tokens(conn: sqlite3.Connection, pe_id: str, query: PageQuery) -> list[AgentTokenInfo]:
+    """The PE's agent tokens (revoked ones too), newest first."""
+    get(conn, pe_id)
+    tail, params = page_clause(query, "created_at")
+    rows = conn.execute(
+        f"SELECT {_TOKEN_COLUMNS} FROM agent_tokens WHERE prediction_environment_id = ?{tail}",
+        [pe_id, *params],
+    ).fetchall()
+    return [_token(row) for row in rows]
+
+
+def revoke_token(conn: sqlite3.Connection, pe_id: str, token_id: str, at_us: int) -> AgentTokenInfo:
+    """Revoke one of the PE's tokens (again: keeps the first revocation time)."""
+    conn.execute(
+        "UPDATE agent_tokens SET revoked_at = ? "
+        "WHERE id = ? AND prediction_environment_id = ? AND revoked_at IS NULL",
+        (at_us, token_id, pe_id),
+    )
+    row = conn.execute(
+        f"SELECT {_TOKEN_COLUMNS} FROM agent_tokens WHERE id = ? AND prediction_environment_id = ?",
+        (token_id, pe_id),
+    ).fetchone()
+    if row is None:
+        raise NotFound.of("agent token", token_id)
+    return _token(row)
+
+
+_TOKEN_COLUMNS = "id, prediction_environment_id, created_at, revoked_at"
+
+
+def _token(row: tuple[Any, ...]) -> AgentTokenInfo:
+    return AgentTokenInfo(
+        id=row[0],
+        prediction_environment_id=row[1],
+        created_at=clock.from_us(row[2]),
+        revoked_at=None if row[3] is None else clock.from_us(row[3]),
+    )
 
 
 def heartbeat(

@@ -3,8 +3,10 @@
 Ingest is one ``INSERT OR IGNORE`` per batch (the event id is unique, so a
 retried batch adds nothing), then one ``INSERT … SELECT`` that indexes the new
 rows for full-text search, then an upsert of each deployment's latest status
-per source — the input of the service-health rule — kept only when the event
-is newer (by time, then id) than the one already recorded.
+per source — the input of the service-health rule. "Latest" is by ingest
+order (``seq``), never by the time the sender wrote into the event: a sender
+whose clock runs ahead cannot pin a status, and a later report always
+replaces an earlier one of the same source.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ _INDEX_NEW = (
     "SELECT seq, message, data FROM events WHERE seq > ?"
 )
 _UPSERT_HEALTH = (
-    "INSERT INTO health_sources (deployment_id, source, status, message, event_id, time) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (deployment_id, source) DO UPDATE SET "
+    "INSERT INTO health_sources (deployment_id, source, status, message, event_id, time, seq) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (deployment_id, source) DO UPDATE SET "
     "status = excluded.status, message = excluded.message, "
-    "event_id = excluded.event_id, time = excluded.time "
-    "WHERE (excluded.time, excluded.event_id) > (health_sources.time, health_sources.event_id)"
+    "event_id = excluded.event_id, time = excluded.time, seq = excluded.seq "
+    "WHERE excluded.seq > health_sources.seq"
 )
+_NEW_ROWS = "SELECT id, seq FROM events WHERE seq > ?"
 
 _FEW_MATCHES = 4000
 _COUNT_UP_TO = "SELECT count(*) FROM (SELECT 1 FROM events_fts WHERE events_fts MATCH ? LIMIT ?)"
@@ -47,7 +50,8 @@ def insert(conn: sqlite3.Connection, events: Sequence[EventIn]) -> int:
     accepted = conn.executemany(_INSERT, rows).rowcount
     if accepted:
         conn.execute(_INDEX_NEW, (before,))
-        conn.executemany(_UPSERT_HEALTH, _latest_per_source(rows))
+        stored = dict(conn.execute(_NEW_ROWS, (before,)).fetchall())
+        conn.executemany(_UPSERT_HEALTH, _latest_per_source(rows, stored))
     return int(accepted)
 
 
@@ -70,12 +74,14 @@ def health_sources(
     """The latest status per source of each deployment."""
     out: dict[str, list[SourceStatus]] = {d: [] for d in deployment_ids}
     rows = conn.execute(
-        "SELECT deployment_id, source, status, message, event_id, time FROM health_sources "
+        "SELECT deployment_id, source, status, message, event_id, time, seq FROM health_sources "
         f"WHERE deployment_id IN ({placeholders(len(deployment_ids))})",
         list(deployment_ids),
     ).fetchall()
-    for dep, source, status, message, event_id, time_us in rows:
-        out[dep].append(SourceStatus(Source(source), Status(status), message, event_id, time_us))
+    for dep, source, status, message, event_id, time_us, seq in rows:
+        out[dep].append(
+            SourceStatus(Source(source), Status(status), message, event_id, time_us, seq)
+        )
     return out
 
 
@@ -93,16 +99,17 @@ def _row(event: EventIn) -> Row:
     )
 
 
-def _latest_per_source(rows: list[Row]) -> list[tuple[Any, ...]]:
-    latest: dict[tuple[str, str], Row] = {}
+def _latest_per_source(rows: list[Row], stored: dict[str, int]) -> list[tuple[Any, ...]]:
+    """Per (deployment, source), the status event this batch stored last (``stored``: new ids)."""
+    latest: dict[tuple[str, str], tuple[int, Row]] = {}
     for row in rows:
-        dep, status = row[3], row[6]
-        if dep is None or status == Status.INFORMATIONAL:
-            continue
+        dep, status, seq = row[3], row[6], stored.get(row[0])
+        if dep is None or status == Status.INFORMATIONAL or seq is None:
+            continue  # no deployment, no status, or a duplicate stored before
         known = latest.get((dep, row[4]))
-        if known is None or (row[1], row[0]) > (known[1], known[0]):
-            latest[(dep, row[4])] = row
-    return [(r[3], r[4], r[6], r[7], r[0], r[1]) for r in latest.values()]
+        if known is None or seq > known[0]:
+            latest[(dep, row[4])] = (seq, row)
+    return [(r[3], r[4], r[6], r[7], r[0], r[1], seq) for seq, r in latest.values()]
 
 
 def where(query: EventFilter, conn: sqlite3.Connection) -> tuple[str, list[Any]]:

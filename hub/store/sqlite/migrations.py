@@ -24,6 +24,14 @@ send; the events waiting for its next message are rows of
 ``notification_pending``. A delivery is one message to one channel, with
 its rendered body and the time of its next attempt (indexed while pending);
 every attempt is a row of ``notification_attempts``.
+
+Migration 3 lets an agent token be revoked (``revoked_at``; a revoked token is
+kept, for the listing, and refused) and orders each deployment's per-source
+health by ingest (``seq`` of the deciding event) instead of by the time the
+sender wrote into it, so a sender's clock can never pin a status. It also
+thaws an observed state frozen by a report of a generation ahead of the desired
+one (which the hub now refuses): such a deployment's observation is forgotten,
+so the agent's next report is stored.
 """
 
 from __future__ import annotations
@@ -214,6 +222,19 @@ MIGRATIONS: tuple[str, ...] = (
         error TEXT NOT NULL,
         PRIMARY KEY (delivery_id, number)
     ) WITHOUT ROWID;
+    """,
+    # 3: agent token revocation, health sources ordered by ingest
+    """
+    ALTER TABLE agent_tokens ADD COLUMN revoked_at INTEGER;
+    CREATE INDEX agent_tokens_by_pe ON agent_tokens(prediction_environment_id, created_at, id);
+
+    ALTER TABLE health_sources ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE health_sources SET seq = coalesce(
+        (SELECT e.seq FROM events e WHERE e.id = health_sources.event_id), 0
+    );
+
+    UPDATE deployments SET observed_state = 'unknown', observed_generation = 0
+        WHERE observed_generation > generation;
     """,
 )
 

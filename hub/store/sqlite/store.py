@@ -17,6 +17,7 @@ from typing import Any
 
 from pilothouse.foundation.domain.desired import DesiredDeployment
 from pilothouse.hub.api.schemas import (
+    AgentTokenInfo,
     EventIn,
     EventOut,
     ExportFormat,
@@ -145,9 +146,26 @@ class SqliteStore:
         add = partial(environments.add_token, token_id=token_id, pe_id=pe_id)
         await self._threads.write(partial(add, token_sha256=token_sha256, created_us=created_us))
 
-    async def environment_for_token(self, token_sha256: str) -> str | None:
-        """The PE an agent token (by hash) belongs to, if any."""
+    async def environment_for_token(self, token_sha256: str) -> tuple[str, str] | None:
+        """The id and PE of the live (not revoked) agent token with this hash, if any."""
         return await self._threads.read(partial(environments.for_token, token_sha256=token_sha256))
+
+    async def token_live(self, token_id: str) -> bool:
+        """Whether an agent token exists and is not revoked."""
+        return await self._threads.read(partial(environments.token_live, token_id=token_id))
+
+    async def list_agent_tokens(self, pe_id: str, page: PageQuery) -> list[AgentTokenInfo]:
+        """The PE's agent tokens, revoked ones too, newest first; ``NotFound`` for the PE."""
+        return await self._threads.read(partial(environments.tokens, pe_id=pe_id, query=page))
+
+    async def revoke_agent_token(self, pe_id: str, token_id: str, at_us: int) -> AgentTokenInfo:
+        """Revoke one of the PE's tokens (idempotent); ``NotFound`` if it is not the PE's."""
+        revoke = partial(environments.revoke_token, pe_id=pe_id, token_id=token_id)
+        return await self._threads.write(partial(revoke, at_us=at_us))
+
+    async def deployment_environments(self, ids: Collection[str]) -> dict[str, str]:
+        """The PE of each of ``ids`` that is a deployment, deleted ones included."""
+        return await self._threads.read(partial(deployments.environments_of, ids=ids))
 
     async def record_heartbeat(
         self, pe_id: str, at_us: int, info: dict[str, Any], online: Callable[[], EventIn]
