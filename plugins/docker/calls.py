@@ -161,11 +161,11 @@ class Calls:
             return
 
     async def logs(self, name: str, lines: int) -> list[str]:
-        """The last ``lines`` lines of a container's output (empty if it is gone)."""
+        """The last ``lines`` lines of a container's output (empty if it is gone or going)."""
         try:
             with translated(f"read the log of container {name}"):
                 chunks = await self._container(name).log(stdout=True, stderr=True, tail=lines)
-        except NotFound:
+        except (NotFound, EngineBusy):  # 409: "marked for removal"
             return []
         return "".join(chunks).splitlines()[-lines:]
 

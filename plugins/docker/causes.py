@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 from typing import Any
 
+from pilothouse.plugins.docker.tracking import Death
 from pilothouse.plugins.fleet import ExitCause
 
 LOG_LINES = 20
@@ -29,16 +30,25 @@ def unknown(name: str, why: str) -> ExitCause:
                      {"container": name, "error": why, "log_tail": []})  # fmt: skip
 
 
-def of_state(name: str, state: dict[str, Any], oom_event: bool, tail: list[str]) -> ExitCause:
-    """The cause read from a container's ``State`` (``docker inspect``)."""
+def of_state(name: str, state: dict[str, Any], death: Death | None, tail: list[str]) -> ExitCause:
+    """The cause read from a container's ``State`` (``docker inspect``) and its last ``die``."""
+    status = str(state.get("Status"))
+    if status in ("removing", "dead") and not state.get("OOMKilled"):
+        return removed(name)  # the die event of a `docker rm -f`: the destroy follows
     code = int(state.get("ExitCode") or 0)
-    oom = bool(state.get("OOMKilled")) or oom_event
+    oom = bool(state.get("OOMKilled"))
+    again = ""
+    if death is not None and status in ("running", "restarting"):
+        # Started again by the engine's restart policy: its state forgot how it ended.
+        code, oom = death.exit_code, oom or death.oom_killed
+        again = "; the engine started it again" if status == "running" else ""
     data = {
-        "container": name, "status": state.get("Status"), "exit_code": code, "oom_killed": oom,
+        "container": name, "status": status, "exit_code": code, "oom_killed": oom,
         "error": state.get("Error") or None, "finished_at": state.get("FinishedAt"),
         "log_tail": tail,
     }  # fmt: skip
-    return ExitCause(f"{_describe(str(state.get('Status')), code, oom)} (container {name})", data)
+    summary = _describe("exited" if again else status, code, oom)
+    return ExitCause(f"{summary} (container {name}{again})", data)
 
 
 def _describe(status: str, code: int, oom: bool) -> str:

@@ -70,6 +70,8 @@ class Fronts:
         """Start a stopped front again, or re-create a removed one (pointing where it did)."""
         files = [self._backend_tar(front.backend)] if front.backend else []
         await self._runtime.launcher.revive(front.endpoint, front.body, files)
+        if front.backend is not None:  # serving again only once it answers, where it did
+            await self._until_using(front, front.backend)
 
     async def point(self, key: str, server: Server) -> None:
         """Send the clients of ``key`` to ``server``; return once the front uses it."""

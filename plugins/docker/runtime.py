@@ -137,7 +137,7 @@ class DockerRuntime:
 
     # --- Watching --------------------------------------------------------------------
 
-    async def watch(self, hooks: WatchHooks) -> None:
+    async def watch(self, hooks: WatchHooks[Server]) -> None:
         """List this scope's containers, then follow the event stream from before the listing."""
         self.tracker.hooks = hooks
         since = await self.calls.now()
@@ -187,11 +187,11 @@ class DockerRuntime:
             server.delivered.clear()  # a new volume, perhaps: the packages are put again
 
     async def _remove(self, server: Server, *, graceful: bool = False) -> None:
+        if self.servers.get(server.name) is server:
+            del self.servers[server.name]  # first: its death is not a crash
         timeout = self.settings.stop_timeout_s if graceful else None
         await self.calls.remove(server.name, stop_timeout_s=timeout)
         await self.calls.remove_volume(server.name)
-        if self.servers.get(server.name) is server:
-            del self.servers[server.name]
 
     async def _prepare(self) -> None:
         """The network and the image, checked before the first server starts."""
@@ -215,8 +215,8 @@ class DockerRuntime:
             return causes.removed(endpoint.name)
         except PluginError as exc:
             return causes.unknown(endpoint.name, str(exc))
-        oom = endpoint.id in self.tracker.oom
-        return causes.of_state(endpoint.name, info["State"], oom, tail)
+        death = self.tracker.deaths.get(str(info["Id"]))
+        return causes.of_state(endpoint.name, info["State"], death, tail)
 
     async def _archive(self, package: PackageRef) -> tuple[Path, str]:
         key = (package.model_package_id, package.path)
@@ -238,12 +238,12 @@ class DockerRuntime:
         return archives.one_file(containers.TOKEN_FILE, server.token.encode() + b"\n",
                                  uid=self._uid, gid=self._gid)  # fmt: skip
 
-    def _watched(self, container_id: str) -> str | None:
+    def _watched(self, container_id: str) -> Server | None:
         for server in self.servers.values():
             if server.endpoint.id == container_id:
-                return server.key
+                return server
             if server.front is not None and server.front.endpoint.id == container_id:
-                return server.key
+                return server
         return None
 
 

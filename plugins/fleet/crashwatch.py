@@ -41,7 +41,7 @@ from pilothouse.foundation.aio.backoff import Backoff
 from pilothouse.foundation.aio.sleep import sleep_or_wake
 from pilothouse.foundation.domain.vocabulary import Status
 from pilothouse.plugins.fleet.deployments import Deployments
-from pilothouse.plugins.fleet.runtime import H
+from pilothouse.plugins.fleet.runtime import ExitCause, H
 
 log = logging.getLogger("pilothouse.plugin.fleet")
 
@@ -66,10 +66,21 @@ class CrashWatch(Generic[H]):
         self._wake = asyncio.Event()
         self._failures: dict[str, int] = {}
         self._rechecks: set[str] = set()
+        self._deaths: set[str] = set()
 
     def wake(self) -> None:
-        """Look now: a runtime was told that a server died."""
+        """Look now (something may have changed)."""
         self._wake.set()
+
+    def died(self, server: H) -> None:
+        """A runtime was told that ``server`` stopped: report it even if it is back already.
+
+        An infrastructure may restart a server by itself (Docker's restart policy)
+        before this watch looks; the crash is reported all the same.
+        """
+        if self._servers.by_key.get(server.key) is server:
+            self._deaths.add(server.key)
+            self._wake.set()
 
     def recheck(self, *keys: str) -> None:
         """Probe the deployments of these servers now and push their statuses."""
@@ -84,23 +95,29 @@ class CrashWatch(Generic[H]):
             await self.check()
 
     async def check(self) -> None:
-        """One round: recover every dead server nobody else is starting right now."""
+        """One round: recover every dead server nobody else is starting right now, at once."""
         servers = self._servers
         if servers.outage is not None:
             return
         rechecks, self._rechecks = self._rechecks, set()
+        deaths, self._deaths = self._deaths, set()
+        work = []
         for key, server in list(servers.by_key.items()):
             if servers.closing or servers.lock(key).locked():
+                self._deaths |= deaths & {key}  # told later, once the action is done
                 continue
-            if servers.runtime.alive(server):
-                if key in rechecks:
-                    await self._tell(key)
-                continue
-            attempt = self._failures.get(key, 0)
-            if await self._recover(server, attempt):
-                self._failures.pop(key, None)
-            else:
-                self._failures[key] = attempt + 1
+            if key in deaths or not servers.runtime.alive(server):
+                work.append(self._attempt(key, server))
+            elif key in rechecks:
+                work.append(self._tell(key))
+        await asyncio.gather(*work)
+
+    async def _attempt(self, key: str, server: H) -> None:
+        attempt = self._failures.get(key, 0)
+        if await self._recover(server, attempt):
+            self._failures.pop(key, None)
+        else:
+            self._failures[key] = attempt + 1
 
     async def _recover(self, server: H, attempt: int) -> bool:
         cause = await self._servers.runtime.exit_cause(server)
@@ -108,7 +125,7 @@ class CrashWatch(Generic[H]):
                    f"prediction server {server.key!r} {cause.summary}; restarting it",
                    {"server": server.key, **cause.data, "attempt": attempt + 1})  # fmt: skip
         if attempt == 0:
-            await self._tell(server.key)
+            self._tell_down(server, cause)
         await asyncio.sleep(self._backoff.delay(attempt))
         if not await self._restart(server):
             return False
@@ -119,6 +136,13 @@ class CrashWatch(Generic[H]):
         await self._tell(server.key)
         return True
 
+    def _tell_down(self, server: H, cause: ExitCause) -> None:
+        """Push the outage to every deployment ``server`` served (as a status check would)."""
+        if self._report is None:
+            return
+        for deployment_id in sorted(self._servers.served.get(server.key, ())):
+            self._report(self._deployments.down(deployment_id, server, cause))
+
     async def _restart(self, server: H) -> bool:
         servers = self._servers
         async with servers.lock(server.key):
@@ -127,6 +151,7 @@ class CrashWatch(Generic[H]):
             served = set(servers.served.get(server.key, ()))
             try:
                 restarted = await servers.ensure_running(server.key)
+                await servers.until_ready(restarted)  # one its infrastructure restarted itself
                 await self._deployments.restore(restarted, served)
             except PluginError as exc:  # the next round tries again, after a longer delay
                 log.error("restart of prediction server %s failed: %s", server.key, exc)

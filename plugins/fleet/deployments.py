@@ -38,7 +38,7 @@ from pilothouse.plugins.fleet import probes
 from pilothouse.plugins.fleet.admin import Refused
 from pilothouse.plugins.fleet.packages import PackageSource
 from pilothouse.plugins.fleet.probes import ProbeRows
-from pilothouse.plugins.fleet.runtime import H
+from pilothouse.plugins.fleet.runtime import ExitCause, H
 from pilothouse.plugins.fleet.servers import Servers
 
 log = logging.getLogger("pilothouse.plugin.fleet")
@@ -113,16 +113,19 @@ class Deployments(Generic[H]):
         if server is None:
             return DeploymentReport(deployment_id, DeploymentState.STOPPED, Status.UNKNOWN)
         if not self.servers.runtime.alive(server):
-            cause = await self.servers.runtime.exit_cause(server)
-            return DeploymentReport(
-                deployment_id, DeploymentState.ERRORED, Status.FAILING,
-                f"its prediction server {server.key!r} {cause.summary}",
-                data={"server": server.key, **cause.data},
-            )  # fmt: skip
+            return self.down(deployment_id, server, await self.servers.runtime.exit_cause(server))
         loaded = {d["id"]: d for d in await self.list_server(server)}
         if deployment_id not in loaded:
             return DeploymentReport(deployment_id, DeploymentState.STOPPED, Status.UNKNOWN)
         return await self._probe(server, loaded[deployment_id])
+
+    def down(self, deployment_id: str, server: H, cause: ExitCause) -> DeploymentReport:
+        """The status of a deployment whose server is down, for ``cause``."""
+        return DeploymentReport(
+            deployment_id, DeploymentState.ERRORED, Status.FAILING,
+            f"its prediction server {server.key!r} {cause.summary}",
+            data={"server": server.key, **cause.data},
+        )  # fmt: skip
 
     async def list_all(self) -> list[DeploymentReport]:
         """Everything the live servers serve (for reconcile); not probed."""

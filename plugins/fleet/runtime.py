@@ -54,7 +54,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from pilothouse.foundation.domain.desired import DesiredDeployment
 from pilothouse.plugins.fleet.admin import ServerAPI
@@ -141,15 +141,16 @@ class Runtime(Protocol[H]):
 
 
 @dataclass(frozen=True, slots=True)
-class WatchHooks:
+class WatchHooks(Generic[H]):
     """What a :class:`Watching` runtime tells the fleet while it follows its stream."""
 
     synced: Callable[[], None]
     """Every server's state was just read again (after a connection or reconnection)."""
-    died: Callable[[str], None]
-    """The server of this key stopped, or was removed (its key)."""
-    suspect: Callable[[str], None]
-    """The server of this key runs but the infrastructure doubts it (a failing health check)."""
+    died: Callable[[H], None]
+    """This server stopped or was removed — even if the infrastructure restarts it at once.
+    Not called for a server the runtime is terminating."""
+    suspect: Callable[[H], None]
+    """This server runs but the infrastructure doubts it (a failing health check)."""
 
 
 @runtime_checkable
@@ -159,7 +160,7 @@ class Watching(Protocol):
     infrastructure: str
     """How events name it: ``Docker engine at unix:///var/run/docker.sock``."""
 
-    async def watch(self, hooks: WatchHooks) -> None:
+    async def watch(self, hooks: WatchHooks[Any]) -> None:
         """Follow the change stream until it ends.
 
         Connect, read every server's state again (then ``hooks.synced()``) and apply

@@ -115,6 +115,10 @@ class Servers(Generic[H]):
             raise
         return server
 
+    async def until_ready(self, server: H) -> None:
+        """Wait until a live server answers /v2/health/ready (its infrastructure restarted it)."""
+        await wait_ready(server, self.runtime, self._ready_timeout_s)
+
     async def start_beside(self, key: str, spec: DesiredDeployment) -> H:
         """A new, ready server for ``key`` beside the current one; no client reaches it yet."""
         if self.closing:

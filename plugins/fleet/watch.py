@@ -54,7 +54,7 @@ class Watcher(Generic[H]):
         self._backoff = backoff
         self._emit = emit
         self._syncs = 0
-        self.hooks = WatchHooks(synced=self._synced, died=self._died, suspect=self._suspect)
+        self.hooks: WatchHooks[H] = WatchHooks(self._synced, self._died, self._suspect)
 
     async def run(self) -> None:
         """Follow the stream until cancelled, reconnecting after each break."""
@@ -97,8 +97,9 @@ class Watcher(Generic[H]):
             self._crash_watch.recheck(*servers.by_key)
         self._crash_watch.wake()
 
-    def _died(self, key: str) -> None:
-        self._crash_watch.wake()
+    def _died(self, server: H) -> None:
+        self._crash_watch.died(server)
 
-    def _suspect(self, key: str) -> None:
-        self._crash_watch.recheck(key)
+    def _suspect(self, server: H) -> None:
+        if self._servers.by_key.get(server.key) is server:
+            self._crash_watch.recheck(server.key)

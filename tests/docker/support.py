@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiodocker
+import aiohttp
 import orjson
 
 from pilothouse.agent.plugin import DeploymentReport, PackageFetcher, PluginContext
@@ -44,9 +45,13 @@ def new_owner() -> str:
 def settings(image: str, owner: str, **more: Any) -> dict[str, Any]:
     """``plugin_settings`` for a test: its own owner, fast checks, the session's image."""
     base: dict[str, Any] = {
-        "image": image, "owner": owner, "pull": "never", "check_interval_s": 0.2,
-        "health_interval_s": 1.0, "stop_timeout_s": 5,
-    }  # fmt: skip
+        "image": image,
+        "owner": owner,
+        "pull": "never",
+        "check_interval_s": 0.2,
+        "health_interval_s": 1.0,
+        "stop_timeout_s": 5,
+    }
     return base | more
 
 
@@ -93,17 +98,24 @@ class Loaded:
 
 @contextlib.asynccontextmanager
 async def loaded(
-    state_dir: Path, plugin_settings: dict[str, Any], *, pe: str = "pe-docker",
+    state_dir: Path,
+    plugin_settings: dict[str, Any],
+    *,
+    pe: str = "pe-docker",
     fetch_package: PackageFetcher | None = None,
-) -> AsyncIterator[Loaded]:  # fmt: skip
+) -> AsyncIterator[Loaded]:
     """A docker plugin started on a context that records events and reports; unloaded after."""
     events: list[Event] = []
     reports: list[DeploymentReport] = []
     ctx = PluginContext(
-        prediction_environment_id=pe, settings=plugin_settings, state_dir=state_dir,
-        emit=events.append, logger=logging.getLogger("tests.docker"),
-        fetch_package=fetch_package, report=reports.append,
-    )  # fmt: skip
+        prediction_environment_id=pe,
+        settings=plugin_settings,
+        state_dir=state_dir,
+        emit=events.append,
+        logger=logging.getLogger("tests.docker"),
+        fetch_package=fetch_package,
+        report=reports.append,
+    )
     plugin = DockerPlugin()
     try:
         await plugin.start(ctx)
@@ -113,6 +125,53 @@ async def loaded(
             await plugin.stop()
         finally:
             await ctx.cancel_background_tasks()
+
+
+@dataclass
+class Traffic:
+    """What each client of a steady stream got: (HTTP status, model package id), in order."""
+
+    clients: list[list[tuple[int, str]]]
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self.clients)
+
+    def failed(self) -> list[tuple[int, str]]:
+        """Every answer that was not a 200."""
+        return [a for c in self.clients for a in c if a[0] != 200]
+
+    def switches(self) -> list[list[str]]:
+        """Per client, the models it was answered by, each run of answers counted once."""
+        runs = []
+        for answers in self.clients:
+            models = [m for _, m in answers]
+            runs.append([m for i, m in enumerate(models) if i == 0 or models[i - 1] != m])
+        return runs
+
+
+@contextlib.asynccontextmanager
+async def traffic(url: str, clients: int = 4) -> AsyncIterator[Traffic]:
+    """A steady stream of predictions to ``url`` from ``clients`` clients, for the block."""
+    seen = Traffic([[] for _ in range(clients)])
+    stop = asyncio.Event()
+
+    async def client(http: aiohttp.ClientSession, answers: list[tuple[int, str]]) -> None:
+        while not stop.is_set():
+            try:
+                async with http.post(url, json={"rows": ROWS}) as resp:
+                    doc = orjson.loads(await resp.read() or b"{}")
+                    answers.append((resp.status, str(doc.get("model_package_id", doc))))
+            except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:
+                answers.append((0, f"{type(exc).__name__}: {exc}"))
+                await asyncio.sleep(0.01)
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        tasks = [asyncio.create_task(client(http, answers)) for answers in seen.clients]
+        try:
+            yield seen
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
 
 
 async def until(predicate: Callable[[], bool], timeout: float = TIMEOUT, what: str = "") -> None:

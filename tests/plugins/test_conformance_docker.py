@@ -57,12 +57,19 @@ class DockerHarness:
 
     async def leftovers(self, plugin: Plugin, deployment_id: str) -> list[str]:
         assert isinstance(plugin, DockerPlugin)
-        left = [f"loaded on server {key!r}" for key, server in plugin.servers.items()
-                if server.api is not None and plugin.runtime.alive(server)
-                and deployment_id in {d["id"] for d in await server.api.deployments()}]  # fmt: skip
+        left = [
+            f"loaded on server {key!r}"
+            for key, server in plugin.servers.items()
+            if server.api is not None
+            and plugin.runtime.alive(server)
+            and deployment_id in {d["id"] for d in await server.api.deployments()}
+        ]
         containers, volumes = await owned(self.owner)
-        left += [f"container {c['Names'][0]}" for c in containers
-                 if c["Labels"].get("io.pilothouse.deployment") == deployment_id]  # fmt: skip
+        left += [
+            f"container {c['Names'][0]}"
+            for c in containers
+            if c["Labels"].get("io.pilothouse.deployment") == deployment_id
+        ]
         left += [f"volume {v}" for v in volumes if f"-{deployment_id}-" in v]
         return left
 
