@@ -23,6 +23,7 @@ import aiodocker
 from aiodocker.containers import DockerContainer
 from aiodocker.volumes import DockerVolume
 
+from pilothouse.agent.errors import PermanentPluginError
 from pilothouse.plugins.docker import archives
 from pilothouse.plugins.docker.engine import EngineBusy, ImageMissing, NotFound, translated
 from pilothouse.plugins.docker.labels import OWNER
@@ -82,23 +83,23 @@ class Calls:
 
     async def ensure_image(self, image: str, pull: str) -> None:
         """The image is on the engine, pulled if the ``pull`` setting allows."""
+        fix = "build it (make image), pull it, or set plugin_settings.image"
         if pull != "always":
             try:
                 with translated(f"inspect image {image}"):
                     await self._client.images.inspect(image)
                 return
-            except NotFound as exc:
+            except (NotFound, ImageMissing) as exc:
                 if pull == "never":
-                    raise ImageMissing(
-                        f"the image {image!r} is not on the engine ({self.url}) and "
-                        "plugin_settings.pull is 'never': build it (make image) or pull it"
-                    ) from exc
-        with translated(f"pull image {image}"):
-            try:
+                    where = f"the image {image!r} is not on the engine ({self.url})"
+                    message = f"{where} and plugin_settings.pull is 'never': {fix}"
+                    raise ImageMissing(message) from exc
+        try:
+            with translated(f"pull image {image}"):
                 await self._client.images.pull(image)
-            except aiodocker.DockerError as exc:
-                raise ImageMissing(f"the image {image!r} is not on the engine ({self.url}) "
-                                   f"and pulling it failed: {exc.message}") from exc  # fmt: skip
+        except (PermanentPluginError, EngineBusy) as exc:
+            raise ImageMissing(f"the image {image!r} is not on the engine ({self.url}) and pulling "
+                               f"it failed ({exc}): {fix}") from exc  # fmt: skip
 
     async def ensure_network(self, name: str, labels: dict[str, str]) -> None:
         """The network exists (created with ``labels`` if it did not)."""
