@@ -109,8 +109,17 @@ class CrashWatch(Generic[H]):
             if key in deaths or not servers.runtime.alive(server):
                 work.append(self._attempt(key, server))
             elif key in rechecks:
-                work.append(self._tell(key))
+                work.append(self._confirm(key, server))
         await asyncio.gather(*work)
+
+    async def _confirm(self, key: str, server: H) -> None:
+        """A server that runs but was in doubt: once it answers, push its deployments' status."""
+        try:
+            await self._servers.until_ready(server)
+        except PluginError:  # it does not come up: a crash after all
+            await self._attempt(key, server)
+            return
+        await self._tell(key)
 
     async def _attempt(self, key: str, server: H) -> None:
         attempt = self._failures.get(key, 0)
