@@ -55,7 +55,7 @@ class CrashWatch(Generic[H]):
 
     def __init__(
         self, deployments: Deployments[H], *, interval_s: float, backoff: Backoff, emit: Emit,
-        report: Report | None,
+        report: Report,
     ) -> None:  # fmt: skip
         self._deployments = deployments
         self._servers = deployments.servers
@@ -147,8 +147,6 @@ class CrashWatch(Generic[H]):
 
     def _tell_down(self, server: H, cause: ExitCause) -> None:
         """Push the outage to every deployment ``server`` served (as a status check would)."""
-        if self._report is None:
-            return
         for deployment_id in sorted(self._servers.served.get(server.key, ())):
             self._report(self._deployments.down(deployment_id, server, cause))
 
@@ -169,8 +167,6 @@ class CrashWatch(Generic[H]):
 
     async def _tell(self, key: str) -> None:
         """Push the status of every deployment the server ``key`` served."""
-        if self._report is None:
-            return  # an agent without ctx.report: its health checks will find out
         for deployment_id in sorted(self._servers.served.get(key, ())):
             try:
                 report = await self._deployments.status(deployment_id)

@@ -90,13 +90,13 @@ class FleetPlugin(Plugin, Generic[H, S]):
             backoff=Backoff(RESTART_BACKOFF_INITIAL_S, s.restart_backoff_max_s),
             emit=self._emit, report=ctx.report,
         )  # fmt: skip
-        ctx.create_background_task("watch prediction servers", self.crash_watch.run())
+        await ctx.start_task("watch prediction servers", self.crash_watch.run)
         if isinstance(runtime, Watching):
             watcher = Watcher(
                 runtime, self._fleet, self.crash_watch, emit=self._emit,
                 backoff=Backoff(RECONNECT_BACKOFF_INITIAL_S, s.restart_backoff_max_s),
             )  # fmt: skip
-            ctx.create_background_task(f"follow {runtime.infrastructure}", watcher.run())
+            await ctx.start_task(f"follow {runtime.infrastructure}", watcher.run)
 
     async def stop(self) -> None:
         """Close clients; stop the servers only if ``stop_servers_on_unload``."""

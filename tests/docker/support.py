@@ -114,7 +114,7 @@ async def loaded(
         emit=events.append,
         logger=logging.getLogger("tests.docker"),
         fetch_package=fetch_package,
-        report=reports.append,
+        reports=reports.append,
     )
     plugin = DockerPlugin()
     try:
@@ -124,7 +124,7 @@ async def loaded(
         try:
             await plugin.stop()
         finally:
-            await ctx.cancel_background_tasks()
+            await ctx.stop_tasks()
 
 
 @dataclass

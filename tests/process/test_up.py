@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import stat
 import sys
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.process.support import ROOT, TIMEOUT, free_port, reaped, serve_pids
+from tests.process.support import ROOT, TIMEOUT, free_port, reaped, serve_pids, until
 
 pytestmark = pytest.mark.anyio
 
@@ -242,3 +243,51 @@ async def _until_observed(hub: aiohttp.ClientSession, dep_id: str, generation: i
 
 def _logged(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line]
+
+
+def _tail(log: Path) -> str:
+    return log.read_text()[-3000:]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def _interrupted_while_starting(up_: Up, log: Path) -> None:
+    """SIGINT now: ``up`` must end promptly and cleanly, without waiting to be ready."""
+    loop = asyncio.get_running_loop()
+    sent = loop.time()
+    code, rest = await up_.interrupt()
+    took = loop.time() - sent
+    printed = "\n".join(up_.lines) + rest
+    assert code == 0, _tail(log)
+    assert "pilothouse: stopped" in rest
+    assert "is ready" not in printed and "not ready yet" not in printed, printed
+    assert took < TIMEOUT, f"took {took:.1f}s to stop"
+
+
+@pytest.mark.anyio
+async def test_up_stops_on_the_first_ctrl_c_while_it_starts(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    port = free_port()
+    log = tmp_path / "up.log"
+    with reaped(tmp_path):
+        # Ctrl-C as soon as the hub listens: the first start's registration (a few
+        # requests) is let finish, so up.json records all of it or nothing.
+        async with up(state, port, log) as first:
+            await until(lambda: first.proc.returncode is not None or _listening(port),
+                        what="the hub listens")  # fmt: skip
+            await _interrupted_while_starting(first, log)
+        assert not _listening(port)
+        assert not serve_pids(state)
+        if (state / "up.json").exists():
+            assert orjson.loads((state / "up.json").read_bytes())["deployment"]
+
+        # Ctrl-C while the agent starts, before the example deployment is ready.
+        async with up(state, port, log) as second:
+            await until(lambda: (state / "up.json").exists(), what="the first start's setup")
+            await until(lambda: (state / "agent").exists(), what="the agent starts")
+            await _interrupted_while_starting(second, log)
+        assert not _listening(port)
+        assert not serve_pids(state), "Ctrl-C stopped the prediction server too"
