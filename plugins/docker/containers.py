@@ -134,12 +134,17 @@ def server_body(
 
 
 def front_body(s: DockerPluginSettings, scope: labels.Scope, key: str, name: str) -> dict[str, Any]:
-    """The create body of a front container (see :mod:`.fronts`)."""
+    """The create body of a front container (see :mod:`.fronts`).
+
+    No engine health check: its death is told by the event stream, and a check costs a
+    Python process each time (a host with many deployments would spend its CPU on them).
+    """
     labels_ = scope.labels(labels.FRONT, key)
-    env = [f"PILOTHOUSE_HEALTHCHECK_URL=http://127.0.0.1:{PORT}{FRONT_PATH}"]
     entry = ["python", "-m", "pilothouse.plugins.docker.front", "--port", str(PORT),
              "--backend-file", f"{VOLUME}/{BACKEND_FILE}"]  # fmt: skip
-    return _body(s, name, labels_, env, entry, _host_config(s, name, labels_))
+    body = _body(s, name, labels_, [], entry, _host_config(s, name, labels_))
+    body["Healthcheck"] = {"Test": ["NONE"]}
+    return body
 
 
 def with_port(body: dict[str, Any], host_ip: str, host_port: int | None) -> dict[str, Any]:

@@ -38,8 +38,8 @@ from aiohttp import web
 log = logging.getLogger("pilothouse.front")
 
 STATUS_PATH = "/_pilothouse/front"
-POLL_S = 0.05
-"""How often the backend file is read (a few dozen bytes)."""
+POLL_S = 0.1
+"""How often the backend file is read (a few dozen bytes): the delay of a switch."""
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
     "trailers", "transfer-encoding", "upgrade", "host", "content-length",
@@ -73,9 +73,12 @@ class Backend:
             self.url = url
 
     async def follow(self) -> None:
-        """Refresh every :data:`POLL_S` until cancelled."""
+        """Refresh every :data:`POLL_S` until cancelled; a read that fails is tried again."""
         while True:
-            await asyncio.to_thread(self.refresh)
+            try:
+                await asyncio.to_thread(self.refresh)
+            except OSError as exc:  # never leave the front stuck on an old backend
+                log.warning("cannot read %s: %s", self.path, exc)
             await asyncio.sleep(POLL_S)
 
 

@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pilothouse.plugin.docker")
 
-SWITCH_TIMEOUT_S = 10.0
-"""How long a front may take to notice its new backend (it looks every 50 ms)."""
+SWITCH_TIMEOUT_S = 30.0
+"""How long a front may take to answer with its new backend (it looks every 100 ms; a new
+front must start first, which a host busy with many containers may make slow)."""
 
 
 class Fronts:

@@ -65,6 +65,7 @@ class DockerRuntime:
         self._archives = state_dir / "archives"
         self._packed: dict[tuple[str, Path], tuple[Path, str]] = {}
         self._prepared = False
+        self._delivering = asyncio.Lock()
 
     async def close(self) -> None:
         """Close the engine client and the front's client."""
@@ -124,14 +125,15 @@ class DockerRuntime:
 
     async def deliver(self, server: Server, package: PackageRef) -> dict[str, Any]:
         """Put the package archive into the server's volume; the server verifies its sha256."""
-        archive, sha256 = await self._archive(package)
-        name = f"{containers.PACKAGES}/{sha256}.tar.gz"
-        if sha256 not in server.delivered:
-            wrapped = self._archives / "wrapped" / f"{sha256}.tar"
-            await asyncio.to_thread(archives.wrap_file, archive, name, wrapped,
-                                    uid=self._uid, gid=self._gid)  # fmt: skip
-            await self.calls.put_file(server.name, containers.VOLUME, wrapped)
-            server.delivered.add(sha256)
+        async with self._delivering:  # launches of one package at once pack and copy it once
+            archive, sha256 = await self._archive(package)
+            name = f"{containers.PACKAGES}/{sha256}.tar.gz"
+            if sha256 not in server.delivered:
+                wrapped = self._archives / "wrapped" / f"{sha256}.tar"
+                await asyncio.to_thread(archives.wrap_file, archive, name, wrapped,
+                                        uid=self._uid, gid=self._gid)  # fmt: skip
+                await self.calls.put_file(server.name, containers.VOLUME, wrapped)
+                server.delivered.add(sha256)
         return {"model_package_id": package.model_package_id,
                 "archive": f"{containers.VOLUME}/{name}", "sha256": sha256}  # fmt: skip
 

@@ -135,8 +135,10 @@ class DockerPluginSettings(FleetSettings):
     """uid:gid the image runs as: files put into a container are owned by it."""
     stop_timeout_s: int = Field(default=10, ge=0)
     """How long a stopped server may finish its requests before it is killed."""
-    health_interval_s: float = Field(default=2.0, gt=0)
-    """How often the engine runs the image's health check (its ``health_status`` events)."""
+    health_interval_s: float = Field(default=30.0, gt=0)
+    """How often the engine runs the image's health check (its ``health_status`` events). Each
+    check starts a Python process in the container: deaths are told by the event stream at
+    once and the agent probes deployments itself, so this is a slow second opinion."""
     stop_idle_shared_server: bool = True
     """Remove the shared server's container when its last deployment stops."""
 

@@ -49,7 +49,6 @@ def settings(image: str, owner: str, **more: Any) -> dict[str, Any]:
         "owner": owner,
         "pull": "never",
         "check_interval_s": 0.2,
-        "health_interval_s": 1.0,
         "stop_timeout_s": 5,
     }
     return base | more
