@@ -191,10 +191,10 @@ class Stream:
         try:
             async with http.post(self.url, json={"rows": [ROW]}) as resp:
                 doc = orjson.loads(await resp.read() or b"{}")
-                model = str(doc.get("model_package_id"))
+                model = str(doc.get("model_package_id") or doc)[:300]
                 self.answers.append((sent, time.perf_counter(), resp.status, model))
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:
-            self.answers.append((sent, time.perf_counter(), 0, type(exc).__name__))
+            self.answers.append((sent, time.perf_counter(), 0, f"{type(exc).__name__}: {exc}"))
         finally:
             limit.release()
 
@@ -234,6 +234,8 @@ async def replacements(
             await runner
         elapsed = time.perf_counter() - began
     failed = [a for a in stream.answers if a[2] != 200]
+    for sent, answered, status, what in failed[:5]:
+        say(f"replace {mode}", f"failed: {status} {what} ({answered - began:.2f} s in)")
     say(
         f"replace {mode}",
         f"{len(stream.answers)} requests in {elapsed:.1f} s "

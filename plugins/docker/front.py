@@ -5,17 +5,19 @@ replacement starts a *new* container beside the old one (other model, other
 limits, other labels). Clients must not see that: they call the deployment's
 front, a small reverse proxy in its own container whose published port never
 changes, and the front sends each request to the server it currently points
-to. The agent switches it only once the new server answers a probe, then
-removes the old server, which finishes its in-flight requests on SIGTERM —
-so no request fails (the front's connections to the old server are never
-reused after the switch, and a request whose connection breaks before any
-answer is sent once more, to the current server: predictions are pure).
+to. The agent switches it only once the new server answers a probe, waits
+until no request the front sent to the old server is still in flight, and
+only then stops the old server — so no request fails. As a second line, a
+request whose connection breaks before any answer (refused, reset, closed:
+a server that went away) is sent once more, to the current server:
+predictions are pure.
 
 The backend is a file in the front's volume (``backend``: one URL and a
 newline), put there by the agent with the engine's archive API, read when it
-changes; ``GET /_pilothouse/front`` tells which backend the front uses, so the
-agent knows when the switch took effect. No token is needed: nothing but the
-engine's archive API can change it.
+changes; ``GET /_pilothouse/front`` tells which backend the front uses and how
+many requests are in flight to each server, so the agent knows when the switch
+took effect and when the old server has nothing left to answer. No token is
+needed: nothing but the engine's archive API can change it.
 
 Run as ``python -m pilothouse.plugins.docker.front --port 8702 --backend-file F``
 (the plugin starts it in the project's own image). Its only imports are
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import logging
 import sys
@@ -44,8 +47,9 @@ HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
     "trailers", "transfer-encoding", "upgrade", "host", "content-length",
 })  # fmt: skip
-SENT_ONCE_MORE = (aiohttp.ServerDisconnectedError, aiohttp.ClientConnectorError)
-"""Connection failures that happened before any answer: the request may be sent again."""
+SENT_ONCE_MORE = aiohttp.ClientConnectionError
+"""A connection that failed before any answer (refused, reset, closed): the request may be
+sent again (a failure while the answer is read is a ClientPayloadError, not retried)."""
 
 
 class Backend:
@@ -54,6 +58,8 @@ class Backend:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.url: str | None = None
+        self.in_flight: collections.Counter[str] = collections.Counter()
+        """Requests sent to each server and not answered yet."""
 
     def refresh(self) -> None:
         """Read the file again; a partly written one is ignored until it is complete.
@@ -100,9 +106,9 @@ def create_app(backend: Backend) -> web.Application:
                     await follower
 
     async def status(request: web.Request) -> web.Response:
-        if backend.url is None:
-            return web.json_response({"backend": None}, status=503)
-        return web.json_response({"backend": backend.url})
+        in_flight = {url: n for url, n in backend.in_flight.items() if n}
+        doc = {"backend": backend.url, "in_flight": in_flight}
+        return web.json_response(doc, status=503 if backend.url is None else 200)
 
     async def proxy(request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -112,6 +118,7 @@ def create_app(backend: Backend) -> web.Application:
             url = backend.url
             if url is None:
                 return web.json_response({"error": "this deployment has no server yet"}, status=503)
+            backend.in_flight[url] += 1
             try:
                 async with session.request(
                     request.method, url + str(request.rel_url), data=body, headers=headers,
@@ -126,6 +133,8 @@ def create_app(backend: Backend) -> web.Application:
                 return _bad_gateway(url, exc)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 return _bad_gateway(url, exc)
+            finally:
+                backend.in_flight[url] -= 1
         raise AssertionError("unreachable")
 
     app.cleanup_ctx.append(resources)

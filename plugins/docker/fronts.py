@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -85,6 +85,26 @@ class Fronts:
         server.front = front
         log.info("front %s now sends requests to %s", front.endpoint.name, server.name)
 
+    async def drained(self, server: Server) -> None:
+        """Return once the front of ``server`` sends it nothing and has nothing in flight to it.
+
+        Called before a replaced server is stopped: requests the front sent to it just
+        before the switch are answered by it, not cut off by its stop. Bounded by
+        ``stop_timeout_s`` (a front that does not answer cannot be waited for).
+        """
+        front = server.front
+        if front is None or front.backend == server.backend_url:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._runtime.settings.stop_timeout_s
+        while loop.time() < deadline:
+            status = await self._status(front)
+            if status is None or not status.get("in_flight", {}).get(server.backend_url):
+                return
+            await asyncio.sleep(0.02)
+        log.warning("front %s still has requests in flight to %s: stopping it anyway",
+                    front.endpoint.name, server.name)  # fmt: skip
+
     async def remove(self, key: str) -> None:
         """Remove the front of ``key`` and its volume (nothing if it has none)."""
         front = self.by_key.pop(key, None)
@@ -112,19 +132,24 @@ class Fronts:
         return archives.one_file(containers.BACKEND_FILE, f"{url}\n".encode(), uid=uid, gid=gid,
                                  mode=0o440)  # fmt: skip
 
-    async def _until_using(self, front: Front, url: str) -> None:
+    async def _status(self, front: Front) -> dict[str, Any] | None:
+        """What the front says it does (its backend, its requests in flight), or None."""
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
-        status_url = front.endpoint.agent_url + containers.FRONT_PATH
+        try:
+            async with self._http.get(front.endpoint.agent_url + containers.FRONT_PATH) as resp:
+                doc = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    async def _until_using(self, front: Front, url: str) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SWITCH_TIMEOUT_S
         seen: object = None
         while loop.time() < deadline:
-            try:
-                async with self._http.get(status_url) as resp:
-                    seen = (await resp.json(content_type=None)).get("backend")
-            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                seen = f"no answer ({type(exc).__name__})"
+            status = await self._status(front)
+            seen = status.get("backend") if status is not None else "no answer"
             if seen == url:
                 return
             await asyncio.sleep(0.02)

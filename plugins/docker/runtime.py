@@ -106,7 +106,11 @@ class DockerRuntime:
         )
 
     async def terminate(self, server: Server) -> None:
-        """Stop the container (it finishes its requests), remove it and its volume."""
+        """Stop the container (it finishes its requests), remove it and its volume.
+
+        A replaced server is stopped only once its front has nothing in flight to it.
+        """
+        await self.fronts.drained(server)
         await self._remove(server, graceful=True)
 
     async def adopt(self, answers: Answers[Server]) -> list[Server]:
