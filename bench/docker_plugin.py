@@ -234,7 +234,7 @@ async def replacements(
             await runner
         elapsed = time.perf_counter() - began
     failed = [a for a in stream.answers if a[2] != 200]
-    for sent, answered, status, what in failed[:5]:
+    for _sent, answered, status, what in failed[:5]:
         say(f"replace {mode}", f"failed: {status} {what} ({answered - began:.2f} s in)")
     say(
         f"replace {mode}",
