@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import io
 import os
 import subprocess
@@ -33,8 +34,9 @@ import pytest
 from aiodocker.containers import DockerContainer
 
 ROOT = Path(__file__).resolve().parent.parent
-IMAGE = "pilothouse:test"
-"""The tag the tests build (beside ``make image``'s ``pilothouse:latest``; same layers)."""
+IMAGE = "pilothouse:test-" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
+"""The tag the tests build (beside ``make image``'s ``pilothouse:latest``; same layers), one per
+checkout: two checkouts testing on one engine must not retag each other's image mid-session."""
 LABEL = "io.pilothouse.test"
 """Every container a test creates carries this label (with the test's node id)."""
 BUILD_TIMEOUT_S = 900.0

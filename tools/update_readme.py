@@ -16,7 +16,11 @@ from pilothouse.cli import main as cli
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-BLOCKS = {"settings": ["agent", "settings"], "hub-settings": ["hub", "settings"]}
+BLOCKS = {
+    "settings": ["agent", "settings"],
+    "hub-settings": ["hub", "settings"],
+    "docker-settings": ["plugins", "settings", "docker"],
+}
 
 
 def table(marker: str = "settings") -> str:

@@ -139,7 +139,7 @@ class Worker:
                 f"deployment.{state.value}",
                 transitions.event_status(state, status),
                 f"{rec.id} is {state.value}: {rec.message}",
-                {"state": state.value, "found": report.state.value},
+                {"state": state.value, "found": report.state.value, **report.data},
             )
         else:
             self._report(

@@ -43,6 +43,7 @@ class ServerAPI:
 
     def __init__(self, base_url: str, token: str, timeout_s: float) -> None:
         self.base_url = base_url
+        self.token = token
         self._auth = {"Authorization": f"Bearer {token}"}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None

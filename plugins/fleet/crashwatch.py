@@ -10,10 +10,17 @@ not alive. For each:
    was killed by SIGKILL" — on the deployment itself, where its users look;
 2. after a delay from the kit's :class:`~pilothouse.foundation.aio.backoff.Backoff`
    (growing while restarts keep failing, reset by a success), the server is
-   started again in place, under the fleet's lock, so an action that needs
-   it meanwhile starts it once, not twice; it restores what it served;
+   started again in place, under its key's lock, so an action that needs
+   it meanwhile starts it once, not twice; it restores what it served, and a
+   deployment it lost on the way (a server re-created without its state) is
+   placed on it again;
 3. ``plugin.server_restarted`` (passing), and each deployment's status found
    by a real probe is pushed again: ``ready``/``passing``.
+
+:meth:`CrashWatch.recheck` asks for step 3 alone for some servers (one the
+infrastructure doubts, or all of them after an outage). While the
+infrastructure itself is unreachable (``Servers.outage``) the watch holds off:
+it could start nothing, and the outage is reported once by the watcher.
 
 The statuses pushed are exactly what a health check would find
 (:meth:`~pilothouse.plugins.fleet.deployments.Deployments.status`): a finding
@@ -34,7 +41,7 @@ from pilothouse.foundation.aio.backoff import Backoff
 from pilothouse.foundation.aio.sleep import sleep_or_wake
 from pilothouse.foundation.domain.vocabulary import Status
 from pilothouse.plugins.fleet.deployments import Deployments
-from pilothouse.plugins.fleet.runtime import H
+from pilothouse.plugins.fleet.runtime import ExitCause, H
 
 log = logging.getLogger("pilothouse.plugin.fleet")
 
@@ -58,9 +65,26 @@ class CrashWatch(Generic[H]):
         self._report = report
         self._wake = asyncio.Event()
         self._failures: dict[str, int] = {}
+        self._rechecks: set[str] = set()
+        self._deaths: set[str] = set()
 
     def wake(self) -> None:
-        """Look now: a runtime was told that a server died."""
+        """Look now (something may have changed)."""
+        self._wake.set()
+
+    def died(self, server: H) -> None:
+        """A runtime was told that ``server`` stopped: report it even if it is back already.
+
+        An infrastructure may restart a server by itself (Docker's restart policy)
+        before this watch looks; the crash is reported all the same.
+        """
+        if self._servers.by_key.get(server.key) is server:
+            self._deaths.add(server.key)
+            self._wake.set()
+
+    def recheck(self, *keys: str) -> None:
+        """Probe the deployments of these servers now and push their statuses."""
+        self._rechecks.update(keys)
         self._wake.set()
 
     async def run(self) -> None:
@@ -71,16 +95,38 @@ class CrashWatch(Generic[H]):
             await self.check()
 
     async def check(self) -> None:
-        """One round: recover every dead server nobody else is starting right now."""
+        """One round: recover every dead server nobody else is starting right now, at once."""
         servers = self._servers
+        if servers.outage is not None:
+            return
+        rechecks, self._rechecks = self._rechecks, set()
+        deaths, self._deaths = self._deaths, set()
+        work = []
         for key, server in list(servers.by_key.items()):
-            if servers.closing or servers.runtime.alive(server) or servers.lock.locked():
+            if servers.closing or servers.lock(key).locked():
+                self._deaths |= deaths & {key}  # told later, once the action is done
                 continue
-            attempt = self._failures.get(key, 0)
-            if await self._recover(server, attempt):
-                self._failures.pop(key, None)
-            else:
-                self._failures[key] = attempt + 1
+            if key in deaths or not servers.runtime.alive(server):
+                work.append(self._attempt(key, server))
+            elif key in rechecks:
+                work.append(self._confirm(key, server))
+        await asyncio.gather(*work)
+
+    async def _confirm(self, key: str, server: H) -> None:
+        """A server that runs but was in doubt: once it answers, push its deployments' status."""
+        try:
+            await self._servers.until_ready(server)
+        except PluginError:  # it does not come up: a crash after all
+            await self._attempt(key, server)
+            return
+        await self._tell(key)
+
+    async def _attempt(self, key: str, server: H) -> None:
+        attempt = self._failures.get(key, 0)
+        if await self._recover(server, attempt):
+            self._failures.pop(key, None)
+        else:
+            self._failures[key] = attempt + 1
 
     async def _recover(self, server: H, attempt: int) -> bool:
         cause = await self._servers.runtime.exit_cause(server)
@@ -88,7 +134,7 @@ class CrashWatch(Generic[H]):
                    f"prediction server {server.key!r} {cause.summary}; restarting it",
                    {"server": server.key, **cause.data, "attempt": attempt + 1})  # fmt: skip
         if attempt == 0:
-            await self._tell(server.key)
+            self._tell_down(server, cause)
         await asyncio.sleep(self._backoff.delay(attempt))
         if not await self._restart(server):
             return False
@@ -99,21 +145,24 @@ class CrashWatch(Generic[H]):
         await self._tell(server.key)
         return True
 
+    def _tell_down(self, server: H, cause: ExitCause) -> None:
+        """Push the outage to every deployment ``server`` served (as a status check would)."""
+        for deployment_id in sorted(self._servers.served.get(server.key, ())):
+            self._report(self._deployments.down(deployment_id, server, cause))
+
     async def _restart(self, server: H) -> bool:
         servers = self._servers
-        async with servers.lock:
+        async with servers.lock(server.key):
             if servers.closing or servers.by_key.get(server.key) is not server:
                 return True  # unloading, retired or replaced meanwhile: not ours to restart
+            served = set(servers.served.get(server.key, ()))
             try:
                 restarted = await servers.ensure_running(server.key)
-            except PluginError as exc:
+                await servers.until_ready(restarted)  # one its infrastructure restarted itself
+                await self._deployments.restore(restarted, served)
+            except PluginError as exc:  # the next round tries again, after a longer delay
                 log.error("restart of prediction server %s failed: %s", server.key, exc)
                 return False
-        try:
-            await self._deployments.list_server(restarted)
-        except PluginError as exc:  # died again at once: the next round restarts it
-            log.error("restarted prediction server %s does not answer: %s", server.key, exc)
-            return False
         return True
 
     async def _tell(self, key: str) -> None:

@@ -16,9 +16,11 @@ for a new infrastructure writes a settings model (extending
             return await DockerRuntime.connect(self.settings, ctx)
 
 At start it adopts the servers an earlier agent left running and starts the
-crash watch; at unload it closes its clients and, only if
-``stop_servers_on_unload``, stops the servers (by default they keep serving
-and the next agent adopts them).
+crash watch — and, for a runtime whose infrastructure tells of changes
+(:class:`~pilothouse.plugins.fleet.runtime.Watching`), the
+:class:`~pilothouse.plugins.fleet.watch.Watcher` that follows them; at
+unload it closes its clients and, only if ``stop_servers_on_unload``, stops
+the servers (by default they keep serving and the next agent adopts them).
 """
 
 from __future__ import annotations
@@ -41,14 +43,17 @@ from pilothouse.plugins.fleet.crashwatch import CrashWatch
 from pilothouse.plugins.fleet.deployments import Deployments
 from pilothouse.plugins.fleet.packages import PackageSource
 from pilothouse.plugins.fleet.routing import Routing
-from pilothouse.plugins.fleet.runtime import H, Runtime
+from pilothouse.plugins.fleet.runtime import H, Runtime, Watching
 from pilothouse.plugins.fleet.servers import Servers
 from pilothouse.plugins.fleet.settings import FleetSettings
+from pilothouse.plugins.fleet.watch import Watcher
 
 S = TypeVar("S", bound=FleetSettings)
 
 RESTART_BACKOFF_INITIAL_S = 0.5
 """First delay before a crashed server is started again; doubles up to the setting's maximum."""
+RECONNECT_BACKOFF_INITIAL_S = 0.2
+"""First delay before a broken change stream is opened again; doubles up to the same maximum."""
 
 
 class FleetPlugin(Plugin, Generic[H, S]):
@@ -75,7 +80,10 @@ class FleetPlugin(Plugin, Generic[H, S]):
         runtime = await self.make_runtime(ctx)
         self._fleet = Servers(runtime, Routing(s.mode), ready_timeout_s=s.ready_timeout_s,
                               request_timeout_s=s.request_timeout_s)  # fmt: skip
-        self.deployments = Deployments(self._fleet, PackageSource(s.packages, ctx.fetch_package))
+        self.deployments = Deployments(
+            self._fleet, PackageSource(s.packages, ctx.fetch_package),
+            retire_idle_shared=s.stop_idle_shared_server,
+        )  # fmt: skip
         await self._fleet.adopt()
         self.crash_watch = CrashWatch(
             self.deployments, interval_s=s.check_interval_s,
@@ -83,6 +91,12 @@ class FleetPlugin(Plugin, Generic[H, S]):
             emit=self._emit, report=ctx.report,
         )  # fmt: skip
         await ctx.start_task("watch prediction servers", self.crash_watch.run)
+        if isinstance(runtime, Watching):
+            watcher = Watcher(
+                runtime, self._fleet, self.crash_watch, emit=self._emit,
+                backoff=Backoff(RECONNECT_BACKOFF_INITIAL_S, s.restart_backoff_max_s),
+            )  # fmt: skip
+            await ctx.start_task(f"follow {runtime.infrastructure}", watcher.run)
 
     async def stop(self) -> None:
         """Close clients; stop the servers only if ``stop_servers_on_unload``."""

@@ -33,6 +33,9 @@ class FleetSettings(BaseModel):
     """How often servers are checked for crashes."""
     restart_backoff_max_s: float = Field(default=30.0, gt=0)
     """Upper bound of the delay before a crashed server is restarted."""
+    stop_idle_shared_server: bool = False
+    """Stop the shared server when its last deployment stops (a PE without deployments then
+    runs nothing); by default it keeps running, ready for the next launch."""
     stop_servers_on_unload: bool = False
     """Stop the servers when the agent stops (``pilothouse up``); by default they keep
     serving and a restarted agent adopts them."""

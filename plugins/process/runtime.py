@@ -13,6 +13,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from pilothouse.foundation.domain.desired import DesiredDeployment
 from pilothouse.plugins.fleet import ExitCause, PackageRef
 from pilothouse.plugins.fleet.runtime import Answers
 from pilothouse.plugins.process import servers
@@ -28,9 +29,15 @@ class ProcessRuntime:
         self._state_root = state_dir / "servers"
         self._records_path = state_dir / "servers.json"
         self._records: dict[str, Server] = {}
+        self._saving = asyncio.Lock()  # servers of several keys start at once
 
-    async def spawn(self, key: str, previous: Server | None) -> Server:
-        """Start a new server, or the dead ``previous`` again on its port and state."""
+    async def spawn(
+        self, key: str, previous: Server | None, spec: DesiredDeployment | None
+    ) -> Server:
+        """Start a new server, or the dead ``previous`` again on its port and state.
+
+        ``spec`` is not used: a process takes what the machine has (no limits).
+        """
         s = self._settings
         server = previous or servers.new_server(key, s.host, s.public_host, self._state_root)
         restore = [] if previous is not None else ["--no-restore"]
@@ -76,4 +83,5 @@ class ProcessRuntime:
                       s.public_host, pid=rec.get("pid"))  # fmt: skip
 
     async def _save(self) -> None:
-        await asyncio.to_thread(servers.save_records, self._records_path, dict(self._records))
+        async with self._saving:
+            await asyncio.to_thread(servers.save_records, self._records_path, dict(self._records))
