@@ -4,7 +4,7 @@
 typed ``web.AppKey``s. Resources are ``cleanup_ctx`` generators, opened in
 order at startup and closed in reverse at cleanup:
 
-1. the store (SQLite threads, migrations), blob directory, admin token, the
+1. the store (SQLite threads or a PostgreSQL pool, migrations), blob directory, admin token, the
    secret key that seals channel secrets, the HTTP client session that sends
    notifications, and the services over them;
 2. the guarded background tasks — presence watcher, notification dispatcher,
@@ -39,7 +39,7 @@ from pilothouse.hub.service import auth, targets
 from pilothouse.hub.service.blobs import BlobStore
 from pilothouse.hub.service.feed import ChangeFeed
 from pilothouse.hub.settings import HubSettings
-from pilothouse.hub.store.sqlite.store import open_sqlite
+from pilothouse.hub.store.backends import open_store
 from pilothouse.hub.telemetry import HubMetrics
 
 log = logging.getLogger("pilothouse.hub")
@@ -76,9 +76,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     feed = ChangeFeed()
     events_stored = asyncio.Event()
     async with (
-        open_sqlite(
-            settings.database_path, settings.database, feed.publish, events_stored.set
-        ) as store,
+        open_store(settings, feed.publish, events_stored.set) as store,
         targets.session(
             settings.notifications.allow_private_targets, settings.notifications.proxy_url
         ) as http,

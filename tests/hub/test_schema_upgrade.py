@@ -15,7 +15,10 @@ from tests.hub.quiet import WatchedClock
 from tests.hub.receivers import LOCAL_TARGETS, receiving
 from tests.hub.support import V1, event, ok, running, settings
 
-pytestmark = pytest.mark.anyio
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.backends("sqlite"),  # SQLite's version 1 (PostgreSQL's: test_postgres_store.py)
+]
 
 
 async def test_upgrade_from_version_1_keeps_events_and_notifies_only_new_ones(
