@@ -59,6 +59,10 @@ class DatabaseSettings(_Group):
     """PostgreSQL: connections each replica keeps at most (each export holds one while it runs)."""
     connect_timeout_s: float = Field(default=10.0, gt=0, le=600)
     """PostgreSQL: how long connecting may take before the database counts as unavailable."""
+    lease_poll_s: float = Field(default=1.0, gt=0, le=60)
+    """PostgreSQL: how often replicas try for the background-work lease (its holder checks it)."""
+    lease_timeout_s: float = Field(default=3.0, gt=0, le=300)
+    """PostgreSQL: the lease (and the live channel) is lost when the database does not answer."""
     readers: int = Field(default=4, ge=1, le=64)
     """Reader threads, each with its own connection (one more thread does every write)."""
     cache_mb: int = Field(default=64, ge=1, le=65536)
@@ -168,8 +172,12 @@ class HubSettings(LayeredSettings):
     """Where the hub keeps its files: database, model package blobs, generated admin token."""
     admin_token: SecretStr | None = None
     """Bearer token for administration; default: generated once into ``<state_dir>/admin-token``."""
+    admin_token_file: Path | None = None
+    """A file holding the admin token (a mounted secret every replica shares)."""
     secret_key: SecretStr | None = Field(default=None, min_length=32)
     """Encrypts channel URLs and secrets at rest; default: made in ``<state_dir>/secret-key``."""
+    secret_key_file: Path | None = None
+    """A file holding the secret key (at least 32 characters; shared by every replica)."""
     listen: ListenSettings = Field(default_factory=ListenSettings)
     """Listen address."""
     http: HttpSettings = Field(default_factory=HttpSettings)

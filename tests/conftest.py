@@ -79,3 +79,28 @@ def postgres_url(
         yield postgres_cluster.url(name)
     finally:
         postgres_databases.give_back(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_hub_databases(
+    postgres_cluster: postgres_support.Cluster,
+) -> Iterator[postgres_support.Databases]:
+    """Fresh databases with the hub's schema: copies of one template migrated once."""
+    template = postgres_support.hub_template(postgres_cluster)
+    databases = postgres_support.Databases(postgres_cluster, template, ahead=3)
+    try:
+        yield databases
+    finally:
+        databases.close()
+
+
+@pytest.fixture
+def postgres_hub_url(
+    postgres_cluster: postgres_support.Cluster, postgres_hub_databases: postgres_support.Databases
+) -> Iterator[str]:
+    """The URL of a fresh database already at the hub's schema (dropped after the test)."""
+    name = postgres_hub_databases.take()
+    try:
+        yield postgres_cluster.url(name)
+    finally:
+        postgres_hub_databases.give_back(name)

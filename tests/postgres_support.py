@@ -210,6 +210,26 @@ class Databases:
                             self._cluster.drop_database(name)
 
 
+def hub_template(made: Cluster, name: str = "hub_template") -> str:
+    """A database migrated to the hub's schema, to copy for each test; its name."""
+    import asyncio
+
+    import asyncpg
+
+    from pilothouse.hub.store.postgres import migrations
+
+    async def migrate() -> None:
+        conn = await asyncpg.connect(made.url(name))
+        try:
+            await migrations.migrate(conn)
+        finally:
+            await conn.close()
+
+    made.psql(f'CREATE DATABASE "{name}" TEMPLATE template0')
+    asyncio.run(migrate())
+    return name
+
+
 @contextlib.contextmanager
 def cluster() -> Iterator[Cluster]:
     """A started cluster in a fresh temporary directory; stopped and removed after."""

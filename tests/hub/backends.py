@@ -4,8 +4,8 @@ tests/hub and tests/reliability import these into their conftest. Each test
 runs once per backend of :data:`~tests.hub.support.BACKENDS` — ``[sqlite]`` and
 ``[postgres]`` in its id — unless marked ``@pytest.mark.backends("sqlite")``:
 a test of SQLite itself, or of something that never reaches the store. On
-PostgreSQL each test gets a fresh database of the session's throwaway cluster
-(tests/postgres_support.py); every hub it starts through
+PostgreSQL each test gets a fresh database of the session's throwaway cluster,
+already at the hub's schema (tests/postgres_support.py); every hub it starts through
 :func:`~tests.hub.support.settings` uses it.
 """
 
@@ -31,7 +31,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def hub_backend(request: pytest.FixtureRequest) -> Iterator[str]:
     """The backend of this run of the test; on PostgreSQL, with a fresh database."""
     backend: str = request.param
-    url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
+    url = request.getfixturevalue("postgres_hub_url") if backend == "postgres" else None
     support.DATABASE["url"] = url
     try:
         yield backend

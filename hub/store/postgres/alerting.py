@@ -84,16 +84,27 @@ async def route(conn: Connection, now_us: int, limit: int, router: Router) -> tu
     return routed_count, bool(later)
 
 
-async def _route(conn: Connection, now_us: int, limit: int, router: Router) -> int:
+async def skip_unwatched(conn: Connection) -> bool:
+    """With no enabled policy, move the routing cursor past every settled event; True if so.
+
+    Routing would do nothing else with them. Locks the cursor's row.
+    """
     tx, seq = await state.routed(conn, lock=True)
-    active = await policies.enabled(conn)
-    if not active:
-        newest = await conn.fetchrow(
-            f"SELECT tx, seq FROM events WHERE tx < {_SETTLED} ORDER BY tx DESC, seq DESC LIMIT 1"
-        )  # fmt: skip
-        if newest is not None and (newest[0], newest[1]) > (tx, seq):
-            await state.set_routed(conn, newest[0], newest[1])
+    if await policies.enabled(conn):
+        return False
+    newest = await conn.fetchrow(
+        f"SELECT tx, seq FROM events WHERE tx < {_SETTLED} ORDER BY tx DESC, seq DESC LIMIT 1"
+    )
+    if newest is not None and (newest[0], newest[1]) > (tx, seq):
+        await state.set_routed(conn, newest[0], newest[1])
+    return True
+
+
+async def _route(conn: Connection, now_us: int, limit: int, router: Router) -> int:
+    if await skip_unwatched(conn):
         return 0
+    tx, seq = await state.routed(conn)
+    active = await policies.enabled(conn)
     rows = await conn.fetch(
         f"SELECT tx, seq, {events.COLUMNS} FROM events "
         f"WHERE (tx, seq) > ($1::xid8, $2) AND tx < {_SETTLED} ORDER BY tx, seq LIMIT $3",

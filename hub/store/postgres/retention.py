@@ -4,7 +4,9 @@ One purge batch is one write transaction that removes at most ``limit`` of the
 oldest events older than the cutoff; their entries leave the GIN index with the
 rows. As on SQLite the cutoff is computed inside the transaction from the
 retention stored then, and events the notification router has not looked at
-(after its ``[tx, seq]`` cursor) are never purged, whatever their age.
+(after its ``[tx, seq]`` cursor) are never purged, whatever their age — with
+no policy enabled, routing has nothing to do with them and the purge moves the
+cursor past them itself, as routing would, rather than wait for the dispatcher.
 Identities are never handed out again, so nothing else needs adjusting.
 Finished deliveries older than the cutoff go too, with their attempts.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pilothouse.hub.api.schemas import EventIn
-from pilothouse.hub.store.postgres import events, state
+from pilothouse.hub.store.postgres import alerting, events, state
 from pilothouse.hub.store.postgres.db import Connection
 from pilothouse.hub.store.records import RetentionState
 
@@ -52,7 +54,8 @@ async def purge_batch(conn: Connection, now_us: int, default_days: int, limit: i
     """Remove up to ``limit`` of the oldest events older than the retention; return how many."""
     days = (await read(conn)).days or default_days
     cutoff = now_us - days * DAY_US
-    tx, seq = await state.routed(conn, share=True)  # a routing under way commits first
+    await alerting.skip_unwatched(conn)  # no policy: nothing waits to be routed
+    tx, seq = await state.routed(conn)
     done = await conn.execute(_PURGE, cutoff, tx, seq, limit)
     removed = int(done.split()[-1])
     if removed < limit:

@@ -16,13 +16,9 @@ RETENTION = "retention"
 LAST_PURGE = "last_purge"
 
 
-async def get(conn: Connection, key: str, *, lock: bool = False, share: bool = False) -> Any:
-    """The value under ``key``, or None.
-
-    ``lock``: hold the row against writers until the transaction ends; ``share``:
-    wait for a writer holding it, and read what it committed.
-    """
-    suffix = " FOR UPDATE" if lock else " FOR SHARE" if share else ""
+async def get(conn: Connection, key: str, *, lock: bool = False) -> Any:
+    """The value under ``key``, or None (``lock``: hold the row until the transaction ends)."""
+    suffix = " FOR UPDATE" if lock else ""
     text = await conn.fetchval("SELECT value FROM hub_state WHERE key = $1" + suffix, key)
     return None if text is None else loads(text)
 
@@ -37,9 +33,9 @@ async def put(conn: Connection, key: str, value: Any) -> None:
     )
 
 
-async def routed(conn: Connection, *, lock: bool = False, share: bool = False) -> tuple[int, int]:
+async def routed(conn: Connection, *, lock: bool = False) -> tuple[int, int]:
     """The routing cursor: the transaction id and ``seq`` of the last event routed."""
-    found = await get(conn, ROUTED_SEQ, lock=lock, share=share) or ["0", 0]
+    found = await get(conn, ROUTED_SEQ, lock=lock) or ["0", 0]
     return int(found[0]), int(found[1])
 
 

@@ -52,7 +52,8 @@ from pilothouse.hub.store.postgres import (
     retention,
 )
 from pilothouse.hub.store.postgres import events as event_sql
-from pilothouse.hub.store.postgres.db import Database, translated
+from pilothouse.hub.store.postgres.channel import EventBell, notify_change
+from pilothouse.hub.store.postgres.db import Connection, Database, translated
 from pilothouse.hub.store.postgres.exports import Scans
 from pilothouse.hub.store.records import (
     AttemptRecord,
@@ -92,7 +93,9 @@ async def open_postgres(
         async with db.connection() as conn:
             with translated():
                 await migrations.migrate(conn)
-        store = PostgresStore(db, on_change, on_events or _nothing, replica=replica)
+        store = PostgresStore(
+            db, on_change, on_events or _nothing, replica=replica, bell=EventBell(pool, replica)
+        )
         try:
             yield store
         finally:
@@ -159,10 +162,12 @@ class PostgresStore:
         on_events: Callable[[], None] = _nothing,
         *,
         replica: str = "",
+        bell: EventBell | None = None,
     ) -> None:
         self._db = db
         self._on_change = on_change
         self._on_events = on_events
+        self._bell = bell
         self._scans = Scans(db.pool)
         self.replica = replica
         """Who this replica is, in the database (delivery claims name it)."""
@@ -174,16 +179,29 @@ class PostgresStore:
 
     def _changed(self, pe_id: str) -> None:
         self._on_change(pe_id)
-        self._on_events()
+        self._stored_events()
 
     def _events_if(self, stored: object) -> None:
         """Ring ``on_events`` if a write stored any event (a count, a flag, a list)."""
         if stored:
-            self._on_events()
+            self._stored_events()
+
+    def _stored_events(self) -> None:
+        self._on_events()
+        if self._bell is not None:
+            self._bell.ring()
+
+    async def _telling(self, conn: Connection, job: Any, pe_id: str) -> Any:
+        """Run ``job``, then have the commit tell every replica that ``pe_id`` changed."""
+        result = await job(conn)
+        await notify_change(conn, self.replica, pe_id)
+        return result
 
     async def close(self) -> None:
-        """Close every export scan (the pool is closed by :func:`open_postgres`)."""
+        """Close every export scan and the bell (the pool is closed by :func:`open_postgres`)."""
         await self._scans.close()
+        if self._bell is not None:
+            await self._bell.close()
 
     async def ping(self) -> None:
         """Raise unless the database answers a query."""
@@ -234,8 +252,8 @@ class PostgresStore:
         """Revoke one of the PE's tokens (idempotent); ``NotFound`` if it is not the PE's."""
         if _unstorable(pe_id, token_id):
             raise NotFound.of("agent token", token_id)
-        revoke = partial(environments.revoke_token, pe_id=pe_id, token_id=token_id)
-        return await self._db.write(partial(revoke, at_us=at_us))
+        revoke = partial(environments.revoke_token, pe_id=pe_id, token_id=token_id, at_us=at_us)
+        return await self._db.write(lambda conn: self._telling(conn, revoke, pe_id))
 
     async def deployment_environments(self, ids: Collection[str]) -> dict[str, str]:
         """The PE of each of ``ids`` that is a deployment, deleted ones included."""
@@ -282,9 +300,9 @@ class PostgresStore:
     async def add_deployment(self, record: DeploymentRecord, event: EventIn) -> None:
         """Store a new deployment (a change of its PE) and the event recording it."""
         pe_id = record.prediction_environment_id
+        add = partial(deployments.add, record=record, event=event)
         await self._db.write(
-            partial(deployments.add, record=record, event=event),
-            after=lambda _: self._changed(pe_id),
+            lambda conn: self._telling(conn, add, pe_id), after=lambda _: self._changed(pe_id)
         )
 
     async def update_deployment(
@@ -294,9 +312,16 @@ class PostgresStore:
         if _unstorable(deployment_id):
             raise NotFound.of("deployment", deployment_id)
         return await self._db.write(
-            partial(deployments.update, deployment_id=deployment_id, change=change),
+            partial(self._update, deployment_id=deployment_id, change=change),
             after=lambda record: self._changed(record.prediction_environment_id),
         )
+
+    async def _update(
+        self, conn: Connection, deployment_id: str, change: DeploymentChange
+    ) -> DeploymentRecord:
+        record = await deployments.update(conn, deployment_id, change)
+        await notify_change(conn, self.replica, record.prediction_environment_id)
+        return record
 
     async def get_deployment(self, deployment_id: str) -> DeploymentRecord:
         """A live deployment (deleted ones are not found)."""
@@ -475,7 +500,7 @@ class PostgresStore:
         )
         if released:
             log.info("%d notification(s) claimed by a former replica are due again", released)
-            self._on_events()
+            self._stored_events()
         return released
 
     async def record_attempt(self, attempt: AttemptRecord) -> None:
