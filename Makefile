@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/agent_scale.py
 	$(BIN)/python bench/hub_events.py
 	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/ui_render.py
 
 ## The container image (README, "Container image"). BASE=auto picks the official Python
 ## image when it is here or pullable, else a local debootstrap base; BASE=official|local

@@ -17,6 +17,7 @@ the boundary where they enter, so nothing above that boundary has to know them.
     ├── PluginNotFoundError ........ no plugin is registered under the name asked for
     ├── InvalidTransitionError ..... the state machine refused a trigger
     ├── CrashLoopError ............. a supervised task failed too often; the agent gives up
+    ├── JournalError ............... the action journal (state dir) cannot be read or written
     └── HubError ................... talking to the hub failed
         ├── HubUnreachableError .... no answer, or a 5xx: retrying later may help
         └── HubRejectedError ....... a 4xx: the request itself is wrong (``status``, ``body``)
@@ -88,6 +89,10 @@ class InvalidTransitionError(PilothouseError):
         self.state = state
         self.trigger = trigger
         super().__init__(f"no transition from {state!r} on {trigger!r}")
+
+
+class JournalError(PilothouseError):
+    """The action journal in the state directory cannot be opened or written."""
 
 
 class HubError(PilothouseError):

@@ -3,9 +3,15 @@
 A plugin turns actions (launch, replace_model, stop, relaunch) into work on
 some infrastructure and reports what runs there. Its lifecycle follows Home
 Assistant's integrations: :meth:`Plugin.start` gets a :class:`PluginContext`
-(identity, settings, a place for files, a way to emit events and to own
-background tasks), :meth:`Plugin.stop` unloads it, and the agent cancels any
-background task the plugin left behind.
+(identity, settings, a place for files, a way to emit events, to report what
+it sees of a deployment at once, and to run supervised background tasks),
+:meth:`Plugin.stop` unloads it, and the agent then cancels every background
+task the plugin started.
+
+Between health rounds a plugin that notices something (a container died, a
+server crashed and came back) calls :meth:`PluginContext.report`: the finding
+goes straight to that deployment's worker, like a health check's, and the
+deployment's health and state follow it at once.
 
 Plugins report failures with :mod:`pilothouse.agent.errors`: a ``TemporaryPluginError``
 is retried with backoff, a ``PermanentPluginError`` is not. Anything else a
@@ -18,9 +24,8 @@ built-ins register the same way. Tests pass an explicit :class:`PluginRegistry`.
 from __future__ import annotations
 
 import abc
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -29,6 +34,7 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel
 
 from pilothouse.agent.errors import PluginNotFoundError
+from pilothouse.foundation.aio.supervisor import RestartPolicy, Supervisor, TaskFailure
 from pilothouse.foundation.domain.desired import DesiredDeployment
 from pilothouse.foundation.domain.events import Event
 from pilothouse.foundation.domain.vocabulary import DeploymentState, Status
@@ -63,6 +69,9 @@ class DeploymentReport:
     challenger_ids: tuple[str, ...] = ()
     prediction_url: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    generation: int | None = None
+    """The generation of the spec that runs, when the plugin knows it: it proves that
+    an action a crash of the agent interrupted did complete (reconcile)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +86,8 @@ class EnvironmentReport:
 EventSink = Callable[[Event], None]
 PackageFetcher = Callable[[str], Awaitable["FetchedPackage"]]
 SettingsModel = TypeVar("SettingsModel", bound=BaseModel)
+ReportSink = Callable[[DeploymentReport], None]
+TaskBody = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +110,39 @@ class PluginContext:
     logger: logging.Logger
     fetch_package: PackageFetcher | None = None
     """Download a model package by id (from the hub, cached); None in standalone mode."""
-    report: Callable[[DeploymentReport], None] | None = None
-    """Push a finding about one deployment to its worker at once (a server died, a pod was
-    OOM-killed) instead of waiting for the next health round; None where the agent has none."""
-    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    reports: ReportSink | None = None
+    """Where :meth:`report` delivers (the agent's deployment workers); None: nowhere."""
+    task_policy: RestartPolicy = field(default_factory=RestartPolicy)
+    """How background tasks are restarted, and when a crash loop ends them."""
+    _supervisor: Supervisor | None = None
+    _crashed: dict[str, str] = field(default_factory=dict)
+
+    def report(self, report: DeploymentReport) -> None:
+        """Push what the plugin sees of one deployment into its worker, at once.
+
+        For findings between health rounds: a container died, a server crashed
+        or came back. The deployment's health and state follow it as they would
+        a health check's (a ``failing`` report turns the deployment's service
+        health ``failing`` with an event naming ``report.message``). Call it from
+        the event loop (like the rest of asyncio, it is not thread-safe); a report
+        of a deployment the agent does not know is ignored (logged at debug level).
+        """
+        if self.reports is None:
+            self.logger.debug("report of %s before the agent can take it", report.deployment_id)
+            return
+        self.reports(report)
+
+    async def start_task(self, name: str, body: TaskBody) -> None:
+        """Run ``body()`` for as long as the plugin is loaded, under a supervisor.
+
+        When ``body`` raises (or returns) it is started again after a backoff and
+        an ``at_risk`` event ``plugin.task_failed`` says why; failing too often in
+        a row is a crash loop: a ``failing`` event ``plugin.task_crash_loop``, and
+        the task stays down (the agent goes on). Every task is cancelled at unload.
+        """
+        if self._supervisor is None:
+            self._supervisor = Supervisor(self.task_policy, self._task_failed)
+        await self._supervisor.start_eternal(name, body)
 
     def typed_settings(self, model: type[SettingsModel]) -> SettingsModel:
         """``settings`` validated by the plugin's pydantic ``model``.
@@ -112,25 +152,52 @@ class PluginContext:
         """
         return validate(model, self.settings, source="plugin settings", prefix="plugin_settings")
 
-    def create_background_task(self, name: str, coro: Coroutine[Any, Any, Any]) -> None:
-        """Run ``coro`` for as long as the plugin is loaded; the agent cancels it at unload."""
-        task = asyncio.create_task(coro, name=f"plugin: {name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+    def crashed_tasks(self) -> dict[str, str]:
+        """Background tasks that crash-looped and stay down: name to last error."""
+        return dict(self._crashed)
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self.logger.error(
-                "plugin background task %s failed", task.get_name(), exc_info=task.exception()
+    async def stop_tasks(self) -> None:
+        """Cancel and await every background task (at unload)."""
+        if self._supervisor is not None:
+            await self._supervisor.stop_all()
+
+    def _task_failed(self, failure: TaskFailure) -> None:
+        err = f"{type(failure.error).__name__}: {failure.error}"
+        data = {
+            "task": failure.task,
+            "error": str(failure.error),
+            "error_type": type(failure.error).__name__,
+            "failures_in_window": failure.failures_in_window,
+            "restart_in_s": failure.restart_in_s,
+        }
+        if failure.restart_in_s is not None:
+            self._event(
+                "plugin.task_failed",
+                Status.AT_RISK,
+                f"plugin task {failure.task!r} failed ({err}); "
+                f"restarting in {failure.restart_in_s:.1f}s",
+                data,
             )
+            return
+        self._crashed[failure.task] = err
+        self._event(
+            "plugin.task_crash_loop",
+            Status.FAILING,
+            f"plugin task {failure.task!r} failed {failure.failures_in_window} time(s) in a row "
+            f"and is not restarted: {err}",
+            data,
+        )
 
-    async def cancel_background_tasks(self) -> None:
-        """Cancel and await every background task the plugin still owns."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    def _event(self, type_: str, status: Status, message: str, data: dict[str, Any]) -> None:
+        self.emit(
+            Event(
+                type=type_,
+                status=status,
+                message=message,
+                prediction_environment_id=self.prediction_environment_id,
+                data=data,
+            )
+        )
 
 
 class Plugin(abc.ABC):

@@ -9,6 +9,8 @@ what it did, and a normal stop runs in the fixed order
 
 1. stop intake, health checks and heartbeats (no new work),
 2. let in-flight actions finish within ``shutdown.grace_period_s``, then cancel them,
+   and close the action journal (a cancelled action stays in it, to be redone or
+   proven done at the next start),
 3. unload the plugin and cancel its background tasks,
 4. stop the HTTP endpoint,
 5. write every remaining event, then close the event sinks.
@@ -27,9 +29,11 @@ from contextlib import AsyncExitStack
 from functools import partial
 from typing import Any
 
+from pilothouse.agent.actions.journal import ActionJournal
 from pilothouse.agent.actions.runner import ActionRunner
 from pilothouse.agent.errors import (
     CrashLoopError,
+    JournalError,
     PermanentPluginError,
     PluginError,
     PluginNotReadyError,
@@ -43,7 +47,7 @@ from pilothouse.agent.intake.file import FileIntake
 from pilothouse.agent.intake.revisions import Revisions
 from pilothouse.agent.observability.http import HttpEndpoint, create_app
 from pilothouse.agent.observability.metrics import AgentMetrics
-from pilothouse.agent.plugin import Plugin, PluginContext, PluginRegistry
+from pilothouse.agent.plugin import DeploymentReport, Plugin, PluginContext, PluginRegistry
 from pilothouse.agent.reconcile import Reconciler
 from pilothouse.agent.settings import AgentSettings
 from pilothouse.agent.workers.dispatcher import Dispatcher
@@ -85,6 +89,7 @@ class Agent:
         self.health: HealthReporter | None = None
         self.http: HttpEndpoint | None = None
         self.link: HubLink | None = None
+        self.plugin_context: PluginContext | None = None
 
     # --- control -------------------------------------------------------------
 
@@ -179,15 +184,17 @@ class Agent:
             self._registry or PluginRegistry.from_entry_points()
         ).create(s.plugin)
         plugin.name = plugin.name or s.plugin
-        ctx = PluginContext(
+        ctx = self.plugin_context = PluginContext(
             prediction_environment_id=s.prediction_environment,
             settings=s.plugin_settings,
             state_dir=s.state_dir / "plugin",
             emit=bus.emit,
             logger=logging.getLogger(f"pilothouse.plugin.{s.plugin}"),
             fetch_package=self.link.packages.fetch if self.link else None,
+            reports=self._plugin_report,
+            task_policy=s.supervisor.policy(),
         )
-        stack.push_async_callback(ctx.cancel_background_tasks)
+        stack.push_async_callback(ctx.stop_tasks)
         if not await self._setup_with_retry(plugin, ctx, bus):
             return None
         stack.push_async_callback(self._stop_plugin, plugin, bus)
@@ -248,11 +255,15 @@ class Agent:
     ) -> None:
         s = self.settings
         runner = ActionRunner(plugin, s.actions, self.metrics)
-        reconcile = Reconciler(plugin, bus, s.reconcile.orphans)
+        journal = ActionJournal(s.state_dir / "actions.db", on_error=self._journal_failed)
+        left = await journal.open()
+        stack.push_async_callback(journal.close)
+        reconcile = Reconciler(plugin, bus, s.reconcile.orphans, left)
         link = self.link
         dispatcher = self.dispatcher = Dispatcher(
             self.intake_queue,
             runner,
+            journal,
             bus,
             self.metrics,
             s,
@@ -262,7 +273,10 @@ class Agent:
         self.metrics.watch(self._queue_depths, dispatcher.by_state)
         stack.push_async_callback(self._drain, supervisor, dispatcher)
         await supervisor.start("dispatcher", dispatcher.run)
-        health = self.health = HealthReporter(plugin, dispatcher, bus, s.health)
+        crashed = self.plugin_context.crashed_tasks if self.plugin_context else dict
+        health = self.health = HealthReporter(
+            plugin, dispatcher, bus, s.health, crashed_tasks=crashed
+        )
         beats = [heartbeat.file_beat(s.state_dir / "heartbeat.json")]
         if link is not None:
             beats.append(link.beat)
@@ -341,6 +355,22 @@ class Agent:
             f"restarting in {failure.restart_in_s:.1f}s",
             data=_failure_data(failure),
         )
+
+    def _journal_failed(self, error: JournalError) -> None:
+        assert self.bus is not None
+        self.bus.report(
+            "agent.journal_failed",
+            Status.AT_RISK,
+            f"actions could not be recorded; a crash now makes them redone: {error}",
+            data={"error": str(error)},
+        )
+
+    def _plugin_report(self, report: DeploymentReport) -> None:
+        """``ctx.report``: to the deployment's worker, once the workers exist."""
+        if self.dispatcher is None:
+            log.debug("report of %s before reconcile ignored", report.deployment_id)
+            return
+        self.dispatcher.report(report)
 
     def _count_event(self, event: Event) -> None:
         self.metrics.events.labels(event.status.value).inc()

@@ -64,7 +64,7 @@ class ActionSettings(SettingsGroup):
     max_concurrent: int = Field(default=64, ge=1, le=100_000)
     """Actions running at once across all deployments."""
     errored_retry_s: float = Field(default=30.0, ge=0)
-    """Delay before an errored deployment is tried again (doubles up to backoff_max_s)."""
+    """Delay before an errored deployment is retried (doubles up to backoff_max_s, with jitter)."""
 
 
 class WorkerSettings(SettingsGroup):
@@ -152,7 +152,7 @@ class AgentSettings(LayeredSettings):
     plugin_settings: dict[str, Any] = Field(default_factory=dict)
     """Settings handed to the plugin as they are; each plugin documents its own."""
     state_dir: Path = Path(".pilothouse/agent")
-    """Where the agent keeps its files (event log, heartbeat, plugin state)."""
+    """Where the agent keeps its files (event log, heartbeat, action journal, plugin state)."""
     event_log: Path | None = None
     """Append-only JSON-lines event log; default ``<state_dir>/events.jsonl``."""
     intake: IntakeSettings = Field(default_factory=IntakeSettings)

@@ -142,6 +142,10 @@ def reference(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, 
         default = info.default_factory() if info.default_factory else info.default  # type: ignore[call-arg]
         shown = getattr(default, "value", default)
         rows.append(
-            (f"{prefix}{name}", "" if shown is None else str(shown), info.description or "")
+            (
+                f"{prefix}{name}",
+                "" if shown is None else str(shown),
+                " ".join((info.description or "").split()),
+            )
         )
     return rows

@@ -19,9 +19,11 @@ from pilothouse.hub.service.environments import Environments
 from pilothouse.hub.service.events import Events
 from pilothouse.hub.service.exporting import Exports
 from pilothouse.hub.service.feed import ChangeFeed
+from pilothouse.hub.service.management import ManagementSwitch
 from pilothouse.hub.service.packages import Packages
 from pilothouse.hub.service.presence import Presence
 from pilothouse.hub.service.retention import EventRetention
+from pilothouse.hub.service.tailing import EventTail
 from pilothouse.hub.settings import HubSettings
 from pilothouse.hub.store.interface import Store
 from pilothouse.hub.telemetry import HubMetrics
@@ -43,6 +45,9 @@ class Services:
     notifications: Notifications
     dispatcher: Dispatcher
     retention: EventRetention
+    management: ManagementSwitch
+    tail: EventTail
+    """The live event streams; its feed is woken by the store's event commits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +70,9 @@ def build(
     blobs: BlobStore,
     outside: Outside,
     metrics: HubMetrics,
+    event_feed: ChangeFeed | None = None,
 ) -> Services:
-    """Wire the services together."""
+    """Wire the services together (``event_feed``: published to when events are stored)."""
     hub_url = settings.public_url
     dispatcher = Dispatcher(
         store,
@@ -99,4 +105,6 @@ def build(
         ),
         dispatcher=dispatcher,
         retention=EventRetention(store, outside.clock, settings.retention, metrics),
+        management=ManagementSwitch(store),
+        tail=EventTail(store, event_feed or ChangeFeed()),
     )

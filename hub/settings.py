@@ -109,7 +109,7 @@ class AgentLinkSettings(_Group):
     keepalive_interval_s: float = Field(default=15.0, gt=0)
     """Comment sent on an idle watch stream (SSE) so proxies and clients see it alive."""
     watch_max_duration_s: float | None = Field(default=None, gt=0)
-    """A watch stream ends after this long; its agent resumes it (spreads streams over replicas)."""
+    """A watch or live event stream ends after this long; its client resumes it where it was."""
 
 
 class EventSettings(_Group):

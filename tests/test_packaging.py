@@ -99,3 +99,12 @@ def test_the_prediction_server_module_loads_nothing_of_the_agent_or_the_hub() ->
     )
     loaded = proc.stdout.strip().splitlines()[-1]
     assert "'agent'" not in loaded and "'hub'" not in loaded, loaded
+
+
+def test_the_wheel_holds_the_web_ui(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    static = ROOT / "hub" / "ui" / "static"
+    files = sorted(p.relative_to(static).as_posix() for p in static.rglob("*") if p.is_file())
+    assert "index.html" in files and "js/main.js" in files and "app.css" in files
+    missing = [f for f in files if f"pilothouse/hub/ui/static/{f}" not in names]
+    assert missing == [], missing

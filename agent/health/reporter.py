@@ -1,37 +1,32 @@
-"""The health reporter: periodic status checks, events only on change.
+"""The health reporter: periodic status checks, handed to the deployments' workers.
 
 Every ``interval_s`` it asks the plugin for the PE's status and for the status
 of each deployment that has no action in flight, at most ``concurrency`` at a
 time (a fixed pool of checkers, not one task per deployment, so ten thousand
-deployments cost ten thousand awaits, not ten thousand tasks). A status that
-differs from the last one known becomes an event; a deployment found stopped
-or broken while it should run is moved by the state machine and its worker is
-poked to repair it.
+deployments cost ten thousand awaits, not ten thousand tasks). The PE's status
+is its own: a change becomes an event here. A deployment's is not: a finding
+that would change its state or health goes to the deployment's worker (the one
+writer of its record), which emits the event and repairs what needs it. A
+finding that changes nothing wakes no worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from pilothouse.agent.errors import PluginError
 from pilothouse.agent.events.bus import EventBus
-from pilothouse.agent.machine import transitions
-from pilothouse.agent.machine.transitions import Trigger
 from pilothouse.agent.plugin import DeploymentReport, Plugin
 from pilothouse.agent.settings import HealthSettings
+from pilothouse.agent.workers import findings
 from pilothouse.agent.workers.dispatcher import Dispatcher
+from pilothouse.agent.workers.findings import Finding, FindingSource
 from pilothouse.agent.workers.records import DeploymentRecord
 from pilothouse.foundation.domain.vocabulary import DeploymentState, Status
 
 log = logging.getLogger("pilothouse.health")
-
-_FINDINGS = {
-    DeploymentState.READY: Trigger.FOUND_RUNNING,
-    DeploymentState.STOPPED: Trigger.FOUND_STOPPED,
-    DeploymentState.ERRORED: Trigger.FOUND_BROKEN,
-}
 
 
 class HealthReporter:
@@ -45,8 +40,10 @@ class HealthReporter:
         settings: HealthSettings,
         *,
         call_timeout_s: float = 30.0,
+        crashed_tasks: Callable[[], Mapping[str, str]] = dict,
     ) -> None:
         self._plugin = plugin
+        self._crashed_tasks = crashed_tasks
         self._dispatcher = dispatcher
         self._bus = bus
         self._settings = settings
@@ -78,6 +75,11 @@ class HealthReporter:
             status, message = Status.UNKNOWN, f"environment status unavailable: {exc}"
         else:
             status, message = report.status, report.message
+        crashed = self._crashed_tasks()
+        if crashed:
+            # A plugin task that crash-looped stays down: the PE cannot be healthy.
+            status = Status.FAILING
+            message = "plugin tasks down: " + ", ".join(f"{n} ({e})" for n, e in crashed.items())
         if status != self.environment_status:
             old, self.environment_status = self.environment_status, status
             self._bus.report(
@@ -91,6 +93,7 @@ class HealthReporter:
         for rec in todo:
             if rec.busy:
                 continue
+            stamp = rec.stamp
             try:
                 async with asyncio.timeout(self._timeout):
                     report = await self._plugin.deployment_status(rec.id)
@@ -98,40 +101,5 @@ class HealthReporter:
                 report = DeploymentReport(
                     rec.id, rec.state, Status.UNKNOWN, f"status unavailable: {exc}"
                 )
-            self._apply(rec, report)
-
-    def _apply(self, rec: DeploymentRecord, report: DeploymentReport) -> None:
-        if rec.busy or rec.id not in self._dispatcher.records:
-            return  # an action started meanwhile; its own events tell the story
-        if report.status != rec.status:
-            old, rec.status = rec.status, report.status
-            self._bus.report(
-                "deployment.health_changed",
-                report.status,
-                f"{rec.id} is {report.status.value}"
-                + (f": {report.message}" if report.message else ""),
-                deployment_id=rec.id,
-                data={"previous": old.value, "status": report.status.value, **report.data},
-            )
-        self._observe_state(rec, report)
-
-    def _observe_state(self, rec: DeploymentRecord, report: DeploymentReport) -> None:
-        trigger = _FINDINGS.get(report.state)
-        if trigger is None or transitions.TRANSITIONS.get((rec.state, trigger)) is None:
-            return
-        new = transitions.transition(rec.state, trigger)
-        if new is rec.state:
-            return
-        rec.state = new
-        if new is DeploymentState.ERRORED:
-            rec.applied = None
-        self._bus.report(
-            f"deployment.{new.value}",
-            Status.FAILING if new is DeploymentState.ERRORED else Status.INFORMATIONAL,
-            f"{rec.id} is {new.value}: found {report.state.value} by a health check"
-            + (f" ({report.message})" if report.message else ""),
-            deployment_id=rec.id,
-            data={"state": new.value, "found": report.state.value},
-        )
-        self._dispatcher.observed(rec)
-        self._dispatcher.poke(rec.id)
+            if stamp == rec.stamp and findings.news(rec, report):
+                self._dispatcher.deliver(Finding(report, FindingSource.HEALTH_CHECK, stamp))

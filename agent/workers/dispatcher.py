@@ -1,13 +1,16 @@
-"""The dispatcher: routes intake items to per-deployment workers.
+"""The dispatcher: routes intake items and findings to per-deployment workers.
 
 It owns every deployment record and every worker task. A worker is started on
-a deployment's first change (or when a health finding calls for action) and
-retires when idle or when its deployment is gone; the record stays, so a
-retired worker costs nothing but its record. Different deployments proceed in
-parallel; the action runner bounds how many actions run at once.
+a deployment's first change or finding and retires when idle or when its
+deployment is gone; the record stays, so a retired worker costs nothing but
+its record. Different deployments proceed in parallel; the action runner
+bounds how many actions run at once. The dispatcher never writes what a record
+observes: health findings, the plugin's reports and reconcile results go to
+the deployment's worker, which is the one writer of its record.
 
-The first snapshot is handed to the reconcile hook before anything is routed,
-so what already runs is known before the first action is chosen.
+The first snapshot is handed to the reconcile hook before anything is routed;
+the hook returns what it found running, which reaches each worker before its
+first change, so what already runs is known before the first action is chosen.
 """
 
 from __future__ import annotations
@@ -15,22 +18,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
+from pilothouse.agent.actions.journal import ActionJournal
 from pilothouse.agent.actions.runner import ActionRunner
 from pilothouse.agent.events.bus import EventBus
 from pilothouse.agent.observability.metrics import AgentMetrics
+from pilothouse.agent.plugin import DeploymentReport
 from pilothouse.agent.settings import AgentSettings
+from pilothouse.agent.workers import findings
+from pilothouse.agent.workers.findings import Finding, FindingSource
 from pilothouse.agent.workers.intake_queue import IntakeQueue
 from pilothouse.agent.workers.records import DeploymentRecord
 from pilothouse.agent.workers.worker import ChangeInbox, Worker, WorkerContext
+from pilothouse.foundation.aio import tasks
+from pilothouse.foundation.aio.backoff import Backoff
 from pilothouse.foundation.domain.changes import Change, IntakeItem, Snapshot
-from pilothouse.foundation.domain.desired import DesiredDeployment
 from pilothouse.foundation.domain.vocabulary import DeploymentState, Status
 
 log = logging.getLogger("pilothouse.dispatcher")
 
-ReconcileHook = Callable[["Dispatcher", Snapshot], Awaitable[None]]
+ReconcileHook = Callable[[Snapshot], Awaitable[Sequence[Finding]]]
+"""Given the first snapshot, report what runs (as findings) before anything is routed."""
 
 
 class Dispatcher:
@@ -40,6 +49,7 @@ class Dispatcher:
         self,
         inbox: IntakeQueue,
         runner: ActionRunner,
+        journal: ActionJournal,
         bus: EventBus,
         metrics: AgentMetrics,
         settings: AgentSettings,
@@ -49,12 +59,16 @@ class Dispatcher:
     ) -> None:
         self.inbox = inbox
         self.records: dict[str, DeploymentRecord] = {}
+        actions = settings.actions
         self._ctx = WorkerContext(
             runner=runner,
+            journal=journal,
             bus=bus,
             metrics=metrics,
-            actions=settings.actions,
             workers=settings.workers,
+            retry=Backoff(
+                actions.errored_retry_s, max(actions.backoff_max_s, actions.errored_retry_s)
+            ),
             settled=self._settle,
             gone=self._forget,
         )
@@ -77,7 +91,8 @@ class Dispatcher:
             try:
                 if isinstance(item, Snapshot) and not self._first_snapshot_seen:
                     assert self._reconcile is not None
-                    await self._reconcile(self, item)
+                    for finding in await self._reconcile(item):
+                        self._found_at_start(finding)
                     self._first_snapshot_seen = True
                 self.route(item)
             finally:
@@ -114,42 +129,36 @@ class Dispatcher:
         rec.adopted = False
         self._send(rec, change)
 
-    # --- records ----------------------------------------------------------------
+    # --- findings ---------------------------------------------------------------
 
-    def seed(
-        self,
-        deployment_id: str,
-        *,
-        state: DeploymentState,
-        status: Status,
-        applied: DesiredDeployment | None,
-        model_package_id: str | None,
-        prediction_url: str | None,
-        adopted: bool = False,
-    ) -> DeploymentRecord:
-        """Record what reconcile found running, before any change is routed."""
-        rec = self.records[deployment_id] = DeploymentRecord(
-            deployment_id,
-            state=state,
-            status=status,
-            applied=applied,
-            desired=applied if adopted else None,
-            model_package_id=model_package_id,
-            prediction_url=prediction_url,
-            adopted=adopted,
-            routed_removal=not adopted,  # nothing desired yet: no removal to route
+    def _found_at_start(self, finding: Finding) -> None:
+        """A deployment reconcile found running: its record, then the finding to its worker."""
+        dep_id = finding.report.deployment_id
+        rec = self.records[dep_id] = DeploymentRecord(
+            dep_id,
+            adopted=finding.adopt,
+            routed_removal=not finding.adopt,  # nothing desired yet: no removal to route
         )
-        return rec
+        self._send(rec, finding)
 
-    def observed(self, rec: DeploymentRecord) -> None:
-        """Tell the observers that ``rec`` changed outside a worker (a health finding)."""
-        self._ctx.observed(rec)
-
-    def poke(self, deployment_id: str) -> None:
-        """Ask the deployment's worker to look again (a health finding may need action)."""
-        rec = self.records.get(deployment_id)
+    def deliver(self, finding: Finding) -> None:
+        """Hand a finding to its deployment's worker (unknown deployments are ignored)."""
+        rec = self.records.get(finding.report.deployment_id)
         if rec is not None and not self._ctx.closing:
-            self._send(rec, None)
+            self._send(rec, finding)
+
+    def report(self, report: DeploymentReport) -> None:
+        """A plugin's own report (``ctx.report``): to the deployment's worker at once."""
+        rec = self.records.get(report.deployment_id)
+        if rec is None:
+            log.debug("report of unknown deployment %s ignored", report.deployment_id)
+            return
+        if rec.busy:
+            # The action in flight ends with its own outcome, newer than this report.
+            log.debug("report of %s during an action ignored", report.deployment_id)
+            return
+        if findings.news(rec, report):
+            self.deliver(Finding(report, FindingSource.PLUGIN, rec.stamp))
 
     def idle_records(self) -> Iterable[DeploymentRecord]:
         """Records with no action in flight."""
@@ -182,16 +191,16 @@ class Dispatcher:
 
     # --- workers ----------------------------------------------------------------
 
-    def _send(self, rec: DeploymentRecord, change: Change | None) -> None:
+    def _send(self, rec: DeploymentRecord, item: Change | Finding) -> None:
         self._unsettled.add(rec.id)
         self._settled.clear()
         entry = self._workers.get(rec.id)
         if entry is None:
             inbox: ChangeInbox = ChangeInbox()
             worker = Worker(rec, inbox, self._ctx)
-            task = asyncio.create_task(self._guarded(worker), name=f"worker {rec.id}")
+            task = tasks.watched(self._guarded(worker), f"worker {rec.id}", log)
             entry = self._workers[rec.id] = (task, inbox)
-        entry[1].put_nowait(change)
+        entry[1].put_nowait(item)
 
     async def _guarded(self, worker: Worker) -> None:
         dep_id = worker.record.id
@@ -246,7 +255,7 @@ class Dispatcher:
                 task.cancel()  # waiting, not acting: nothing to finish
         if busy:
             await asyncio.wait(busy, timeout=grace_s)
-        tasks = [t for t, _ in self._workers.values()]
-        for task in tasks:
+        workers = [t for t, _ in self._workers.values()]
+        for task in workers:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*workers, return_exceptions=True)

@@ -1,4 +1,9 @@
-"""What the agent knows of each deployment; it outlives the deployment's worker."""
+"""What the agent knows of each deployment; it outlives the deployment's worker.
+
+Only the deployment's worker writes the observed part of a record (state,
+status, applied spec, what serves it); the dispatcher keeps its routing
+fields; everyone else reads, and sends what they find to the worker.
+"""
 
 from __future__ import annotations
 
@@ -32,8 +37,19 @@ class DeploymentRecord:
     """Consecutive failed actions for the current generation."""
     busy: bool = False
     """An action is in flight."""
+    actions_started: int = 0
+    """Actions started so far; an observation made before the latest one is stale."""
     adopted: bool = False
     """Found running at start and adopted: kept although no snapshot lists it."""
+
+    @property
+    def stamp(self) -> int:
+        """Stamp of an observation made now: stale once another action starts or ends.
+
+        An observation made while an action is in flight is stale from the start:
+        the action's own outcome is newer than anything seen during it.
+        """
+        return -1 if self.busy else self.actions_started
 
     def spec_for_stop(self) -> DesiredDeployment:
         """The best spec available to name this deployment in a stop action."""

@@ -17,8 +17,9 @@ order at startup and closed in reverse at cleanup:
 ``clock`` is the clock the background tasks wait on (a
 :class:`~pilothouse.hub.clock.ManualClock` in tests).
 
-``on_shutdown`` closes the change feed first, so every watch stream ends
-before aiohttp waits for handlers and before the store closes. Routes come
+``on_shutdown`` closes the change feeds first, so every watch stream and
+live event stream ends before aiohttp waits for handlers and before the store
+closes. The web UI (:mod:`pilothouse.hub.ui`) is served at ``/``. Routes come
 from :data:`pilothouse.hub.api.routes.ROUTES`, which also yields the OpenAPI document.
 """
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from importlib import metadata
 
 import orjson
@@ -38,12 +39,13 @@ from pilothouse.hub.api import keys, middleware, openapi, routes
 from pilothouse.hub.clock import Clock, SystemClock
 from pilothouse.hub.notifications import sealing
 from pilothouse.hub.notifications.sealing import Sealer
-from pilothouse.hub.service import auth, exclusive, targets
+from pilothouse.hub.service import auth, exclusive, tailing, targets
 from pilothouse.hub.service.blobs import BlobStore
 from pilothouse.hub.service.feed import ChangeFeed
 from pilothouse.hub.settings import HubSettings
 from pilothouse.hub.store.backends import Callbacks, open_backend
 from pilothouse.hub.telemetry import HubMetrics
+from pilothouse.hub.ui import assets as ui
 
 log = logging.getLogger("pilothouse.hub")
 
@@ -62,6 +64,7 @@ def create_app(settings: HubSettings, *, clock: Clock | None = None) -> web.Appl
         access[app.router.add_route(route.method, route.path, route.handler)] = route.access
     app[keys.ACCESS] = access
     app[keys.OPENAPI] = orjson.dumps(openapi.document(routes.ROUTES, version=VERSION))
+    ui.install(app)
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_end_streams)
@@ -77,9 +80,18 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         log.info("admin token in %s", settings.admin_token_path)
     sealer = Sealer(await asyncio.to_thread(sealing.secret_key, settings))
     feed = ChangeFeed()
+    event_feed = ChangeFeed()  # live event streams (the UI's activity lists)
     events_stored = asyncio.Event()
-    woken = _woken(feed, events_stored)
-    callbacks = Callbacks(feed.publish, events_stored.set, woken, app[keys.CLOCK].now_us)
+
+    def stored() -> None:
+        events_stored.set()
+        event_feed.publish(tailing.ALL)
+
+    def woken() -> None:  # after a gap in the live channel: every stream looks again
+        feed.wake_all()
+        stored()
+
+    callbacks = Callbacks(feed.publish, stored, woken, app[keys.CLOCK].now_us)
     async with (
         open_backend(settings, callbacks) as backend,
         targets.session(
@@ -91,10 +103,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         )
         app[keys.BACKEND] = backend
         app[keys.SERVICES] = services.build(
-            settings, backend.store, feed, blobs, outside, app[keys.METRICS]
+            settings, backend.store, feed, blobs, outside, app[keys.METRICS], event_feed
         )
         yield
         feed.close()
+        event_feed.close()
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
@@ -115,18 +128,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     await supervisor.stop_all()
 
 
-def _woken(feed: ChangeFeed, events_stored: asyncio.Event) -> Callable[[], None]:
-    """After a gap in the live channel: every stream replays, the dispatcher looks."""
-
-    def wake() -> None:
-        feed.wake_all()
-        events_stored.set()
-
-    return wake
-
-
 async def _end_streams(app: web.Application) -> None:
     app[keys.SERVICES].feed.close()
+    app[keys.SERVICES].tail.feed.close()
 
 
 def _version() -> str:

@@ -203,6 +203,19 @@ class PredictionEnvironment(BaseModel):
     plugin_settings: dict[str, Any]
     created_at: datetime
     agent: AgentInfo
+    use_management_agent: bool = Field(
+        default=True,
+        description="While false, the PE's agent receives no desired-state changes: it keeps "
+        "what it had; changes made meanwhile are recorded and reach it once this is true again.",
+    )
+
+
+class PredictionEnvironmentUpdate(_In):
+    """Change a prediction environment; fields left out stay as they are."""
+
+    use_management_agent: bool | None = Field(
+        default=None, description="Turn the PE's management agent on or off."
+    )
 
 
 class AgentToken(BaseModel):
@@ -333,6 +346,7 @@ class ServiceHealth(BaseModel):
     status: Status = Status.UNKNOWN
     reason: str = ""
     event_id: str | None = None
+    source: Source | None = Field(default=None, description="Who reported the deciding status.")
 
 
 class Deployment(BaseModel):
@@ -346,6 +360,9 @@ class Deployment(BaseModel):
     service_health: ServiceHealth
     created_at: datetime
     updated_at: datetime
+    last_event_at: datetime | None = Field(
+        default=None, description="Time of the deployment's latest event."
+    )
 
 
 class ServiceHealthView(ServiceHealth):
@@ -398,6 +415,19 @@ class WatchEvent(BaseModel):
     data: str
     id: str | None = Field(
         default=None, pattern=r"^[0-9]+$", description="The revision; resume after it."
+    )
+
+
+class EventStreamEvent(BaseModel):
+    """One server-sent event of the live event stream (``GET /events/stream``); JSON ``data``."""
+
+    event: Literal["snapshot", "event"] = Field(
+        description="snapshot: a page ``{items, next_cursor}`` of the newest matching events, "
+        "first; event: one new matching Event."
+    )
+    data: str
+    id: str | None = Field(
+        default=None, pattern=r"^[0-9]+$", description="The ingest position; resume after it."
     )
 
 
@@ -483,6 +513,20 @@ class EventExportQuery(EventFilters):
     """What ``GET /events/export`` writes: the event list's filters, and a format."""
 
     format: ExportFormat = Field(default=ExportFormat.CSV, description="``csv`` or ``jsonl``.")
+
+
+class EventStreamQuery(EventFilters):
+    """What ``GET /events/stream`` sends: the event list's filters, and a first page."""
+
+    backlog: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="Send the newest this many matching events first, as one ``snapshot``.",
+    )
+    last_event_id: str | None = Field(
+        default=None, description="Position to resume after (no snapshot then)."
+    )
 
 
 class WatchQuery(_In):

@@ -55,7 +55,7 @@ class Deployments:
         data = {"generation": 1, "model_package_id": body.model_package_id}
         event = _event(record, "deployment.created", "deployment created", data)
         await self._store.add_deployment(record, event)
-        return view(record)
+        return view(_noted(record, event))
 
     async def act(self, deployment_id: str, request: ActionRequest) -> Deployment:
         """Apply an action; the generation grows by one and a user event records it."""
@@ -67,7 +67,8 @@ class Deployments:
             new = dataclasses.replace(record, desired=desired, updated_at=clock.now())
             data = actions.describe(record.desired, desired, request.action)
             message = f"{request.action.value} requested"
-            return new, _event(new, "deployment.action_requested", message, data)
+            event = _event(new, "deployment.action_requested", message, data)
+            return _noted(new, event), event
 
         return view(await self._store.update_deployment(deployment_id, change))
 
@@ -147,6 +148,7 @@ def view(record: DeploymentRecord) -> Deployment:
         service_health=health.decide(record.health),
         created_at=record.created_at,
         updated_at=record.updated_at,
+        last_event_at=None if record.last_event_us is None else clock.from_us(record.last_event_us),
     )
 
 
@@ -162,6 +164,12 @@ def _event(record: DeploymentRecord, kind: str, message: str, data: dict[str, An
         message=f"{record.desired.name or record.desired.id}: {message}",
         data=data,
     )
+
+
+def _noted(record: DeploymentRecord, event: EventIn) -> DeploymentRecord:
+    """``record`` with ``event`` counted in its last event time."""
+    at = clock.to_us(event.time)
+    return dataclasses.replace(record, last_event_us=max(record.last_event_us or at, at))
 
 
 def _key(record: DeploymentRecord) -> Cursor:

@@ -26,4 +26,6 @@ def decide(latest: Iterable[SourceStatus]) -> ServiceHealth:
     if not ranked:
         return ServiceHealth()
     worst = max(ranked, key=lambda s: (SEVERITY[s.status], s.seq, s.event_id))
-    return ServiceHealth(status=worst.status, reason=worst.message, event_id=worst.event_id)
+    return ServiceHealth(
+        status=worst.status, reason=worst.message, event_id=worst.event_id, source=worst.source
+    )

@@ -51,6 +51,7 @@ from pilothouse.hub.store.records import (
     Replay,
     RetentionState,
     Router,
+    TailChunk,
 )
 
 DeploymentChange = Callable[[DeploymentRecord], tuple[DeploymentRecord, EventIn]]
@@ -112,6 +113,15 @@ class Store(Protocol):
     async def mark_offline(self, cutoff_us: int, offline: Callable[[str], EventIn]) -> list[str]:
         """Mark offline every online agent silent since before ``cutoff_us``; store events."""
 
+    async def set_management_agent(
+        self, pe_id: str, enabled: bool, at_us: int, event: Callable[[bool], EventIn]
+    ) -> bool:
+        """Turn the PE's management agent on or off; if that changed it, store ``event(enabled)``.
+
+        While off, what the PE's agent reads (desired state, revision, replay)
+        stays as it was when it was turned off; a change of the PE when turned on.
+        """
+
     # --- model packages ---------------------------------------------------------
 
     async def add_package(self, package: ModelPackage) -> tuple[ModelPackage, bool]:
@@ -164,6 +174,12 @@ class Store(Protocol):
 
     async def list_events(self, query: EventFilter) -> list[EventOut]:
         """Events matching ``query``, newest first (time, then id)."""
+
+    async def event_snapshot(self, query: EventFilter) -> tuple[list[EventOut], int]:
+        """Events matching ``query``, newest first, and the ingest position they were read at."""
+
+    async def tail_events(self, after: int, query: EventFilter, scan: int) -> TailChunk:
+        """Events matching ``query`` stored after position ``after`` (``scan`` rows at most)."""
 
     async def scan_events(self, query: EventFilter, fmt: ExportFormat) -> ExportChunk:
         """Up to ``query.limit`` events after ``query.after``, newest first, rendered as ``fmt``.

@@ -51,6 +51,8 @@ class DeploymentRecord:
     updated_at: datetime
     deleted: bool = False
     health: tuple[SourceStatus, ...] = ()
+    last_event_us: int | None = None
+    """When its latest event happened (µs), if it has any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,18 @@ class EventFilter:
     until_us: int | None = None
     match: str | None = None
     after: Cursor | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TailChunk:
+    """Events of a live stream stored after its position, and the position looked at."""
+
+    events: tuple[tuple[int, EventOut], ...]
+    """Each matching event with its ingest position, in the order stored."""
+    last: int
+    """The ingest position (``seq``) the stream has looked at, matching or not."""
+    more: bool = False
+    """Whether the scan stopped at its bound: more was stored after ``last``."""
 
 
 # --- export ---------------------------------------------------------------------

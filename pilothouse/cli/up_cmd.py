@@ -5,7 +5,10 @@ A hub and an agent with the ``process`` plugin, state under ``--state-dir``
 ``local``, uploads the example model packages from ``examples/models`` and
 deploys the first one; what it created is remembered in ``up.json``, so the
 next start resumes with the same hub state instead of creating it again.
-Ctrl-C stops the agent (which stops its prediction servers), then the hub.
+Ctrl-C stops the agent (which stops its prediction servers), then the hub —
+at any moment: while the hub starts, while the agent starts, while waiting for
+the example deployment to become ready. Only the first start's registration (a
+few requests) is let finish, so that ``up.json`` never records half of it.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import asyncio
 import os
 import secrets
 import tempfile
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -26,11 +30,18 @@ from pilothouse.agent.hublink.client import API, HubClient
 from pilothouse.agent.runtime import Agent
 from pilothouse.agent.settings import AgentSettings
 from pilothouse.foundation import cli, logs
+from pilothouse.foundation.aio import tasks
 from pilothouse.foundation.settings import LogSettings
 from pilothouse.hub import Hub, HubSettings
 from pilothouse.modelpkg.packing import build_package
 
 EXAMPLE = "iris-1.0.0"
+
+T = TypeVar("T")
+
+
+class _Stopped(Exception):
+    """Ctrl-C (or SIGTERM) arrived while ``up`` was waiting for something."""
 
 
 def register(sub: Any) -> None:
@@ -69,22 +80,58 @@ async def _up(args: argparse.Namespace, stop: asyncio.Event) -> None:
     }))  # fmt: skip
     hub_task = asyncio.create_task(hub.serve(), name="hub")
     try:
-        url = await hub.wait_ready()
+        url = await _unless_stopped(stop, hub.wait_ready(), hub_task)
+        # Not interruptible (a few requests): up.json must record all of it or nothing.
         setup = await _first_start(state, url, token, args.examples)
-        agent = Agent(_agent_settings(state, url, setup, args.log_level))
-        since = datetime.now(UTC)
-        agent_task = asyncio.create_task(agent.serve(), name="agent")
-        try:
-            await agent.wait_ready()
-            await _announce(url, token, state, setup, since)
-            await _until(stop, agent_task)
-        finally:
-            agent.request_stop()
-            await asyncio.gather(agent_task, return_exceptions=True)
+        await _serve_agent(args, stop, url, token, setup)
+    except _Stopped:
+        pass
     finally:
         hub.request_stop()
         await asyncio.gather(hub_task, return_exceptions=True)
-    print("pilothouse: stopped")
+    print("pilothouse: stopped", flush=True)
+
+
+async def _serve_agent(
+    args: argparse.Namespace, stop: asyncio.Event, url: str, token: str, setup: dict[str, Any]
+) -> None:
+    if stop.is_set():
+        raise _Stopped
+    state: Path = args.state_dir
+    agent = Agent(_agent_settings(state, url, setup, args.log_level))
+    since = datetime.now(UTC)
+    agent_task = asyncio.create_task(agent.serve(), name="agent")
+    try:
+        await _unless_stopped(stop, agent.wait_ready(), agent_task)
+        await _unless_stopped(stop, _announce(url, token, state, setup, since), agent_task)
+        await _until(stop, agent_task)
+    finally:
+        agent.request_stop()
+        await asyncio.gather(agent_task, return_exceptions=True)
+
+
+async def _unless_stopped(
+    stop: asyncio.Event, work: Awaitable[T], serving: asyncio.Task[None]
+) -> T:
+    """``work``'s result, unless a stop is asked for first (``_Stopped``) or ``serving`` ends.
+
+    ``serving`` is the task that ``work`` waits on (the hub's, the agent's): if
+    it ends first, its error is raised instead of waiting for ever.
+    """
+    job = asyncio.ensure_future(work)
+    waiter = asyncio.create_task(stop.wait(), name="up: stop requested")
+    try:
+        await asyncio.wait([job, waiter, serving], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await tasks.cancel_and_wait(waiter)
+        if not job.done():
+            await tasks.cancel_and_wait(job)
+    if job.done() and not job.cancelled():
+        return job.result()
+    if stop.is_set():
+        raise _Stopped
+    serving.result()  # raises why it ended
+    raise _Stopped  # it ended without an error: nothing left to wait for
 
 
 async def _until(stop: asyncio.Event, agent_task: asyncio.Task[None]) -> None:
@@ -178,6 +225,7 @@ async def _announce(
 ) -> None:
     """Print where things are, once the agent of *this* run reports the deployment ready."""
     print(f"pilothouse: hub at {url} (admin token in {state / 'admin-token'})", flush=True)
+    print(f"pilothouse: web UI at {url}/ (log in with the admin token)", flush=True)
     dep = setup.get("deployment")
     if dep is None:
         print("pilothouse: no example deployment (examples/models not found)", flush=True)
@@ -204,4 +252,5 @@ async def _announce(
     print(f"pilothouse: deployment {dep} is ready; try:\n"
           f"  curl -s -X POST {observed['prediction_url']} -H 'Content-Type: application/json' "
           f"-d '{rows}'", flush=True)  # fmt: skip
+    print(f"pilothouse: its live activity: {url}/#/deployments/{dep}", flush=True)
     print("pilothouse: Ctrl-C stops everything", flush=True)

@@ -48,7 +48,7 @@ class CrashWatch(Generic[H]):
 
     def __init__(
         self, deployments: Deployments[H], *, interval_s: float, backoff: Backoff, emit: Emit,
-        report: Report | None,
+        report: Report,
     ) -> None:  # fmt: skip
         self._deployments = deployments
         self._servers = deployments.servers
@@ -118,8 +118,6 @@ class CrashWatch(Generic[H]):
 
     async def _tell(self, key: str) -> None:
         """Push the status of every deployment the server ``key`` served."""
-        if self._report is None:
-            return  # an agent without ctx.report: its health checks will find out
         for deployment_id in sorted(self._servers.served.get(key, ())):
             try:
                 report = await self._deployments.status(deployment_id)

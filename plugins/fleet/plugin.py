@@ -82,7 +82,7 @@ class FleetPlugin(Plugin, Generic[H, S]):
             backoff=Backoff(RESTART_BACKOFF_INITIAL_S, s.restart_backoff_max_s),
             emit=self._emit, report=ctx.report,
         )  # fmt: skip
-        ctx.create_background_task("watch prediction servers", self.crash_watch.run())
+        await ctx.start_task("watch prediction servers", self.crash_watch.run)
 
     async def stop(self) -> None:
         """Close clients; stop the servers only if ``stop_servers_on_unload``."""

@@ -10,7 +10,13 @@ replacement while the old model keeps serving.
 
 With ``state_file`` the simulated deployments survive a restart of the agent,
 so reconcile can be seen at work; the file is written at most every
-``persist_interval_s``, in a thread.
+``persist_interval_s`` by a supervised background task, or, with
+``write_through``, at every change before the action returns, so that what
+"runs" survives even a SIGKILL of the agent (as real infrastructure would).
+
+Tests drive findings between health rounds with :meth:`SimulatedPlugin.crash`,
+:meth:`SimulatedPlugin.recover` and :meth:`SimulatedPlugin.kill`, which report
+through ``ctx.report`` as a real plugin's crash watcher would.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -82,6 +88,9 @@ class SimulatedPluginSettings(BaseModel):
     state_file: Path | None = None
     """Keep the simulated deployments in this file across restarts."""
     persist_interval_s: float = Field(default=0.5, gt=0)
+    """How often the state file is written (unless ``write_through``)."""
+    write_through: bool = False
+    """Write the state file at every change, before the action returns."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +129,7 @@ class SimulatedPlugin(Plugin):
         self.environment = Status.PASSING
         self._rng = random.Random(self.settings.seed)
         self._dirty = False
+        self._writing = asyncio.Lock()
 
     async def start(self, ctx: PluginContext) -> None:
         """Read settings (unless given to the constructor) and the state file."""
@@ -132,12 +142,13 @@ class SimulatedPlugin(Plugin):
             raise PluginNotReadyError(f"simulated infrastructure not ready (start {self.starts})")
         if self.settings.state_file is not None:
             await asyncio.to_thread(self._load)
-            ctx.create_background_task("persist simulated state", self._persist_loop())
+            if not self.settings.write_through:
+                await ctx.start_task("persist simulated state", self._persist_loop)
 
     async def stop(self) -> None:
         """Write the state file one last time."""
         if self.settings.state_file is not None and self._dirty:
-            await asyncio.to_thread(self._save)
+            await self._save()
 
     # --- actions -------------------------------------------------------------
 
@@ -147,7 +158,7 @@ class SimulatedPlugin(Plugin):
             "launch", spec.id, spec.generation, spec.model_package_id, self.settings.delays.launch_s
         )
         self._bad_model(spec)
-        self._set(spec)
+        await self._set(spec)
         return self._result(spec, "launched")
 
     async def replace_model(self, spec: DesiredDeployment) -> ActionResult:
@@ -172,7 +183,7 @@ class SimulatedPlugin(Plugin):
                 old_model_in_use=True,
             )
         self._bad_model(spec)
-        self._set(spec)
+        await self._set(spec)
         return self._result(spec, "model replaced")
 
     async def stop_deployment(self, deployment_id: str) -> ActionResult:
@@ -186,7 +197,7 @@ class SimulatedPlugin(Plugin):
             self.settings.delays.stop_s,
         )
         if self.deployments.pop(deployment_id, None) is not None:
-            self._dirty = True
+            await self._changed()
         return ActionResult(state=DeploymentState.STOPPED, status=Status.UNKNOWN, message="stopped")
 
     # --- observation ---------------------------------------------------------
@@ -210,14 +221,33 @@ class SimulatedPlugin(Plugin):
 
     # --- test helpers -----------------------------------------------------------
 
-    def kill(self, deployment_id: str) -> None:
-        """Make a deployment vanish, as if its infrastructure died."""
+    def kill(self, deployment_id: str, *, report: bool = False) -> None:
+        """Make a deployment vanish, as if its infrastructure died; ``report``: say so at once."""
         self.deployments.pop(deployment_id, None)
         self._dirty = True
+        if report:
+            self.ctx.report(
+                DeploymentReport(
+                    deployment_id, DeploymentState.STOPPED, Status.UNKNOWN, "it vanished"
+                )
+            )
 
     def degrade(self, deployment_id: str, status: Status) -> None:
-        """Change a running deployment's health."""
+        """Change a running deployment's health, silently (the next health round finds it)."""
         self.deployments[deployment_id].status = status
+
+    def crash(self, deployment_id: str, cause: str = "its server crashed") -> None:
+        """Fail a running deployment's runtime and report it at once, as a crash watcher would."""
+        self._tell(deployment_id, Status.FAILING, cause)
+
+    def recover(self, deployment_id: str, message: str = "its server was restarted") -> None:
+        """Bring a crashed deployment's runtime back and report it at once."""
+        self._tell(deployment_id, Status.PASSING, message)
+
+    def _tell(self, deployment_id: str, status: Status, message: str) -> None:
+        sim = self.deployments[deployment_id]
+        sim.status = status
+        self.ctx.report(replace(self._report(deployment_id, sim), message=message))
 
     def running(self) -> dict[str, str]:
         """Deployment id to model package id, for everything simulated."""
@@ -264,11 +294,16 @@ class SimulatedPlugin(Plugin):
                 deployment_id=spec.id,
             )
 
-    def _set(self, spec: DesiredDeployment) -> None:
+    async def _set(self, spec: DesiredDeployment) -> None:
         self.deployments[spec.id] = _Simulated(
             spec.model_package_id, spec.challenger_ids, spec.generation
         )
+        await self._changed()
+
+    async def _changed(self) -> None:
         self._dirty = True
+        if self.settings.write_through and self.settings.state_file is not None:
+            await self._save()
 
     def _result(self, spec: DesiredDeployment, message: str) -> ActionResult:
         return ActionResult(
@@ -287,26 +322,31 @@ class SimulatedPlugin(Plugin):
             model_package_id=sim.model_package_id,
             challenger_ids=sim.challenger_ids,
             prediction_url=_url(self.ctx.prediction_environment_id, dep_id),
+            generation=sim.generation,
         )
 
     async def _persist_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.persist_interval_s)
             if self._dirty:
-                self._dirty = False
-                await asyncio.to_thread(self._save)
+                await self._save()
 
-    def _save(self) -> None:
+    async def _save(self) -> None:
+        """Write the state file, one write at a time.
+
+        Serialized on the loop (where the dict changes), written in a thread.
+        """
         path = self.settings.state_file
         assert path is not None
-        data = {
-            k: [v.model_package_id, list(v.challenger_ids), v.generation]
-            for k, v in self.deployments.items()
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(data))
-        tmp.replace(path)
+        async with self._writing:
+            self._dirty = False
+            data = orjson.dumps(
+                {
+                    k: [v.model_package_id, list(v.challenger_ids), v.generation]
+                    for k, v in self.deployments.items()
+                }
+            )
+            await asyncio.to_thread(_write_atomically, path, data)
 
     def _load(self) -> None:
         path = self.settings.state_file
@@ -314,6 +354,13 @@ class SimulatedPlugin(Plugin):
             return
         data = orjson.loads(path.read_bytes())
         self.deployments = {k: _Simulated(v[0], tuple(v[1]), v[2]) for k, v in data.items()}
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 def _url(pe: str, dep_id: str) -> str:

@@ -21,7 +21,7 @@ async def test_create_reads_back_desired_launched_at_generation_1(hub: Running) 
     _, pkg, dep = await _setup(hub)
     assert set(dep) == {
         "id", "name", "prediction_environment_id", "desired", "observed", "service_health",
-        "created_at", "updated_at",
+        "created_at", "updated_at", "last_event_at",
     }  # fmt: skip
     assert dep["desired"] == {
         "state": "launched",
@@ -33,7 +33,12 @@ async def test_create_reads_back_desired_launched_at_generation_1(hub: Running) 
     assert set(dep["observed"]) == {
         "state", "model_package_id", "prediction_url", "generation", "updated_at",
     }  # fmt: skip
-    assert dep["service_health"] == {"status": "unknown", "reason": "", "event_id": None}
+    assert dep["service_health"] == {
+        "status": "unknown",
+        "reason": "",
+        "event_id": None,
+        "source": None,
+    }
     assert await ok(hub.admin.get(f"{V1}/deployments/{dep['id']}")) == dep
 
 

@@ -133,7 +133,7 @@ class World:
             plugin, self.plugin = self.plugin, None
             await plugin.stop()
         if self.ctx is not None:
-            await self.ctx.cancel_background_tasks()
+            await self.ctx.stop_tasks()
 
     async def restart(self) -> None:
         """An agent restart: unload, then a new instance on the same state."""
@@ -159,7 +159,7 @@ def context(
         emit=events.append,
         logger=logging.getLogger("pilothouse.plugin.conformance"),
         fetch_package=harness.fetch_package,
-        report=reports.append,
+        reports=reports.append,
     )
 
 
@@ -269,7 +269,7 @@ class Conformance:
             with pytest.raises(ConfigError) as info:
                 await plugin.start(ctx)
         finally:
-            await ctx.cancel_background_tasks()
+            await ctx.stop_tasks()
             await harness.cleanup([plugin])
         assert info.value.source == "plugin settings"
         assert [p for p in info.value.problems if p.startswith(f"plugin_settings.{name}: got ")]

@@ -78,7 +78,7 @@ async def test_a_vanished_file_is_reported_on_its_deployment(tmp_path: Path) -> 
     reports: list[DeploymentReport] = []
     ctx = PluginContext(
         "pe", {"directory": str(tmp_path), "watch_interval_s": 0.02}, tmp_path / "state",
-        lambda _e: None, logging.getLogger("test.example"), report=reports.append,
+        lambda _e: None, logging.getLogger("test.example"), reports=reports.append,
     )  # fmt: skip
     plugin = example.load().DirectoryPlugin()
     await plugin.start(ctx)
@@ -88,7 +88,7 @@ async def test_a_vanished_file_is_reported_on_its_deployment(tmp_path: Path) -> 
         await eventually(lambda: bool(reports))
     finally:
         await plugin.stop()
-        await ctx.cancel_background_tasks()
+        await ctx.stop_tasks()
     (report,) = reports
     assert (report.deployment_id, report.state, report.status) == (
         "fraud", DeploymentState.STOPPED, Status.FAILING,

@@ -41,7 +41,7 @@ def _context(tmp: Path, reports: list[DeploymentReport], events: list[Event], **
         state_dir=tmp / "plugin",
         emit=events.append,
         logger=logging.getLogger("test.crash"),
-        report=reports.append,
+        reports=reports.append,
     )
 
 
@@ -67,7 +67,7 @@ async def test_a_crash_turns_each_served_deployment_failing_then_passing(tmp_pat
             await until(lambda: len(reports) >= 4, what="failing, then passing, for a and b")
         finally:
             await plugin.stop()
-            await ctx.cancel_background_tasks()
+            await ctx.stop_tasks()
     assert _seen(reports) == [
         ("a", DeploymentState.ERRORED, Status.FAILING),
         ("b", DeploymentState.ERRORED, Status.FAILING),
@@ -106,7 +106,7 @@ async def test_a_dedicated_server_crash_concerns_its_deployment_only(tmp_path: P
             assert (await plugin.deployment_status("a")).status is Status.PASSING
         finally:
             await plugin.stop()
-            await ctx.cancel_background_tasks()
+            await ctx.stop_tasks()
     assert _seen(reports) == [
         ("b", DeploymentState.ERRORED, Status.FAILING),
         ("b", DeploymentState.READY, Status.PASSING),

@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import stat
 import sys
 from collections.abc import AsyncIterator
@@ -19,11 +20,13 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.process.support import ROOT, TIMEOUT, free_port, reaped, serve_pids
+from tests.process.support import ROOT, TIMEOUT, free_port, reaped, serve_pids, until
 
 pytestmark = pytest.mark.anyio
 
 HUB_LINE = re.compile(r"^pilothouse: hub at (http://\S+) \(admin token in (.+)\)$")
+UI_LINE = re.compile(r"^pilothouse: web UI at (http://\S+/) \(log in with the admin token\)$")
+ACTIVITY_LINE = re.compile(r"^pilothouse: its live activity: (http://\S+/#/deployments/(\S+))$")
 READY_LINE = re.compile(r"^pilothouse: deployment (\S+) is ready; try:$")
 
 
@@ -133,6 +136,10 @@ async def test_up_prints_serves_stops_and_resumes(tmp_path: Path) -> None:
             assert Path(token_file) == state / "admin-token"
             assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
             dep_id = first.match(READY_LINE).group(1)
+            assert first.match(UI_LINE).group(1) == f"{url}/"
+            assert first.match(ACTIVITY_LINE).group(2) == dep_id
+            async with aiohttp.ClientSession() as http, http.get(f"{url}/") as page:
+                assert page.status == 200 and "<title>Pilothouse</title>" in await page.text()
             setup = orjson.loads((state / "up.json").read_bytes())
             assert stat.S_IMODE(os.stat(state / "up.json").st_mode) == 0o600
             assert dep_id == setup["deployment"]
@@ -242,3 +249,51 @@ async def _until_observed(hub: aiohttp.ClientSession, dep_id: str, generation: i
 
 def _logged(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line]
+
+
+def _tail(log: Path) -> str:
+    return log.read_text()[-3000:]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def _interrupted_while_starting(up_: Up, log: Path) -> None:
+    """SIGINT now: ``up`` must end promptly and cleanly, without waiting to be ready."""
+    loop = asyncio.get_running_loop()
+    sent = loop.time()
+    code, rest = await up_.interrupt()
+    took = loop.time() - sent
+    printed = "\n".join(up_.lines) + rest
+    assert code == 0, _tail(log)
+    assert "pilothouse: stopped" in rest
+    assert "is ready" not in printed and "not ready yet" not in printed, printed
+    assert took < TIMEOUT, f"took {took:.1f}s to stop"
+
+
+@pytest.mark.anyio
+async def test_up_stops_on_the_first_ctrl_c_while_it_starts(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    port = free_port()
+    log = tmp_path / "up.log"
+    with reaped(tmp_path):
+        # Ctrl-C as soon as the hub listens: the first start's registration (a few
+        # requests) is let finish, so up.json records all of it or nothing.
+        async with up(state, port, log) as first:
+            await until(lambda: first.proc.returncode is not None or _listening(port),
+                        what="the hub listens")  # fmt: skip
+            await _interrupted_while_starting(first, log)
+        assert not _listening(port)
+        assert not serve_pids(state)
+        if (state / "up.json").exists():
+            assert orjson.loads((state / "up.json").read_bytes())["deployment"]
+
+        # Ctrl-C while the agent starts, before the example deployment is ready.
+        async with up(state, port, log) as second:
+            await until(lambda: (state / "up.json").exists(), what="the first start's setup")
+            await until(lambda: (state / "agent").exists(), what="the agent starts")
+            await _interrupted_while_starting(second, log)
+        assert not _listening(port)
+        assert not serve_pids(state), "Ctrl-C stopped the prediction server too"

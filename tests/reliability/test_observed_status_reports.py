@@ -109,6 +109,7 @@ def _freeze_as_version_2(path: Path, deployment_id: str) -> None:
         conn.execute("DROP INDEX agent_tokens_by_pe")
         conn.execute("ALTER TABLE agent_tokens DROP COLUMN revoked_at")
         conn.execute("ALTER TABLE health_sources DROP COLUMN seq")
+        conn.execute("DROP TABLE management_paused")  # migration 4, after the one under test
         conn.execute("PRAGMA user_version = 2")
     finally:
         conn.close()

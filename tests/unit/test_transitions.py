@@ -12,14 +12,18 @@ from pilothouse.agent.machine.transitions import (
     TRANSITIONS,
     Trigger,
     decide,
+    event_status,
+    health,
+    observe,
     start_trigger,
     transition,
 )
 from pilothouse.foundation.domain.desired import DeploymentSettings, DesiredDeployment, Resources
-from pilothouse.foundation.domain.vocabulary import Action, DeploymentState, DesiredRun
+from pilothouse.foundation.domain.vocabulary import Action, DeploymentState, DesiredRun, Status
 
 S = DeploymentState
 T = Trigger
+H = Status
 
 BASE = DesiredDeployment(id="dep-1", name="fraud", model_package_id="pkg-1", generation=3)
 STOPPED_SPEC = BASE.model_copy(update={"state": DesiredRun.STOPPED, "generation": 4})
@@ -57,6 +61,7 @@ EXPECTED_TRANSITIONS = {
     (S.READY, T.FOUND_BROKEN): S.ERRORED,
     (S.ERRORED, T.FOUND_BROKEN): S.ERRORED,
     (S.STOPPED, T.FOUND_BROKEN): S.ERRORED,
+    (S.UNKNOWN, T.FOUND_UNSETTLED): S.ERRORED,
 }
 
 ABSENT = sorted(pair for pair in itertools.product(S, T) if pair not in EXPECTED_TRANSITIONS)
@@ -93,7 +98,7 @@ def test_unlisted_transition_is_refused(state: DeploymentState, trigger: Trigger
 
 def test_observations_are_refused_while_an_action_is_in_flight() -> None:
     for state in TRANSITIONAL:
-        for trigger in (T.FOUND_RUNNING, T.FOUND_STOPPED, T.FOUND_BROKEN):
+        for trigger in (T.FOUND_RUNNING, T.FOUND_STOPPED, T.FOUND_BROKEN, T.FOUND_UNSETTLED):
             with pytest.raises(InvalidTransitionError):
                 transition(state, trigger)
 
@@ -230,3 +235,100 @@ def test_every_decided_action_can_start_from_the_state_it_was_decided_in(
         action = decide(state, applied, desired)
         if action is not None:
             assert transition(state, start_trigger(action)) in TRANSITIONAL
+
+
+# --- findings: (state, health) + (found state, reported health) -> (state, health) -----------
+
+OBSERVATIONS: list[
+    tuple[str, DeploymentState, Status, DeploymentState, Status, DeploymentState, Status]
+] = [
+    # A running deployment: its health is what the plugin reports; a crash report is failing.
+    ("ready-still-ready", S.READY, H.PASSING, S.READY, H.PASSING, S.READY, H.PASSING),
+    ("ready-degraded", S.READY, H.PASSING, S.READY, H.AT_RISK, S.READY, H.AT_RISK),
+    ("ready-crashed", S.READY, H.PASSING, S.READY, H.FAILING, S.READY, H.FAILING),
+    ("ready-recovered", S.READY, H.FAILING, S.READY, H.PASSING, S.READY, H.PASSING),
+    ("ready-unreadable", S.READY, H.PASSING, S.READY, H.UNKNOWN, S.READY, H.UNKNOWN),
+    ("ready-informational", S.READY, H.FAILING, S.READY, H.INFORMATIONAL, S.READY, H.PASSING),
+    # Gone or broken while it should run: errored, and failing whatever the report says.
+    ("ready-vanished", S.READY, H.PASSING, S.STOPPED, H.UNKNOWN, S.ERRORED, H.FAILING),
+    ("ready-broken", S.READY, H.PASSING, S.ERRORED, H.AT_RISK, S.ERRORED, H.FAILING),
+    ("errored-still-gone", S.ERRORED, H.FAILING, S.STOPPED, H.UNKNOWN, S.ERRORED, H.FAILING),
+    ("errored-found-running", S.ERRORED, H.FAILING, S.READY, H.PASSING, S.READY, H.PASSING),
+    # The plugin half-way through something of its own, or unable to tell: no move.
+    ("ready-plugin-busy", S.READY, H.PASSING, S.LAUNCHING, H.FAILING, S.READY, H.FAILING),
+    ("ready-plugin-unsure", S.READY, H.PASSING, S.UNKNOWN, H.UNKNOWN, S.READY, H.UNKNOWN),
+    ("stopped-still-stopped", S.STOPPED, H.UNKNOWN, S.STOPPED, H.UNKNOWN, S.STOPPED, H.UNKNOWN),
+    ("stopped-found-running", S.STOPPED, H.UNKNOWN, S.READY, H.PASSING, S.READY, H.PASSING),
+    # Reconcile at start: from nothing known.
+    ("start-running", S.UNKNOWN, H.UNKNOWN, S.READY, H.PASSING, S.READY, H.PASSING),
+    ("start-stopped", S.UNKNOWN, H.UNKNOWN, S.STOPPED, H.UNKNOWN, S.STOPPED, H.UNKNOWN),
+    ("start-broken", S.UNKNOWN, H.UNKNOWN, S.ERRORED, H.FAILING, S.ERRORED, H.FAILING),
+    ("start-half-done", S.UNKNOWN, H.UNKNOWN, S.REPLACING_MODEL, H.PASSING, S.ERRORED, H.FAILING),
+    ("start-unsure", S.UNKNOWN, H.UNKNOWN, S.UNKNOWN, H.UNKNOWN, S.ERRORED, H.FAILING),
+    # While an action is in flight a finding changes nothing: the action's outcome tells.
+    ("launching", S.LAUNCHING, H.UNKNOWN, S.STOPPED, H.UNKNOWN, S.LAUNCHING, H.UNKNOWN),
+    ("replacing", S.REPLACING_MODEL, H.PASSING, S.READY, H.FAILING, S.REPLACING_MODEL, H.PASSING),
+    ("stopping", S.SHUTTING_DOWN, H.PASSING, S.ERRORED, H.FAILING, S.SHUTTING_DOWN, H.PASSING),
+]
+
+
+@pytest.mark.parametrize(
+    ("state", "status", "found", "reported", "after", "after_status"),
+    [row[1:] for row in OBSERVATIONS],
+    ids=[row[0] for row in OBSERVATIONS],
+)
+def test_a_finding_moves_state_and_health_by_the_table(
+    state: DeploymentState,
+    status: Status,
+    found: DeploymentState,
+    reported: Status,
+    after: DeploymentState,
+    after_status: Status,
+) -> None:
+    assert observe(state, status, found, reported) == (after, after_status)
+
+
+@pytest.mark.parametrize("found", list(S))
+@pytest.mark.parametrize("state", sorted(set(S) - TRANSITIONAL))
+def test_every_finding_leads_where_the_transition_table_says(
+    state: DeploymentState, found: DeploymentState
+) -> None:
+    new, _ = observe(state, H.PASSING, found, H.PASSING)
+    assert new is state or new in EXPECTED_TRANSITIONS.values()
+    assert new is state or any(
+        EXPECTED_TRANSITIONS.get((state, t)) is new
+        for t in (T.FOUND_RUNNING, T.FOUND_STOPPED, T.FOUND_BROKEN, T.FOUND_UNSETTLED)
+    )
+
+
+# One status per state, however the state was reached (an action or a finding).
+EVENT_STATUSES = [
+    (S.READY, H.PASSING, H.PASSING),
+    (S.READY, H.AT_RISK, H.AT_RISK),
+    (S.ERRORED, H.PASSING, H.FAILING),
+    (S.ERRORED, H.FAILING, H.FAILING),
+    (S.UNKNOWN, H.PASSING, H.UNKNOWN),
+    (S.STOPPED, H.UNKNOWN, H.INFORMATIONAL),
+    (S.LAUNCHING, H.PASSING, H.INFORMATIONAL),
+    (S.REPLACING_MODEL, H.PASSING, H.INFORMATIONAL),
+    (S.SHUTTING_DOWN, H.PASSING, H.INFORMATIONAL),
+]
+
+
+@pytest.mark.parametrize(("state", "health_now", "expected"), EVENT_STATUSES)
+def test_each_state_event_has_one_status(
+    state: DeploymentState, health_now: Status, expected: Status
+) -> None:
+    assert event_status(state, health_now) is expected
+
+
+def test_a_ready_found_by_a_check_reads_like_a_ready_reached_by_an_action() -> None:
+    reached = health(transition(S.LAUNCHING, T.SUCCEEDED), H.PASSING, H.UNKNOWN)
+    found = observe(S.ERRORED, H.FAILING, S.READY, H.PASSING)[1]
+    assert reached is found is H.PASSING
+    assert event_status(S.READY, reached) is event_status(S.READY, found) is H.PASSING
+
+
+@pytest.mark.parametrize("state", sorted(TRANSITIONAL))
+def test_an_action_under_way_keeps_the_health_it_had(state: DeploymentState) -> None:
+    assert health(state, H.FAILING, H.AT_RISK) is H.AT_RISK

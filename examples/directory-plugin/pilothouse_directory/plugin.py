@@ -14,7 +14,7 @@ The pieces of the plugin contract it shows, each in one place:
 - typed errors: :func:`_io` translates ``OSError`` (permanent when retrying
   cannot help: permissions, a read-only disk, a path that is not a directory),
   the fleet kit's ``PackageSource`` translates hub failures;
-- a background task the agent owns (``ctx.create_background_task``) that
+- a background task the agent supervises (``ctx.start_task``) that
   pushes a finding through ``ctx.report`` when a file vanishes.
 """
 
@@ -81,7 +81,7 @@ class DirectoryPlugin(Plugin):
         await _io("create the directory", self.settings.directory.mkdir, parents=True,
                   exist_ok=True)  # fmt: skip
         self._published = {r.deployment_id for r in await self.list_deployments()}
-        ctx.create_background_task("watch published files", self._watch())
+        await ctx.start_task("watch published files", self._watch)
 
     async def launch(self, spec: DesiredDeployment) -> ActionResult:
         """Publish ``spec`` (again: publishing the same content twice is harmless)."""
@@ -152,11 +152,10 @@ class DirectoryPlugin(Plugin):
                     self._report_gone(deployment_id)
 
     def _report_gone(self, deployment_id: str) -> None:
-        if self.ctx.report is not None:  # an agent without it finds out at its next check
-            self.ctx.report(DeploymentReport(
-                deployment_id, DeploymentState.STOPPED, Status.FAILING,
-                f"{self._file(deployment_id)} was removed behind the agent's back",
-            ))  # fmt: skip
+        self.ctx.report(DeploymentReport(
+            deployment_id, DeploymentState.STOPPED, Status.FAILING,
+            f"{self._file(deployment_id)} was removed behind the agent's back",
+        ))  # fmt: skip
 
     def _file(self, deployment_id: str) -> Path:
         return self.settings.directory / f"{deployment_id}.json"

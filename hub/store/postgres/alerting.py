@@ -9,7 +9,7 @@ each one transaction. What replicas change:
   those of transactions older than every transaction still running
   (``pg_snapshot_xmin``): an event committed later always sorts after the
   cursor, so none is ever skipped (see :mod:`.migrations`). Transactions of
-  other databases on the same server do not hold routing back (:data:`_SETTLED`).
+  other databases on the same server do not hold routing back (:data:`SETTLED`).
 * *Flushing* claims due groups with ``FOR UPDATE SKIP LOCKED``.
 """
 
@@ -48,7 +48,7 @@ _NEXT_DUE = (
     "SELECT least((SELECT min(flush_at) FROM notification_groups WHERE flush_at IS NOT NULL), "
     "(SELECT min(next_attempt_at) FROM notification_deliveries WHERE state = 'pending'))"
 )
-_SETTLED = """(
+SETTLED = """(
     WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s)
     SELECT coalesce(
         (SELECT min(x) FROM snap, pg_snapshot_xip(snap.s) AS x WHERE NOT EXISTS (
@@ -93,7 +93,7 @@ async def skip_unwatched(conn: Connection) -> bool:
     if await policies.enabled(conn):
         return False
     newest = await conn.fetchrow(
-        f"SELECT tx, seq FROM events WHERE tx < {_SETTLED} ORDER BY tx DESC, seq DESC LIMIT 1"
+        f"SELECT tx, seq FROM events WHERE tx < {SETTLED} ORDER BY tx DESC, seq DESC LIMIT 1"
     )
     if newest is not None and (newest[0], newest[1]) > (tx, seq):
         await state.set_routed(conn, newest[0], newest[1])
@@ -107,7 +107,7 @@ async def _route(conn: Connection, now_us: int, limit: int, router: Router) -> i
     active = await policies.enabled(conn)
     rows = await conn.fetch(
         f"SELECT tx, seq, {events.COLUMNS} FROM events "
-        f"WHERE (tx, seq) > ($1::xid8, $2) AND tx < {_SETTLED} ORDER BY tx, seq LIMIT $3",
+        f"WHERE (tx, seq) > ($1::xid8, $2) AND tx < {SETTLED} ORDER BY tx, seq LIMIT $3",
         tx,
         seq,
         limit,

@@ -10,6 +10,10 @@ only after the previous change of the PE committed, so a PE's revisions become
 visible in increasing order (a watch stream that has seen revision 12 never
 later finds an 11 it missed); and a read-modify-write of a deployment
 (:func:`update`) never loses a concurrent change.
+
+While a PE's *Use Management Agent* switch is off (a row of
+``management_paused``, written by :mod:`.management`), what its agent reads
+stops at the frozen revision, exactly as on SQLite.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pilothouse.hub.api.schemas import EventIn, Observed
 from pilothouse.hub.errors import NotFound
 from pilothouse.hub.store.interface import DeploymentChange
 from pilothouse.hub.store.postgres import environments, events
-from pilothouse.hub.store.postgres.db import Connection, page_clause, taken
+from pilothouse.hub.store.postgres.db import Connection, loads, page_clause, taken
 from pilothouse.hub.store.records import (
     Change,
     DeploymentRecord,
@@ -144,22 +148,28 @@ async def environments_of(conn: Connection, ids: Collection[str]) -> dict[str, s
 
 
 async def desired_state(conn: Connection, pe_id: str) -> tuple[int, list[DesiredDeployment]]:
-    """The PE's revision and its live deployments (call it in one snapshot)."""
+    """What the PE's agent must run and its revision (frozen while paused; one snapshot)."""
     await environments.get(conn, pe_id)
+    frozen = await _frozen(conn, pe_id)
+    if frozen is not None:
+        return frozen[0], list(frozen[1].values())
+    return await live_state(conn, pe_id)
+
+
+async def live_state(conn: Connection, pe_id: str) -> tuple[int, list[DesiredDeployment]]:
+    """The PE's latest revision and live deployments, paused or not."""
     rows = await conn.fetch(
         "SELECT desired FROM deployments WHERE prediction_environment_id = $1 AND NOT deleted "
         "ORDER BY created_at, id",
         pe_id,
     )
-    return await revision(conn, pe_id), [DesiredDeployment.model_validate_json(r[0]) for r in rows]
+    return await _latest(conn, pe_id), [DesiredDeployment.model_validate_json(r[0]) for r in rows]
 
 
 async def revision(conn: Connection, pe_id: str) -> int:
-    """The PE's latest change number (0 before its first change)."""
-    found = await conn.fetchval(
-        "SELECT coalesce(max(seq), 0) FROM changes WHERE prediction_environment_id = $1", pe_id
-    )
-    return int(found)
+    """The PE's latest change number as its agent sees it (0 before its first change)."""
+    frozen = await _frozen(conn, pe_id)
+    return frozen[0] if frozen is not None else await _latest(conn, pe_id)
 
 
 async def replay(conn: Connection, pe_id: str, after: int) -> Replay | None:
@@ -167,16 +177,40 @@ async def replay(conn: Connection, pe_id: str, after: int) -> Replay | None:
     await environments.get(conn, pe_id)
     if after < 0 or (after > 0 and not await _is_change_of(conn, pe_id, after)):
         return None
+    frozen = await _frozen(conn, pe_id)
+    upto = frozen[0] if frozen is not None else await _latest(conn, pe_id)
+    if after > upto:
+        return None
     rows = await conn.fetch(
         "SELECT c.seq, c.deployment_id, c.generation, c.removed, d.desired "
         "FROM changes c JOIN deployments d ON d.id = c.deployment_id WHERE c.seq IN "
         "(SELECT max(seq) FROM changes WHERE prediction_environment_id = $1 AND seq > $2 "
-        "GROUP BY deployment_id) ORDER BY c.seq",
+        "AND seq <= $3 GROUP BY deployment_id) ORDER BY c.seq",
         pe_id,
         after,
+        upto,
     )
-    changes = tuple(_change(row) for row in rows)
+    changes = tuple(_change(row, None if frozen is None else frozen[1]) for row in rows)
     return Replay(changes[-1].seq if changes else after, changes)
+
+
+async def _latest(conn: Connection, pe_id: str) -> int:
+    found = await conn.fetchval(
+        "SELECT coalesce(max(seq), 0) FROM changes WHERE prediction_environment_id = $1", pe_id
+    )
+    return int(found)
+
+
+async def _frozen(conn: Connection, pe_id: str) -> tuple[int, dict[str, DesiredDeployment]] | None:
+    """The revision and deployments the PE's agent sees while its management agent is off."""
+    row = await conn.fetchrow(
+        "SELECT revision, snapshot FROM management_paused WHERE prediction_environment_id = $1",
+        pe_id,
+    )
+    if row is None:
+        return None
+    frozen = [DesiredDeployment.model_validate(d) for d in loads(row[1])]
+    return int(row[0]), {d.id: d for d in frozen}
 
 
 async def _is_change_of(conn: Connection, pe_id: str, seq: int) -> bool:
@@ -186,9 +220,15 @@ async def _is_change_of(conn: Connection, pe_id: str, seq: int) -> bool:
     return found is not None
 
 
-def _change(row: asyncpg.Record) -> Change:
+def _change(row: asyncpg.Record, frozen: dict[str, DesiredDeployment] | None) -> Change:
+    """A change; while paused, the deployment as frozen (its row may be newer already)."""
     seq, deployment_id, generation, removed, desired = row
-    spec = None if removed else DesiredDeployment.model_validate_json(desired)
+    if removed:
+        spec = None
+    elif frozen is not None:
+        spec = frozen[deployment_id]
+    else:
+        spec = DesiredDeployment.model_validate_json(desired)
     return Change(seq, deployment_id, generation, spec)
 
 
@@ -204,11 +244,25 @@ async def _log_change(conn: Connection, record: DeploymentRecord) -> None:
 
 
 async def _with_health(conn: Connection, rows: Sequence[asyncpg.Record]) -> list[DeploymentRecord]:
-    health = await events.health_sources(conn, [row[0] for row in rows])
-    return [_record(row, tuple(health[row[0]])) for row in rows]
+    ids = [row[0] for row in rows]
+    health = await events.health_sources(conn, ids)
+    last = await _last_event_times(conn, ids)
+    return [_record(row, tuple(health[row[0]]), last.get(row[0])) for row in rows]
 
 
-def _record(row: asyncpg.Record, health: tuple[SourceStatus, ...]) -> DeploymentRecord:
+async def _last_event_times(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
+    """The time of each deployment's latest event: one index lookup each (events_by_deployment)."""
+    found = await conn.fetch(
+        "SELECT d, (SELECT max(e.time) FROM events e WHERE e.deployment_id = d) "
+        "FROM unnest($1::text[]) AS d",
+        list(ids),
+    )
+    return {dep: int(at) for dep, at in found if at is not None}
+
+
+def _record(
+    row: asyncpg.Record, health: tuple[SourceStatus, ...], last_event_us: int | None = None
+) -> DeploymentRecord:
     observed_at = row[8]
     return DeploymentRecord(
         desired=DesiredDeployment.model_validate_json(row[2]),
@@ -224,4 +278,5 @@ def _record(row: asyncpg.Record, health: tuple[SourceStatus, ...]) -> Deployment
         updated_at=clock.from_us(row[10]),
         deleted=bool(row[3]),
         health=health,
+        last_event_us=last_event_us,
     )

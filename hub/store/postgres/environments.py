@@ -25,6 +25,10 @@ _COLUMNS = (
     "last_heartbeat_at, agent_info"
 )
 _TOKEN_COLUMNS = "id, prediction_environment_id, created_at, revoked_at"
+_MANAGED = (  # the Use Management Agent switch is on unless the PE is paused (.management)
+    ", NOT EXISTS (SELECT 1 FROM management_paused m "
+    "WHERE m.prediction_environment_id = prediction_environments.id)"
+)
 
 
 async def add(conn: Connection, env: PredictionEnvironment) -> None:
@@ -45,7 +49,7 @@ async def add(conn: Connection, env: PredictionEnvironment) -> None:
 async def get(conn: Connection, pe_id: str, *, lock: bool = False) -> PredictionEnvironment:
     """One PE, or ``NotFound`` (``lock``: and hold its row until the transaction ends)."""
     row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM prediction_environments WHERE id = $1"
+        f"SELECT {_COLUMNS}{_MANAGED} FROM prediction_environments WHERE id = $1"
         + (" FOR UPDATE" if lock else ""),
         pe_id,
     )
@@ -58,7 +62,7 @@ async def page(conn: Connection, query: PageQuery) -> list[PredictionEnvironment
     """PEs, newest first."""
     tail, params = page_clause(query, "created_at", 1)
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM prediction_environments WHERE true{tail}", *params
+        f"SELECT {_COLUMNS}{_MANAGED} FROM prediction_environments WHERE true{tail}", *params
     )
     return [_environment(row) for row in rows]
 
@@ -195,4 +199,5 @@ def _environment(row: asyncpg.Record) -> PredictionEnvironment:
             last_heartbeat_at=None if heard is None else clock.from_us(heard),
             info=loads(row[8]),
         ),
+        use_management_agent=bool(row[9]),
     )

@@ -238,6 +238,16 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE deployments SET observed_state = 'unknown', observed_generation = 0
         WHERE observed_generation > generation;
     """,
+    # 4: the Use Management Agent switch (a row: off, with the frozen desired state)
+    """
+    CREATE TABLE management_paused (
+        prediction_environment_id TEXT COLLATE "C" PRIMARY KEY
+            REFERENCES prediction_environments(id),
+        revision BIGINT NOT NULL,
+        snapshot TEXT NOT NULL,
+        paused_at BIGINT NOT NULL
+    );
+    """,
 )
 
 _VERSION_TABLE = """

@@ -46,10 +46,12 @@ from pilothouse.hub.store.postgres import (
     deliveries,
     deployments,
     environments,
+    management,
     migrations,
     packages,
     policies,
     retention,
+    tailing,
 )
 from pilothouse.hub.store.postgres import events as event_sql
 from pilothouse.hub.store.postgres.channel import EventBell, notify_change
@@ -69,6 +71,7 @@ from pilothouse.hub.store.records import (
     Replay,
     RetentionState,
     Router,
+    TailChunk,
 )
 
 log = logging.getLogger("pilothouse.hub.store")
@@ -275,6 +278,18 @@ class PostgresStore:
             after=self._events_if,
         )
 
+    async def set_management_agent(
+        self, pe_id: str, enabled: bool, at_us: int, event: Callable[[bool], EventIn]
+    ) -> bool:
+        """Turn the PE's management agent on or off; if that changed it, store the event."""
+        if _unstorable(pe_id):
+            raise NotFound.of("prediction environment", pe_id)
+        switch = partial(management.switch, pe_id=pe_id, enabled=enabled, at_us=at_us, event=event)
+        return await self._db.write(
+            lambda conn: self._telling(conn, switch, pe_id),
+            after=lambda changed: self._changed(pe_id) if changed else None,
+        )
+
     async def add_package(self, package: ModelPackage) -> tuple[ModelPackage, bool]:
         """Store a package; with the same sha256 already stored, return that one and False."""
         return await self._db.write(partial(packages.add, package=package))
@@ -376,6 +391,24 @@ class PostgresStore:
         if _unstorable(*_filters(query)):
             return []
         return await self._db.read(partial(event_sql.select, query=query))
+
+    async def event_snapshot(self, query: EventFilter) -> tuple[list[EventOut], int]:
+        """Events matching ``query``, newest first, and the ingest position they were read at."""
+        if _unstorable(*_filters(query)):
+            return [], await self._db.read(tailing.position)
+        return await self._db.read(partial(tailing.snapshot, query=query), snapshot=True)
+
+    async def tail_events(self, after: int, query: EventFilter, scan: int) -> TailChunk:
+        """Events matching ``query`` stored after position ``after`` (``scan`` rows at most)."""
+        if _unstorable(*_filters(query)):
+            return TailChunk((), after)
+        chunk, unsettled = await self._db.read(
+            partial(tailing.after, seq=after, query=query, scan=scan), snapshot=True
+        )
+        if unsettled:  # what a running transaction will commit: look again shortly
+            await asyncio.sleep(ROUTE_AGAIN_S)
+            return TailChunk(chunk.events, chunk.last, True)
+        return chunk
 
     async def scan_events(self, query: EventFilter, fmt: ExportFormat) -> ExportChunk:
         """Up to ``query.limit`` events after ``query.after``, newest first, rendered as ``fmt``."""

@@ -6,6 +6,12 @@ latest ``seq`` — names exactly one desired state, and a stream resumed after
 revision *r* needs only each deployment's latest change after *r*: a newer
 generation supersedes everything before it. Deleted deployments stay as
 tombstones, so their generation never goes back and their removal replays.
+
+While a PE's *Use Management Agent* switch is off (a row of
+``management_paused``, written by :mod:`.management`), what its agent reads —
+:func:`desired_state`, :func:`revision`, :func:`replay` — stops at the frozen
+revision and shows the deployments as they were then; changes made meanwhile
+are logged as usual and replay once the switch is on again.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from pilothouse.hub.errors import NotFound
 from pilothouse.hub.store.interface import DeploymentChange
 from pilothouse.hub.store.records import Change, DeploymentRecord, PageQuery, Replay
 from pilothouse.hub.store.sqlite import environments, events
-from pilothouse.hub.store.sqlite.rows import page_clause, placeholders, taken
+from pilothouse.hub.store.sqlite.rows import loads, page_clause, placeholders, taken
 
 _COLUMNS = (
     "id, prediction_environment_id, desired, deleted, observed_state, "
@@ -129,22 +135,28 @@ def environments_of(conn: sqlite3.Connection, ids: Collection[str]) -> dict[str,
 
 
 def desired_state(conn: sqlite3.Connection, pe_id: str) -> tuple[int, list[DesiredDeployment]]:
-    """The PE's revision and its live deployments, from one snapshot."""
+    """What the PE's agent must run and its revision, from one snapshot (frozen while paused)."""
     environments.get(conn, pe_id)
+    frozen = _frozen(conn, pe_id)
+    if frozen is not None:
+        return frozen[0], list(frozen[1].values())
+    return live_state(conn, pe_id)
+
+
+def live_state(conn: sqlite3.Connection, pe_id: str) -> tuple[int, list[DesiredDeployment]]:
+    """The PE's latest revision and live deployments, paused or not."""
     rows = conn.execute(
         "SELECT desired FROM deployments WHERE prediction_environment_id = ? AND deleted = 0 "
         "ORDER BY created_at, id",
         (pe_id,),
     ).fetchall()
-    return revision(conn, pe_id), [DesiredDeployment.model_validate_json(r[0]) for r in rows]
+    return _latest(conn, pe_id), [DesiredDeployment.model_validate_json(r[0]) for r in rows]
 
 
 def revision(conn: sqlite3.Connection, pe_id: str) -> int:
-    """The PE's latest change number (0 before its first change)."""
-    row = conn.execute(
-        "SELECT coalesce(max(seq), 0) FROM changes WHERE prediction_environment_id = ?", (pe_id,)
-    ).fetchone()
-    return int(row[0])
+    """The PE's latest change number as its agent sees it (0 before its first change)."""
+    frozen = _frozen(conn, pe_id)
+    return frozen[0] if frozen is not None else _latest(conn, pe_id)
 
 
 def replay(conn: sqlite3.Connection, pe_id: str, after: int) -> Replay | None:
@@ -152,15 +164,40 @@ def replay(conn: sqlite3.Connection, pe_id: str, after: int) -> Replay | None:
     environments.get(conn, pe_id)
     if after < 0 or (after > 0 and not _is_change_of(conn, pe_id, after)):
         return None
+    frozen = _frozen(conn, pe_id)
+    upto = frozen[0] if frozen is not None else _latest(conn, pe_id)
+    if after > upto:
+        return None
     rows = conn.execute(
         "SELECT c.seq, c.deployment_id, c.generation, c.removed, d.desired "
         "FROM changes c JOIN deployments d ON d.id = c.deployment_id WHERE c.seq IN "
         "(SELECT max(seq) FROM changes WHERE prediction_environment_id = ? AND seq > ? "
-        "GROUP BY deployment_id) ORDER BY c.seq",
-        (pe_id, after),
+        "AND seq <= ? GROUP BY deployment_id) ORDER BY c.seq",
+        (pe_id, after, upto),
     ).fetchall()
-    changes = tuple(_change(row) for row in rows)
+    changes = tuple(_change(row, None if frozen is None else frozen[1]) for row in rows)
     return Replay(changes[-1].seq if changes else after, changes)
+
+
+def _latest(conn: sqlite3.Connection, pe_id: str) -> int:
+    row = conn.execute(
+        "SELECT coalesce(max(seq), 0) FROM changes WHERE prediction_environment_id = ?", (pe_id,)
+    ).fetchone()
+    return int(row[0])
+
+
+def _frozen(
+    conn: sqlite3.Connection, pe_id: str
+) -> tuple[int, dict[str, DesiredDeployment]] | None:
+    """The revision and deployments the PE's agent sees while its management agent is off."""
+    row = conn.execute(
+        "SELECT revision, snapshot FROM management_paused WHERE prediction_environment_id = ?",
+        (pe_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    deployments = [DesiredDeployment.model_validate(d) for d in loads(row[1])]
+    return int(row[0]), {d.id: d for d in deployments}
 
 
 def _is_change_of(conn: sqlite3.Connection, pe_id: str, seq: int) -> bool:
@@ -170,9 +207,15 @@ def _is_change_of(conn: sqlite3.Connection, pe_id: str, seq: int) -> bool:
     return row is not None
 
 
-def _change(row: tuple[Any, ...]) -> Change:
+def _change(row: tuple[Any, ...], frozen: dict[str, DesiredDeployment] | None) -> Change:
+    """A change; while paused, the deployment as frozen (its row may be newer already)."""
     seq, deployment_id, generation, removed, desired = row
-    spec = None if removed else DesiredDeployment.model_validate_json(desired)
+    if removed:
+        spec = None
+    elif frozen is not None:
+        spec = frozen[deployment_id]
+    else:
+        spec = DesiredDeployment.model_validate_json(desired)
     return Change(seq, deployment_id, generation, spec)
 
 
@@ -192,11 +235,25 @@ def _log_change(conn: sqlite3.Connection, record: DeploymentRecord) -> None:
 def _with_health(
     conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]
 ) -> list[DeploymentRecord]:
-    health = events.health_sources(conn, [row[0] for row in rows])
-    return [_record(row, tuple(health[row[0]])) for row in rows]
+    ids = [row[0] for row in rows]
+    health = events.health_sources(conn, ids)
+    last = _last_event_times(conn, ids)
+    return [_record(row, tuple(health[row[0]]), last.get(row[0])) for row in rows]
 
 
-def _record(row: tuple[Any, ...], health: tuple[Any, ...]) -> DeploymentRecord:
+def _last_event_times(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, int]:
+    """The time of each deployment's latest event: one index lookup each (events_by_deployment)."""
+    found = conn.execute(
+        "SELECT d.id, (SELECT max(e.time) FROM events e WHERE e.deployment_id = d.id) "
+        f"FROM deployments d WHERE d.id IN ({placeholders(len(ids))})",
+        list(ids),
+    ).fetchall()
+    return {dep: int(at) for dep, at in found if at is not None}
+
+
+def _record(
+    row: tuple[Any, ...], health: tuple[Any, ...], last_event_us: int | None = None
+) -> DeploymentRecord:
     observed_at = row[8]
     return DeploymentRecord(
         desired=DesiredDeployment.model_validate_json(row[2]),
@@ -212,4 +269,5 @@ def _record(row: tuple[Any, ...], health: tuple[Any, ...]) -> DeploymentRecord:
         updated_at=clock.from_us(row[10]),
         deleted=bool(row[3]),
         health=health,
+        last_event_us=last_event_us,
     )

@@ -17,6 +17,10 @@ _COLUMNS = (
     "id, name, platform, description, plugin_settings, created_at, online, "
     "last_heartbeat_at, agent_info"
 )
+_MANAGED = (  # the Use Management Agent switch is on unless the PE is paused (.management)
+    ", NOT EXISTS (SELECT 1 FROM management_paused m "
+    "WHERE m.prediction_environment_id = prediction_environments.id)"
+)
 
 
 def add(conn: sqlite3.Connection, env: PredictionEnvironment) -> None:
@@ -39,7 +43,7 @@ def add(conn: sqlite3.Connection, env: PredictionEnvironment) -> None:
 def get(conn: sqlite3.Connection, pe_id: str) -> PredictionEnvironment:
     """One PE, or ``NotFound``."""
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM prediction_environments WHERE id = ?", (pe_id,)
+        f"SELECT {_COLUMNS}{_MANAGED} FROM prediction_environments WHERE id = ?", (pe_id,)
     ).fetchone()
     if row is None:
         raise NotFound.of("prediction environment", pe_id)
@@ -50,7 +54,7 @@ def page(conn: sqlite3.Connection, query: PageQuery) -> list[PredictionEnvironme
     """PEs, newest first."""
     tail, params = page_clause(query, "created_at")
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM prediction_environments WHERE 1{tail}", params
+        f"SELECT {_COLUMNS}{_MANAGED} FROM prediction_environments WHERE 1{tail}", params
     ).fetchall()
     return [_environment(row) for row in rows]
 
@@ -187,4 +191,5 @@ def _environment(row: sqlite3.Row | tuple[Any, ...]) -> PredictionEnvironment:
             last_heartbeat_at=None if heard is None else clock.from_us(heard),
             info=loads(row[8]),
         ),
+        use_management_agent=bool(row[9]),
     )

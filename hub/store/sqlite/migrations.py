@@ -32,6 +32,11 @@ sender wrote into it, so a sender's clock can never pin a status. It also
 thaws an observed state frozen by a report of a generation ahead of the desired
 one (which the hub now refuses): such a deployment's observation is forgotten,
 so the agent's next report is stored.
+
+Migration 4 adds the *Use Management Agent* switch of a PE: a row of
+``management_paused`` means it is off, and holds the desired state the PE's
+agent goes on seeing (its revision and deployments, as JSON) until it is
+turned on again.
 """
 
 from __future__ import annotations
@@ -235,6 +240,15 @@ MIGRATIONS: tuple[str, ...] = (
 
     UPDATE deployments SET observed_state = 'unknown', observed_generation = 0
         WHERE observed_generation > generation;
+    """,
+    # 4: the Use Management Agent switch (a row: off, with the frozen desired state)
+    """
+    CREATE TABLE management_paused (
+        prediction_environment_id TEXT PRIMARY KEY REFERENCES prediction_environments(id),
+        revision INTEGER NOT NULL,
+        snapshot TEXT NOT NULL,
+        paused_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
     """,
 )
 

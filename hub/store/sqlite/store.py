@@ -44,6 +44,7 @@ from pilothouse.hub.store.records import (
     Replay,
     RetentionState,
     Router,
+    TailChunk,
 )
 from pilothouse.hub.store.sqlite import (
     alerting,
@@ -52,10 +53,12 @@ from pilothouse.hub.store.sqlite import (
     deployments,
     environments,
     exports,
+    management,
     migrations,
     packages,
     policies,
     retention,
+    tailing,
 )
 from pilothouse.hub.store.sqlite import events as event_sql
 from pilothouse.hub.store.sqlite.connections import connect
@@ -183,6 +186,15 @@ class SqliteStore:
             after=self._events_if,
         )
 
+    async def set_management_agent(
+        self, pe_id: str, enabled: bool, at_us: int, event: Callable[[bool], EventIn]
+    ) -> bool:
+        """Turn the PE's management agent on or off; if that changed it, store the event."""
+        return await self._threads.write(
+            partial(management.switch, pe_id=pe_id, enabled=enabled, at_us=at_us, event=event),
+            after=lambda changed: self._changed(pe_id) if changed else None,
+        )
+
     async def add_package(self, package: ModelPackage) -> tuple[ModelPackage, bool]:
         """Store a package; with the same sha256 already stored, return that one and False."""
         return await self._threads.write(partial(packages.add, package=package))
@@ -256,6 +268,14 @@ class SqliteStore:
     async def list_events(self, query: EventFilter) -> list[EventOut]:
         """Events matching ``query``, newest first (time, then id)."""
         return await self._threads.read(partial(event_sql.select, query=query))
+
+    async def event_snapshot(self, query: EventFilter) -> tuple[list[EventOut], int]:
+        """Events matching ``query``, newest first, and the ingest position they were read at."""
+        return await self._threads.read(partial(tailing.snapshot, query=query))
+
+    async def tail_events(self, after: int, query: EventFilter, scan: int) -> TailChunk:
+        """Events matching ``query`` stored after position ``after`` (``scan`` rows at most)."""
+        return await self._threads.read(partial(tailing.after, seq=after, query=query, scan=scan))
 
     async def scan_events(self, query: EventFilter, fmt: ExportFormat) -> ExportChunk:
         """Up to ``query.limit`` events after ``query.after``, newest first, rendered as ``fmt``."""
