@@ -173,12 +173,20 @@ async def revision(conn: Connection, pe_id: str) -> int:
 
 
 async def replay(conn: Connection, pe_id: str, after: int) -> Replay | None:
-    """Each deployment's latest change after ``after``; None if ``after`` is not the PE's."""
-    await environments.get(conn, pe_id)
-    if after < 0 or (after > 0 and not await _is_change_of(conn, pe_id, after)):
+    """Each deployment's latest change after ``after``; None if ``after`` is not the PE's.
+
+    Two statements, no snapshot needed: the first fixes the revision to replay up to
+    (``upto``), and the second reads only changes at or below it, so a change
+    committed in between is left for the next wake-up, never half-seen.
+    """
+    head = await conn.fetchrow(_REPLAY_HEAD, pe_id, after)
+    if head is None:
+        raise NotFound.of("prediction environment", pe_id)
+    of_pe, frozen_revision, frozen_snapshot, latest = head
+    if after < 0 or (after > 0 and not of_pe):
         return None
-    frozen = await _frozen(conn, pe_id)
-    upto = frozen[0] if frozen is not None else await _latest(conn, pe_id)
+    frozen = None if frozen_snapshot is None else _thawed(frozen_snapshot)
+    upto = int(frozen_revision) if frozen_revision is not None else int(latest)
     if after > upto:
         return None
     rows = await conn.fetch(
@@ -190,8 +198,18 @@ async def replay(conn: Connection, pe_id: str, after: int) -> Replay | None:
         after,
         upto,
     )
-    changes = tuple(_change(row, None if frozen is None else frozen[1]) for row in rows)
+    changes = tuple(_change(row, frozen) for row in rows)
     return Replay(changes[-1].seq if changes else after, changes)
+
+
+_REPLAY_HEAD = (
+    "SELECT EXISTS (SELECT 1 FROM changes WHERE seq = $2 AND prediction_environment_id = $1), "
+    "m.revision, m.snapshot, "
+    "(SELECT coalesce(max(seq), 0) FROM changes WHERE prediction_environment_id = $1) "
+    "FROM prediction_environments p "
+    "LEFT JOIN management_paused m ON m.prediction_environment_id = p.id WHERE p.id = $1"
+)
+"""In one round trip: whether ``after`` is a change of the PE, its frozen state, its latest."""
 
 
 async def _latest(conn: Connection, pe_id: str) -> int:
@@ -209,15 +227,13 @@ async def _frozen(conn: Connection, pe_id: str) -> tuple[int, dict[str, DesiredD
     )
     if row is None:
         return None
-    frozen = [DesiredDeployment.model_validate(d) for d in loads(row[1])]
-    return int(row[0]), {d.id: d for d in frozen}
+    return int(row[0]), _thawed(row[1])
 
 
-async def _is_change_of(conn: Connection, pe_id: str, seq: int) -> bool:
-    found = await conn.fetchval(
-        "SELECT true FROM changes WHERE seq = $1 AND prediction_environment_id = $2", seq, pe_id
-    )
-    return found is not None
+def _thawed(snapshot: str) -> dict[str, DesiredDeployment]:
+    """The deployments of a frozen snapshot, by id."""
+    frozen = [DesiredDeployment.model_validate(d) for d in loads(snapshot)]
+    return {d.id: d for d in frozen}
 
 
 def _change(row: asyncpg.Record, frozen: dict[str, DesiredDeployment] | None) -> Change:

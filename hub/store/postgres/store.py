@@ -378,9 +378,7 @@ class PostgresStore:
         """Each deployment's latest change after revision ``after``; None if it cannot be."""
         if _unstorable(pe_id):
             raise NotFound.of("prediction environment", pe_id)
-        return await self._db.read(
-            partial(deployments.replay, pe_id=pe_id, after=after), snapshot=True
-        )
+        return await self._db.read(partial(deployments.replay, pe_id=pe_id, after=after))
 
     async def add_events(self, events: Sequence[EventIn]) -> int:
         """Store the events not stored yet (by id); return how many were new."""
