@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import io
 import sqlite3
 import tarfile
@@ -168,9 +169,16 @@ def member(name: str, kind: bytes = tarfile.REGTYPE, **attrs: Any) -> tarfile.Ta
 
 
 def tar_gz(members: Iterable[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
-    """Pack members (data given for regular files) into a .tar.gz."""
+    """Pack members (data given for regular files) into a .tar.gz.
+
+    The same members always give the same bytes (the gzip header's time is fixed):
+    a package built twice is the same package, whichever second each build fell in.
+    """
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+    with (
+        gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as packed,
+        tarfile.open(fileobj=packed, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
         for info, data in members:
             if data is not None:
                 info.size = len(data)
