@@ -35,7 +35,7 @@ class HubLinkSettings(SettingsGroup):
     """The agent's link to a hub; without ``url`` the agent runs standalone."""
 
     url: str | None = None
-    """Base URL of the hub, e.g. ``http://127.0.0.1:8700``; enables hub mode."""
+    """Base URL of the hub, e.g. ``http://127.0.0.1:8700``; replicas comma-separated; hub mode."""
     token: SecretStr | None = None
     """Agent token for this PE (``POST /api/v1/prediction-environments/{id}/agent-tokens``)."""
     poll_interval_s: float = Field(default=10.0, gt=0)
@@ -48,6 +48,11 @@ class HubLinkSettings(SettingsGroup):
     """Disk the event outbox may use while the hub is unreachable."""
     batch_size: int = Field(default=500, ge=1, le=5000)
     """Events per POST to the hub."""
+
+    @property
+    def urls(self) -> list[str]:
+        """Every replica named by ``url``, in the order they are tried."""
+        return [part.strip() for part in (self.url or "").split(",") if part.strip()]
 
 
 class ActionSettings(SettingsGroup):

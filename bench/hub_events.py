@@ -29,6 +29,14 @@ Target: ``action_to_plugin_p99_ms`` <= 50.
 line also lists ``targets_missed`` and ``targets_skipped`` (a target whose
 phase was turned off by a flag is skipped, never counted as met).
 
+Issue #16 adds the hub on PostgreSQL, one replica and two
+(:mod:`bench.hub_postgres`, ``--postgres 0`` skips it): ingest, filtered list
+and search at ``--stored`` events, export, action → plugin across replicas, and
+failover (SIGKILL of an agent's replica). Targets: ``pg1_ingest_ratio_to_sqlite``
+(one replica against this run's SQLite ingest into an empty store) >= 0.5,
+``pg2_ingest_ratio_to_pg1`` >= 1.3, ``pg_list_filtered_p99_ms`` <= 50,
+``pg_cross_replica_action_p99_ms`` <= 50, ``failover_s`` <= 5.
+
 Issue #4 adds two phases:
 
 5. **export** — ``GET /events/export`` of the ``--stored`` bulk-loaded events
@@ -77,9 +85,10 @@ from pilothouse.foundation.domain.events import UlidFactory
 from pilothouse.foundation.domain.vocabulary import Source, Status
 from pilothouse.hub.api.schemas import EventIn
 from pilothouse.hub.settings import HubSettings
-from pilothouse.hub.store.sqlite.store import open_sqlite
+from pilothouse.hub.store.backends import open_store
 from pilothouse.plugins.simulated import SimulatedPlugin, SimulatedPluginSettings
 
+ROOT = str(Path(__file__).resolve().parent.parent)
 ADMIN = "bench-admin-token"
 V1 = "/api/v1"
 BATCH = 500
@@ -113,6 +122,8 @@ class Bench:
     ids: UlidFactory = field(default_factory=UlidFactory)
     start: datetime = field(default_factory=lambda: datetime.now(UTC) - timedelta(days=DAYS))
     hub_pid: int = 0
+    database_url: str | None = None
+    """None: SQLite in ``state_dir``; else the PostgreSQL database every hub process uses."""
 
 
 def make_event(bench: Bench, pe_id: str, at: datetime, rng: random.Random) -> dict[str, Any]:
@@ -151,10 +162,11 @@ def free_port() -> int:
 async def hub_process(bench: Bench, env: dict[str, str] | None = None) -> AsyncIterator[str]:
     """Run ``pilothouse hub run`` on a free port until the block ends (SIGTERM)."""
     port = free_port()
+    database = ["--database-url", bench.database_url] if bench.database_url else []
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pilothouse", "hub", "run", "--port", str(port),
         "--state-dir", str(bench.state_dir), "--admin-token", ADMIN, "--log-level", "WARNING",
-        env={**os.environ, **(env or {})},
+        *database, env={**os.environ, **(env or {})},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -207,8 +219,13 @@ async def register(bench: Bench) -> None:
 # --- phases --------------------------------------------------------------------
 
 
-async def ingest_over_http(bench: Bench, total: int, senders: int, seed: int) -> float:
-    """POST ``total`` events in batches of 500; return events per second."""
+async def ingest_over_http(
+    bench: Bench, total: int, senders: int, seed: int, urls: list[str] | None = None
+) -> float:
+    """POST ``total`` events in batches of 500; return events per second.
+
+    ``urls``: hub replicas to spread the senders over (default: ``bench.url``).
+    """
     rng = random.Random(seed)
     now = datetime.now(UTC)
     bodies: list[tuple[str, bytes]] = []
@@ -222,10 +239,19 @@ async def ingest_over_http(bench: Bench, total: int, senders: int, seed: int) ->
     queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
     for item in bodies:
         queue.put_nowait(item)
-    connector = aiohttp.TCPConnector(limit=senders)
-    async with aiohttp.ClientSession(bench.url, connector=connector) as http:
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = [
+            await stack.enter_async_context(
+                aiohttp.ClientSession(url, connector=aiohttp.TCPConnector(limit=senders))
+            )
+            for url in urls or [bench.url]
+        ]
         began = time.perf_counter()
-        accepted = sum(await asyncio.gather(*(sender(http, bench, queue) for _ in range(senders))))
+        accepted = sum(
+            await asyncio.gather(
+                *(sender(sessions[i % len(sessions)], bench, queue) for i in range(senders))
+            )
+        )
         elapsed = time.perf_counter() - began
     assert accepted == len(bodies) * BATCH, accepted
     return accepted / elapsed
@@ -253,10 +279,12 @@ async def bulk_load(bench: Bench, total: int, seed: int, start: datetime | None 
     start = start or bench.start
     rng = random.Random(seed)
     span = timedelta(days=DAYS).total_seconds()
-    settings = HubSettings.load(None, {"state_dir": bench.state_dir})
+    settings = HubSettings.load(
+        None, {"state_dir": bench.state_dir, "database": {"url": bench.database_url}}
+    )
     step = 20_000
     written, spent = 0, 0.0
-    async with open_sqlite(settings.database_path, settings.database, lambda _: None) as store:
+    async with open_store(settings, lambda _: None, lambda: None) as store:
         for done in range(0, total, step):
             count = min(step, total - done)
             pes = [rng.choice(bench.pes) for _ in range(count)]
@@ -362,6 +390,8 @@ async def main(
         if args.purge:
             figures |= await purge_phase(bench, args.purge)
         size = dir_mb(bench.state_dir)
+        if args.postgres:
+            figures |= await postgres_phases(Path(tmp), args, empty)
     total = args.stored + 2 * args.ingest
     say("state", f"{size:,.0f} MB on disk for {total:,} events (after the purge phase)")
     ingest = min(empty, full)
@@ -389,6 +419,11 @@ TARGETS: tuple[tuple[str, str, float], ...] = (
     ("export_jsonl_events_per_s", ">=", 200_000),
     ("export_rss_growth_mb", "<=", 50),
     ("list_p99_during_purge_ms", "<=", 100),
+    ("pg1_ingest_ratio_to_sqlite", ">=", 0.5),
+    ("pg2_ingest_ratio_to_pg1", ">=", 1.3),
+    ("pg_list_filtered_p99_ms", "<=", 50),
+    ("pg_cross_replica_action_p99_ms", "<=", 50),
+    ("failover_s", "<=", 5),
 )
 """Each target: the figure, how it compares, the bound."""
 
@@ -568,14 +603,17 @@ def package_archive(version: str) -> bytes:
     return buf.getvalue()
 
 
-async def action_to_plugin(bench: Bench, actions: int) -> dict[str, Any]:
-    """Latency from ``POST /deployments/{id}/actions`` to the agent's plugin call."""
+async def action_to_plugin(
+    bench: Bench, actions: int, agent_url: str | None = None, name: str = "latency"
+) -> dict[str, Any]:
+    """Latency from ``POST /deployments/{id}/actions`` to the agent's plugin call.
+
+    The actions go to ``bench.url``; the agent follows ``agent_url`` (default: the same).
+    """
     headers = {"Authorization": f"Bearer {ADMIN}"}
     async with aiohttp.ClientSession(bench.url, headers=headers) as admin:
         pe = await _json(
-            admin.post(
-                f"{V1}/prediction-environments", json={"name": "latency", "platform": "test"}
-            )
+            admin.post(f"{V1}/prediction-environments", json={"name": name, "platform": "test"})
         )
         token = await _json(admin.post(f"{V1}/prediction-environments/{pe['id']}/agent-tokens"))
         pkgs = [
@@ -592,15 +630,16 @@ async def action_to_plugin(bench: Bench, actions: int) -> dict[str, Any]:
         ]
         plugin = _TimedPlugin()
         settings = AgentSettings.load(None, {
-            "prediction_environment": pe["id"], "state_dir": bench.state_dir / "agent",
-            "hub": {"url": bench.url, "token": token["token"]}, "log": {"level": "WARNING"},
+            "prediction_environment": pe["id"], "state_dir": bench.state_dir / f"agent-{name}",
+            "hub": {"url": agent_url or bench.url, "token": token["token"]},
+            "log": {"level": "WARNING"},
         })  # fmt: skip
         agent = Agent(settings, plugin=plugin)
         serving = asyncio.create_task(agent.serve())
         try:
             await agent.wait_ready()
             dep = await _json(admin.post(f"{V1}/deployments", json={
-                "name": "latency", "prediction_environment_id": pe["id"],
+                "name": name, "prediction_environment_id": pe["id"],
                 "model_package_id": pkgs[0]}))  # fmt: skip
             await _until(lambda: dep["id"] in plugin.deployments)
             delays = []
@@ -634,6 +673,15 @@ async def _until(predicate: Callable[[], bool]) -> None:
     raise RuntimeError("condition not met")
 
 
+async def postgres_phases(tmp: Path, args: argparse.Namespace, sqlite_ingest: float) -> Any:
+    """The PostgreSQL phases (bench/hub_postgres.py), against this run's SQLite ingest."""
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    from bench import hub_postgres
+
+    return await hub_postgres.phases(tmp, args, sqlite_ingest)
+
+
 def say(phase: str, text: str) -> None:
     print(f"{phase:9s}{text}", flush=True)
 
@@ -653,6 +701,9 @@ if __name__ == "__main__":
     parser.add_argument("--actions", type=int, default=1000, help="actions timed to the plugin")
     parser.add_argument("--export", type=int, default=1, help="run the export phase (0: skip)")
     parser.add_argument("--purge", type=int, default=1_000_000, help="old events purged (0: skip)")
+    parser.add_argument(
+        "--postgres", type=int, default=1, help="run the PostgreSQL phases (0: skip)"
+    )
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     cli = parser.parse_args()
     result = asyncio.run(main(cli, extra=[lambda b: action_to_plugin(b, cli.actions)]))

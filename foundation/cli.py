@@ -94,8 +94,8 @@ class ProcessCommands:
     run: Callable[[argparse.Namespace], int]
     """The handler of ``run``: it receives ``config`` and the flags."""
 
-    def add_to(self, parser: argparse.ArgumentParser) -> None:
-        """Add ``run`` and ``settings`` to ``parser``."""
+    def add_to(self, parser: argparse.ArgumentParser) -> Any:
+        """Add ``run`` and ``settings`` to ``parser``; return its subparsers (to add more)."""
         sub = parser.add_subparsers(dest="process_command", required=True, metavar="COMMAND")
         run_parser = sub.add_parser(
             "run",
@@ -108,6 +108,7 @@ class ProcessCommands:
         run_parser.set_defaults(handler=self.run)
         ref_parser = sub.add_parser("settings", help="print every setting (Markdown table)")
         ref_parser.set_defaults(handler=self.print_settings)
+        return sub
 
     def print_settings(self, args: argparse.Namespace) -> int:
         """Print every setting with its environment variable, default and meaning (Markdown)."""

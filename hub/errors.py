@@ -19,7 +19,8 @@ in one place.
         ├── UnsupportedMediaType ...... 415 wrong Content-Type
         ├── InvalidInput .............. 422 a field is wrong; ``fields`` names each one
         │   └── PackageRejected ....... 422 a model package archive is refused
-        └── StorageError .............. 500 the database cannot be used as expected
+        ├── StorageError .............. 500 the database cannot be used as expected
+        └── DatabaseUnavailable ....... 503 the database cannot be reached now; try again
 """
 
 from __future__ import annotations
@@ -133,3 +134,10 @@ class PackageRejected(InvalidInput):
 
 class StorageError(HubError):
     """The database is not in a state this hub can use (e.g. a newer schema)."""
+
+
+class DatabaseUnavailable(HubError):
+    """The database cannot be reached right now (restarting, unreachable); try again."""
+
+    status = 503
+    code = "unavailable"

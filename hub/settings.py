@@ -21,6 +21,8 @@ from pilothouse.foundation.errors import ConfigError
 from pilothouse.foundation.settings import LayeredSettings, LogSettings
 from pilothouse.modelpkg.archive import DEFAULT_LIMITS, ArchiveLimits
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+"""How a ``database.url`` naming a PostgreSQL database starts."""
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
@@ -52,7 +54,15 @@ class DatabaseSettings(_Group):
     """The database holding PEs, packages, deployments and events."""
 
     url: str | None = None
-    """``sqlite:///PATH`` (relative) or ``sqlite:////PATH`` (absolute); default in state_dir."""
+    """``sqlite:///PATH`` or ``postgresql://USER:PW@HOST:PORT/DB``; default: SQLite in state_dir."""
+    pool_size: int = Field(default=10, ge=2, le=1000)
+    """PostgreSQL: connections each replica keeps at most (each export holds one while it runs)."""
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    """PostgreSQL: how long connecting may take before the database counts as unavailable."""
+    lease_poll_s: float = Field(default=1.0, gt=0, le=60)
+    """PostgreSQL: how often replicas try for the background-work lease (its holder checks it)."""
+    lease_timeout_s: float = Field(default=3.0, gt=0, le=300)
+    """PostgreSQL: the lease (and the live channel) is lost when the database does not answer."""
     readers: int = Field(default=4, ge=1, le=64)
     """Reader threads, each with its own connection (one more thread does every write)."""
     cache_mb: int = Field(default=64, ge=1, le=65536)
@@ -162,8 +172,12 @@ class HubSettings(LayeredSettings):
     """Where the hub keeps its files: database, model package blobs, generated admin token."""
     admin_token: SecretStr | None = None
     """Bearer token for administration; default: generated once into ``<state_dir>/admin-token``."""
+    admin_token_file: Path | None = None
+    """A file holding the admin token (a mounted secret every replica shares)."""
     secret_key: SecretStr | None = Field(default=None, min_length=32)
     """Encrypts channel URLs and secrets at rest; default: made in ``<state_dir>/secret-key``."""
+    secret_key_file: Path | None = None
+    """A file holding the secret key (at least 32 characters; shared by every replica)."""
     listen: ListenSettings = Field(default_factory=ListenSettings)
     """Listen address."""
     http: HttpSettings = Field(default_factory=HttpSettings)
@@ -184,6 +198,12 @@ class HubSettings(LayeredSettings):
     """Structured logging."""
 
     @property
+    def uses_postgres(self) -> bool:
+        """Whether ``database.url`` names a PostgreSQL database."""
+        url = self.database.url or ""
+        return url.startswith(POSTGRES_SCHEMES) and len(url) > url.index("//") + 2
+
+    @property
     def database_path(self) -> Path:
         """The SQLite file named by ``database.url``, or ``<state_dir>/hub.db``."""
         url = self.database.url
@@ -191,7 +211,7 @@ class HubSettings(LayeredSettings):
             return self.state_dir / "hub.db"
         prefix = "sqlite:///"
         if not url.startswith(prefix) or url == prefix:
-            expected = "expected sqlite:///PATH (PostgreSQL is not built yet)"
+            expected = "expected sqlite:///PATH or postgresql://[USER[:PASSWORD]@]HOST[:PORT]/DB"
             raise ConfigError([f"database.url: got {url!r}; {expected}"])
         return Path(url.removeprefix(prefix))
 
@@ -216,4 +236,5 @@ class HubSettings(LayeredSettings):
 
     def check(self) -> None:
         """Refuse a wrong database URL at start, not at first use."""
-        _ = self.database_path
+        if not self.uses_postgres:
+            _ = self.database_path

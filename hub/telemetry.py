@@ -62,3 +62,8 @@ class HubMetrics:
             "Watch streams (SSE) open now.",
             registry=self.registry,
         )
+        self.lease_held = Gauge(
+            "pilothouse_hub_lease_held",
+            "1 while this replica holds the lease to run the background work (always on SQLite).",
+            registry=self.registry,
+        )

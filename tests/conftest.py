@@ -1,13 +1,15 @@
-"""Shared fixtures: anyio on asyncio, agent settings in a temporary state directory."""
+"""Shared fixtures: anyio on asyncio, agent settings in a temporary state directory, PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pilothouse.agent.settings import AgentSettings
+from tests import postgres_support
 
 
 @pytest.fixture
@@ -46,3 +48,59 @@ def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
         return AgentSettings.load(None, base)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[postgres_support.Cluster]:
+    """A throwaway PostgreSQL cluster for the session (started on first use, removed after)."""
+    with postgres_support.cluster() as made:
+        yield made
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(
+    postgres_cluster: postgres_support.Cluster,
+) -> Iterator[postgres_support.Databases]:
+    """Fresh databases of the session's cluster, made ahead of need."""
+    databases = postgres_support.Databases(postgres_cluster)
+    try:
+        yield databases
+    finally:
+        databases.close()
+
+
+@pytest.fixture
+def postgres_url(
+    postgres_cluster: postgres_support.Cluster, postgres_databases: postgres_support.Databases
+) -> Iterator[str]:
+    """The URL of a fresh, empty database for this test (dropped after it)."""
+    name = postgres_databases.take()
+    try:
+        yield postgres_cluster.url(name)
+    finally:
+        postgres_databases.give_back(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_hub_databases(
+    postgres_cluster: postgres_support.Cluster,
+) -> Iterator[postgres_support.Databases]:
+    """Fresh databases with the hub's schema: copies of one template migrated once."""
+    template = postgres_support.hub_template(postgres_cluster)
+    databases = postgres_support.Databases(postgres_cluster, template, ahead=3)
+    try:
+        yield databases
+    finally:
+        databases.close()
+
+
+@pytest.fixture
+def postgres_hub_url(
+    postgres_cluster: postgres_support.Cluster, postgres_hub_databases: postgres_support.Databases
+) -> Iterator[str]:
+    """The URL of a fresh database already at the hub's schema (dropped after the test)."""
+    name = postgres_hub_databases.take()
+    try:
+        yield postgres_cluster.url(name)
+    finally:
+        postgres_hub_databases.give_back(name)

@@ -3,12 +3,20 @@
 Every request goes through :meth:`HubClient._request`, which turns aiohttp's
 exceptions and HTTP error statuses into the ``HubError`` tree of
 :mod:`pilothouse.agent.errors`; nothing above this module sees an aiohttp exception.
+
+A hub may run as several replicas over one database, any of which answers
+every request. The client is given them all and talks to one at a time; when
+that one cannot be reached it moves on to the next, for good (no flapping
+back): a request that could not even connect is tried on each replica in turn
+before the hub counts as unreachable, and a request cut short, or a watch
+stream that broke, fails as before — the caller retries, on the next replica.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +28,8 @@ from pilothouse.agent.errors import HubAuthError, HubRejectedError, HubUnreachab
 from pilothouse.foundation.domain.desired import DesiredDeployment
 
 API = "/api/v1"
+
+log = logging.getLogger("pilothouse.hublink")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +50,31 @@ class WatchMessage:
 
 
 class HubClient:
-    """Talks to one hub with one agent token."""
+    """Talks to one hub (one of its replicas at a time) with one agent token."""
 
-    def __init__(self, base_url: str, token: str, *, timeout_s: float = 30.0) -> None:
-        self._base = base_url.rstrip("/")
+    def __init__(
+        self, base_url: str | Sequence[str], token: str, *, timeout_s: float = 30.0
+    ) -> None:
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls:
+            raise ValueError("a hub client needs at least one hub URL")
+        self._bases = [url.rstrip("/") for url in urls]
+        self._current = 0
         self._headers = {"Authorization": f"Bearer {token}"}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def _base(self) -> str:
+        """The replica in use."""
+        return self._bases[self._current]
+
+    def _move_on(self, failed: str, why: object) -> None:
+        """``failed`` cannot be reached: use the next replica (unless another call moved)."""
+        if len(self._bases) == 1 or self._base != failed:
+            return
+        self._current = (self._current + 1) % len(self._bases)
+        log.warning("hub replica %s unreachable (%s); moving to %s", failed, why, self._base)
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -103,7 +131,8 @@ class HubClient:
         headers = {"Accept": "text/event-stream"}
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
-        url = f"{self._base}{API}/prediction-environments/{pe}/watch"
+        base = self._base
+        url = f"{base}{API}/prediction-environments/{pe}/watch"
         try:
             async with self._http().get(
                 url, headers=headers, timeout=aiohttp.ClientTimeout(sock_connect=10, sock_read=60)
@@ -112,8 +141,9 @@ class HubClient:
                 async for message in _parse_sse(resp.content):
                     yield message
         except (aiohttp.ClientError, TimeoutError) as exc:
+            self._move_on(base, exc)
             raise HubUnreachableError(
-                f"watch stream from {self._base} broke: {type(exc).__name__} {exc}"
+                f"watch stream from {base} broke: {type(exc).__name__} {exc}"
             ) from None
 
     async def request(
@@ -135,17 +165,19 @@ class HubClient:
     @contextlib.asynccontextmanager
     async def stream(self, method: str, path: str) -> AsyncIterator[aiohttp.ClientResponse]:
         """A response to read as a stream (errors mapped; the body is the caller's)."""
+        base = self._base
         try:
             async with self._http().request(
                 method,
-                self._base + path,
+                base + path,
                 timeout=aiohttp.ClientTimeout(sock_connect=10, sock_read=60),
             ) as resp:
                 await _raise_for_status(resp)
                 yield resp
         except aiohttp.ClientError as exc:
+            self._move_on(base, exc)
             raise HubUnreachableError(
-                f"{method} {path}: hub at {self._base} unreachable: {exc}"
+                f"{method} {path}: hub at {base} unreachable: {exc}"
             ) from None
 
     async def _request(
@@ -158,24 +190,33 @@ class HubClient:
         content_type: str = "application/json",
     ) -> Any:
         headers = {"Content-Type": content_type} if data is not None else None
-        try:
-            async with self._http().request(
-                method,
-                self._base + path,
-                data=data,
-                headers=headers,
-                params=params,
-                timeout=self._timeout,
-            ) as resp:
-                await _raise_for_status(resp)
-                raw = await resp.read()
-        except aiohttp.ClientError as exc:
-            raise HubUnreachableError(
-                f"{method} {path}: hub at {self._base} unreachable: {exc}"
-            ) from None
-        except TimeoutError:
-            raise HubUnreachableError(f"{method} {path}: hub at {self._base} timed out") from None
-        return orjson.loads(raw) if raw else None
+        for _ in self._bases:
+            base = self._base
+            try:
+                async with self._http().request(
+                    method,
+                    base + path,
+                    data=data,
+                    headers=headers,
+                    params=params,
+                    timeout=self._timeout,
+                ) as resp:
+                    await _raise_for_status(resp)
+                    raw = await resp.read()
+            except aiohttp.ClientConnectorError as exc:  # nothing sent yet: the next replica
+                self._move_on(base, exc)
+                failure = HubUnreachableError(f"{method} {path}: hub at {base} unreachable: {exc}")
+                continue
+            except aiohttp.ClientError as exc:
+                self._move_on(base, exc)
+                raise HubUnreachableError(
+                    f"{method} {path}: hub at {base} unreachable: {exc}"
+                ) from None
+            except TimeoutError:
+                self._move_on(base, "timed out")
+                raise HubUnreachableError(f"{method} {path}: hub at {base} timed out") from None
+            return orjson.loads(raw) if raw else None
+        raise failure
 
 
 async def _raise_for_status(resp: aiohttp.ClientResponse) -> None:

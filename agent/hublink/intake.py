@@ -2,9 +2,13 @@
 
 It fetches the PE's snapshot (handed to the dispatcher whole, so removals are
 seen), then follows the watch stream (Server-Sent Events) from the snapshot's
-revision, turning each message into a single change. When the stream breaks
-it reconnects with backoff and fetches a fresh snapshot first, so nothing
-missed during the gap is lost; the hub's ``resync`` message does the same.
+revision, turning each message into a single change. When the stream breaks —
+its hub replica died, say — it reconnects with backoff, to the next replica if
+that one cannot be reached (:class:`~.client.HubClient`), and resumes the
+stream after the last revision it received (``Last-Event-ID``): the hub replays
+every change it missed, so nothing is lost and no snapshot is needed. The
+hub's ``resync`` message (it cannot replay from there) fetches a fresh
+snapshot first, as does the first start.
 When the stream keeps failing while plain requests work (a proxy that does
 not pass SSE, say), the intake falls back to polling the snapshot every
 ``hub.poll_interval_s`` and tries the stream again after each poll.
@@ -59,10 +63,13 @@ class HubIntake:
         attempt = 0
         while True:
             try:
-                await self._sync()
-                attempt = 0
+                if self._revision is None or self._polling():
+                    await self._sync()
+                    attempt = 0
                 await self._follow()
+                attempt = 0  # the stream ended (its replica stopped): resume at once
             except _Resync:
+                self._revision = None
                 continue
             except HubError as exc:
                 self._trouble(exc)
@@ -73,18 +80,21 @@ class HubIntake:
         snap = await self._client.desired_state(self._pe)
         self._revision = snap.revision
         self._out.put(Snapshot({d.id: d for d in snap.deployments}, source="hub"))
+        self._connected(f"desired state received from the hub (revision {snap.revision})")
+
+    def _connected(self, message: str) -> None:
         if self._down:
             self._down = False
-            self._bus.report(
-                "agent.hub_connected",
-                Status.PASSING,
-                f"desired state received from the hub (revision {snap.revision})",
-            )
+            self._bus.report("agent.hub_connected", Status.PASSING, message)
+
+    def _polling(self) -> bool:
+        return self._stream_failures >= _STREAM_FAILURES_BEFORE_POLLING
 
     async def _follow(self) -> None:
         try:
             async for message in self._client.watch(self._pe, self._revision):
                 self._stream_failures = 0
+                self._connected(f"watching the hub again from revision {self._revision}")
                 self._handle(message)
         except HubError:
             self._stream_failures += 1
@@ -109,7 +119,7 @@ class HubIntake:
             self._revision = int(message.id)
 
     def _delay(self, attempt: int) -> float:
-        if self._stream_failures >= _STREAM_FAILURES_BEFORE_POLLING:
+        if self._polling():
             return self._settings.poll_interval_s  # polling fallback: a snapshot per period
         return self._backoff.delay(attempt)
 

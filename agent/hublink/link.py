@@ -49,7 +49,7 @@ class HubLink:
         self._pe = settings.prediction_environment
         self._queue = intake_queue
         self.client = HubClient(
-            hub.url, hub.token.get_secret_value(), timeout_s=hub.request_timeout_s
+            hub.urls, hub.token.get_secret_value(), timeout_s=hub.request_timeout_s
         )
         self.outbox = Outbox(
             settings.state_dir / "outbox.db", hub.outbox_max_bytes, on_pressure=self._pressure

@@ -4,11 +4,14 @@
 typed ``web.AppKey``s. Resources are ``cleanup_ctx`` generators, opened in
 order at startup and closed in reverse at cleanup:
 
-1. the store (SQLite threads, migrations), blob directory, admin token, the
+1. the store (SQLite threads or a PostgreSQL pool, migrations), blob directory, admin token, the
    secret key that seals channel secrets, the HTTP client session that sends
    notifications, and the services over them;
-2. the guarded background tasks — presence watcher, notification dispatcher,
-   retention purger — cancelled and awaited (an in-flight notification is
+2. the guarded background tasks: the backend's own, on every replica (on
+   PostgreSQL: the live channel between replicas and the lease keeper), and the
+   presence watcher, notification dispatcher and retention purger, which run
+   only while this replica holds the lease (always, on SQLite) — cancelled and
+   awaited (an in-flight notification is
    cancelled with the dispatcher; its lease makes the next start retry it).
 
 ``clock`` is the clock the background tasks wait on (a
@@ -36,11 +39,11 @@ from pilothouse.hub.api import keys, middleware, openapi, routes
 from pilothouse.hub.clock import Clock, SystemClock
 from pilothouse.hub.notifications import sealing
 from pilothouse.hub.notifications.sealing import Sealer
-from pilothouse.hub.service import auth, tailing, targets
+from pilothouse.hub.service import auth, exclusive, tailing, targets
 from pilothouse.hub.service.blobs import BlobStore
 from pilothouse.hub.service.feed import ChangeFeed
 from pilothouse.hub.settings import HubSettings
-from pilothouse.hub.store.sqlite.store import open_sqlite
+from pilothouse.hub.store.backends import Callbacks, open_backend
 from pilothouse.hub.telemetry import HubMetrics
 from pilothouse.hub.ui import assets as ui
 
@@ -84,8 +87,13 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         events_stored.set()
         event_feed.publish(tailing.ALL)
 
+    def woken() -> None:  # after a gap in the live channel: every stream looks again
+        feed.wake_all()
+        stored()
+
+    callbacks = Callbacks(feed.publish, stored, woken, app[keys.CLOCK].now_us)
     async with (
-        open_sqlite(settings.database_path, settings.database, feed.publish, stored) as store,
+        open_backend(settings, callbacks) as backend,
         targets.session(
             settings.notifications.allow_private_targets, settings.notifications.proxy_url
         ) as http,
@@ -93,8 +101,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         outside = services.Outside(
             http, app[keys.CLOCK], sealer, admin, events_stored, f"pilothouse-hub/{VERSION}"
         )
+        app[keys.BACKEND] = backend
         app[keys.SERVICES] = services.build(
-            settings, store, feed, blobs, outside, app[keys.METRICS], event_feed
+            settings, backend.store, feed, blobs, outside, app[keys.METRICS], event_feed
         )
         yield
         feed.close()
@@ -110,8 +119,11 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     }
     # The hub never gives up on these: a failure is logged and the task restarted.
     supervisor = Supervisor(RestartPolicy(0.5, 30.0, crash_loop_failures=None))
-    for name, body in eternal.items():
+    backend = app[keys.BACKEND]
+    for name, body in backend.tasks.items():  # on every replica: the live channel, the lease
         await supervisor.start_eternal(name, body)
+    for name, body in eternal.items():  # on one replica at a time: the lease holder
+        await supervisor.start_eternal(name, exclusive.gated(backend.lease, name, body))
     yield
     await supervisor.stop_all()
 

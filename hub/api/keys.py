@@ -10,6 +10,7 @@ from pilothouse.hub.clock import Clock
 from pilothouse.hub.service.auth import Principal
 from pilothouse.hub.services import Services
 from pilothouse.hub.settings import HubSettings
+from pilothouse.hub.store.backends import Backend
 from pilothouse.hub.telemetry import HubMetrics
 
 
@@ -28,6 +29,7 @@ SETTINGS = web.AppKey("settings", HubSettings)
 METRICS = web.AppKey("metrics", HubMetrics)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 SERVICES = web.AppKey("services", Services)
+BACKEND = web.AppKey("backend", Backend)
 OPENAPI = web.AppKey("openapi", bytes)
 ACCESS: web.AppKey[dict[web.AbstractRoute, Access]] = web.AppKey("access", dict)
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -4,10 +4,11 @@ A Slack incoming-webhook URL is a credential (whoever has it can post), and a
 webhook signing secret is one by definition; a copy of the database must give
 away neither. Both are sealed with Fernet (AES-128-CBC with HMAC-SHA256,
 authenticated) under a key derived by HKDF-SHA256 from the hub's *secret key*:
-the ``secret_key`` setting or, when none is set, 32 random bytes generated once
-into ``<state_dir>/secret-key`` (mode 0600), next to the admin token. Hub
-replicas over one database must share it. The API never shows a sealed value:
-a URL is shown :func:`masked` — its origin and the last four characters.
+the ``secret_key`` setting, or ``secret_key_file`` (a secret mounted into every
+replica), or, when neither is set, 32 random bytes generated once into
+``<state_dir>/secret-key`` (mode 0600), next to the admin token. Hub replicas
+over one database must share it: set it, or share the state directory. The API
+never shows a sealed value: a URL is shown :func:`masked` — its origin and the last four characters.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from pilothouse.foundation.errors import ConfigError
 from pilothouse.hub.errors import StorageError
 from pilothouse.hub.settings import HubSettings
 
 _PURPOSE = b"pilothouse hub: notification channel secrets"
+MIN_KEY_CHARS = 32
 
 
 class Sealer:
@@ -72,14 +75,27 @@ def new_secret() -> str:
 
 
 def secret_key(settings: HubSettings) -> bytes:
-    """The hub's secret key: from the settings, else from (or generated into) its file. Blocking."""
+    """The hub's secret key: from the settings, ``secret_key_file``, else its file. Blocking."""
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
+    if settings.secret_key_file is not None:
+        return _shared(settings.secret_key_file)
     path = settings.secret_key_path
     try:
         return path.read_bytes().strip()
     except FileNotFoundError:
         return _generate(path)
+
+
+def _shared(path: Path) -> bytes:
+    """The key from a file every replica reads: it must exist and hold 32 characters or more."""
+    try:
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError([f"secret_key_file: cannot read {path} ({exc.strerror or exc})"]) from exc
+    if len(key) < MIN_KEY_CHARS:
+        raise ConfigError([f"secret_key_file: {path} holds {len(key)} characters; at least 32"])
+    return key
 
 
 def _generate(path: Path) -> bytes:

@@ -1,9 +1,11 @@
 """Who is asking: the admin, or the agent of one prediction environment.
 
-Two kinds of bearer token. The *admin token* comes from the settings or, when
-none is set, is generated once and kept in ``<state_dir>/admin-token`` (mode
-0600, reused on every later start). *Agent tokens* are made per PE by the
-admin; the hub keeps only their sha256, so a stolen database reveals none.
+Two kinds of bearer token. The *admin token* comes from the settings, or from
+``admin_token_file`` (a secret mounted into every replica), or, when neither is
+set, is generated once and kept in ``<state_dir>/admin-token`` (mode 0600,
+reused on every later start, shared by replicas that share the state directory).
+*Agent tokens* are made per PE by the admin; the hub keeps only their sha256, so
+a stolen database reveals none.
 An agent token reaches only its own PE: its desired state and watch stream, its
 heartbeat, events and deployment status; model packages are readable by every
 agent. Tokens are compared in constant time. The admin may list a PE's agent
@@ -20,6 +22,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from pilothouse.foundation.errors import ConfigError
 from pilothouse.hub.errors import Forbidden, Unauthorized
 from pilothouse.hub.settings import HubSettings
 from pilothouse.hub.store.interface import Store
@@ -59,9 +62,11 @@ def token_hash(token: str) -> str:
 
 
 def admin_token(settings: HubSettings) -> str:
-    """The admin token: from the settings, else from (or generated into) its file. Blocking."""
+    """The admin token: from the settings, ``admin_token_file`` or its generated file. Blocking."""
     if settings.admin_token is not None:
         return settings.admin_token.get_secret_value()
+    if settings.admin_token_file is not None:
+        return _shared(settings.admin_token_file, "admin_token_file")
     path = settings.admin_token_path
     try:
         return path.read_text(encoding="utf-8").strip()
@@ -79,6 +84,17 @@ def _generate(path: Path) -> str:
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(token + "\n")
     return token
+
+
+def _shared(path: Path, setting: str) -> str:
+    """A secret from a file every replica reads (it must exist and hold something)."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError([f"{setting}: cannot read {path} ({exc.strerror or exc})"]) from exc
+    if not text:
+        raise ConfigError([f"{setting}: {path} is empty"])
+    return text
 
 
 class Authenticator:

@@ -7,8 +7,10 @@ that remembers the version it last saw never misses a change that landed
 between its read and its wait. Waiting creates no task. :meth:`close` (on hub
 shutdown) wakes every waiter for good, so streams end cleanly.
 
-With several hub replicas over one PostgreSQL the backend would feed
-``publish`` from ``LISTEN``; the streams would not change.
+With several hub replicas over one PostgreSQL the backend feeds ``publish``
+from ``LISTEN`` (changes made through other replicas), and calls
+:meth:`wake_all` after a gap in what it heard: every stream replays from its
+revision, so nothing committed meanwhile is missed.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ class ChangeFeed:
         if self._closed:
             raise FeedClosed
         return True
+
+    def wake_all(self) -> None:
+        """Wake every waiter, as if each PE changed (after a gap in the live channel)."""
+        for pe_id in list(self._events):
+            self.publish(pe_id)
 
     def close(self) -> None:
         """Wake every waiter and refuse new waits: the hub is stopping."""

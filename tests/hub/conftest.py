@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.hub.backends import hub_backend, pytest_generate_tests
 from tests.hub.support import Running, running, settings
+
+__all__ = ["hub_backend", "pytest_generate_tests"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,9 +1,18 @@
-"""Helpers for hub tests: a real hub on 127.0.0.1, clients, package archives, events."""
+"""Helpers for hub tests: a real hub on 127.0.0.1, clients, package archives, events.
+
+Every hub test runs on both store backends: :func:`settings` gives the hub the
+database of the running backend (:data:`DATABASE`), and the helpers that look
+into the database (:func:`rows`, :func:`query`, :func:`stored_bytes`) speak
+either.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gzip
 import io
+import sqlite3
 import tarfile
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -19,6 +28,13 @@ from pilothouse.hub.clock import Clock
 
 ADMIN = "test-admin-token"
 V1 = "/api/v1"
+
+BACKENDS = ("sqlite", "postgres")
+"""The store backends every hub test runs against (``backends`` marker: fewer)."""
+DATABASE: dict[str, str | None] = {"url": None}
+"""The database URL :func:`settings` gives a hub: None for SQLite in its state directory,
+else the ``postgresql://`` URL of the test's fresh database (set by the ``hub_backend``
+fixture of tests/hub and tests/reliability)."""
 
 
 @dataclass
@@ -69,7 +85,7 @@ def settings(state_dir: Any, **overrides: Any) -> HubSettings:
         "state_dir": state_dir,
         "admin_token": ADMIN,
         "listen": {"host": "127.0.0.1", "port": 0},
-        "database": {"readers": 2, "mmap_mb": 64, "cache_mb": 8},
+        "database": {"readers": 2, "mmap_mb": 64, "cache_mb": 8, "url": DATABASE["url"]},
         "agents": {"heartbeat_timeout_s": 3600, "keepalive_interval_s": 3600},
     }
     for key, value in overrides.items():
@@ -153,9 +169,16 @@ def member(name: str, kind: bytes = tarfile.REGTYPE, **attrs: Any) -> tarfile.Ta
 
 
 def tar_gz(members: Iterable[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
-    """Pack members (data given for regular files) into a .tar.gz."""
+    """Pack members (data given for regular files) into a .tar.gz.
+
+    The same members always give the same bytes (the gzip header's time is fixed):
+    a package built twice is the same package, whichever second each build fell in.
+    """
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+    with (
+        gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as packed,
+        tarfile.open(fileobj=packed, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
         for info, data in members:
             if data is not None:
                 info.size = len(data)
@@ -190,18 +213,77 @@ def at(seconds: float) -> datetime:
 
 
 async def rows(hub: Running, table: str) -> int:
-    """How many rows a table holds (read through a separate connection, in a thread)."""
-    import asyncio
-    import sqlite3
+    """How many rows a table holds (read through a separate connection)."""
+    found = await query(hub.settings, f"SELECT count(*) FROM {table}")
+    return int(found[0][0])
 
-    def count() -> int:
-        conn = sqlite3.connect(hub.settings.database_path)
+
+async def query(
+    hub_settings: HubSettings, sql: str, *, setup: Iterable[str] = ()
+) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` run on the hub's database, SQLite (in a thread) or PostgreSQL.
+
+    ``setup``: statements run first on the same connection (PostgreSQL: ``SET …``).
+    """
+    if hub_settings.uses_postgres:
+        import asyncpg
+
+        conn = await asyncpg.connect(hub_settings.database.url)
         try:
-            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+            for statement in setup:
+                await conn.execute(statement)
+            return [tuple(row) for row in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    def run() -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(hub_settings.database_path, timeout=10, isolation_level=None)
+        try:
+            return list(conn.execute(sql).fetchall())
         finally:
             conn.close()
 
-    return await asyncio.to_thread(count)
+    return await asyncio.to_thread(run)
+
+
+async def schema_version(hub_settings: HubSettings) -> int:
+    """The schema version the hub's database records."""
+    sql = (
+        "SELECT version FROM schema_version"
+        if hub_settings.uses_postgres
+        else "PRAGMA user_version"
+    )
+    return int((await query(hub_settings, sql))[0][0])
+
+
+async def set_schema_version(hub_settings: HubSettings, version: int) -> None:
+    """Record another schema version in the hub's database (as a newer hub would)."""
+    sql = (
+        f"UPDATE schema_version SET version = {version}"
+        if hub_settings.uses_postgres
+        else f"PRAGMA user_version = {version}"
+    )
+    await query(hub_settings, sql)
+
+
+async def stored_bytes(hub_settings: HubSettings) -> bytes:
+    """Everything the database keeps, as bytes: the SQLite files and every row, or a pg_dump."""
+    if hub_settings.uses_postgres:
+        from tests.postgres_support import bin_dir
+
+        dump = await asyncio.create_subprocess_exec(
+            str(bin_dir() / "pg_dump"), "--data-only", "--no-owner", "-d",
+            str(hub_settings.database.url), stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await dump.communicate()
+        assert dump.returncode == 0, "pg_dump failed"
+        return out
+    path = hub_settings.database_path
+    tables = await query(hub_settings, "SELECT name FROM sqlite_master WHERE type = 'table'")
+    every_row = [await query(hub_settings, f"SELECT * FROM {t[0]}") for t in tables]
+    files = [path, path.with_name(path.name + "-wal")]
+    raw = await asyncio.to_thread(lambda: b"".join(p.read_bytes() for p in files if p.exists()))
+    return raw + repr(every_row).encode()
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pilothouse.foundation.errors import ConfigError
 from tests.hub.support import (
     V1,
     Running,
@@ -96,3 +97,18 @@ async def test_generated_admin_token_file_is_private_and_reused(
     async with running(hub_settings) as hub:
         assert path.read_text().strip() == token
         await ok(hub.session(token).get(f"{V1}/prediction-environments"))
+
+
+@pytest.mark.backends("sqlite")  # the files are read before any store is opened
+async def test_secrets_from_shared_files_must_be_readable_and_long_enough(
+    tmp_path: Path, anyio_backend: str
+) -> None:
+    missing = tmp_path / "no-such-file"
+    with pytest.raises(ConfigError, match="admin_token_file: cannot read"):
+        async with running(settings(tmp_path, admin_token=None, admin_token_file=missing)):
+            pass
+    short = tmp_path / "short-key"
+    short.write_text("too short\n")
+    with pytest.raises(ConfigError, match=r"secret_key_file: .* at least 32"):
+        async with running(settings(tmp_path, secret_key_file=short)):
+            pass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.hub.support import V1, Running, answer, ok, rows
+from tests.hub.support import V1, Running, answer, ok, rows, stored_bytes
 
 pytestmark = pytest.mark.anyio
 
@@ -58,8 +58,7 @@ async def test_agent_token_is_shown_once_and_stored_hashed(hub: Running) -> None
     token = await ok(hub.admin.post(f"{V1}/prediction-environments/{pe['id']}/agent-tokens"), 201)
     assert set(token) == {"id", "token", "prediction_environment_id", "created_at"}
     assert token["prediction_environment_id"] == pe["id"]
-    db = hub.settings.database_path.read_bytes() + _wal(hub)
-    assert token["token"].encode() not in db
+    assert token["token"].encode() not in await stored_bytes(hub.settings)
 
 
 async def test_unknown_pe_is_404(hub: Running) -> None:
@@ -67,8 +66,3 @@ async def test_unknown_pe_is_404(hub: Running) -> None:
     assert status == 404 and body["error"] == "not_found" and "pe-nope" in body["message"]
     status, _ = await answer(hub.admin.post(f"{V1}/prediction-environments/pe-nope/agent-tokens"))
     assert status == 404
-
-
-def _wal(hub: Running) -> bytes:
-    wal = hub.settings.database_path.with_name("hub.db-wal")
-    return wal.read_bytes() if wal.exists() else b""

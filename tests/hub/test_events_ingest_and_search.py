@@ -126,6 +126,7 @@ async def test_invalid_event_names_the_field(hub: Running) -> None:
     assert await rows(hub, "events") == 0
 
 
+@pytest.mark.backends("sqlite")  # the two plans are SQLite's (FTS5 by rowid or by index walk)
 @pytest.mark.parametrize("few_matches", [1, 10_000])
 async def test_search_plans_agree_on_order_and_pages(
     hub: Running, monkeypatch: pytest.MonkeyPatch, few_matches: int

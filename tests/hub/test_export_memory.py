@@ -24,8 +24,8 @@ import pytest
 from pilothouse.foundation.domain.vocabulary import Source, Status
 from pilothouse.hub.api.schemas import EventIn
 from pilothouse.hub.settings import HubSettings
-from pilothouse.hub.store.sqlite.store import open_sqlite
-from tests.hub.support import ADMIN, T0, V1
+from pilothouse.hub.store.backends import open_store
+from tests.hub.support import ADMIN, T0, V1, settings
 from tests.process.support import free_port
 
 pytestmark = pytest.mark.anyio
@@ -39,9 +39,9 @@ export in memory would take well over this: its JSON lines alone are ~45 MB."""
 async def test_exporting_200k_events_keeps_the_hub_memory_flat(
     tmp_path: Path, anyio_backend: str
 ) -> None:
-    state = tmp_path / "hub"
-    await _store_events(state, EVENTS)
-    async with _hub_process(state) as (url, pid):
+    hub_settings = settings(tmp_path / "hub")
+    await _store_events(hub_settings, EVENTS)
+    async with _hub_process(hub_settings) as (url, pid):
         before = _rss_kb(pid)
         samples: list[int] = []
         stop = asyncio.Event()
@@ -60,9 +60,8 @@ async def test_exporting_200k_events_keeps_the_hub_memory_flat(
     assert growth_mb <= MAX_GROWTH_MB, f"the hub grew by {growth_mb:.1f} MB during the export"
 
 
-async def _store_events(state: Path, count: int) -> None:
+async def _store_events(hub_settings: HubSettings, count: int) -> None:
     """``count`` events of one PE, one second apart, written through the hub's store."""
-    settings = HubSettings.load(None, {"state_dir": state})
     batch = [
         EventIn.model_construct(
             id=f"01J{i:023d}",  # time-ordered and valid, without paying for ULIDs
@@ -77,17 +76,19 @@ async def _store_events(state: Path, count: int) -> None:
         )
         for i in range(count)
     ]
-    async with open_sqlite(settings.database_path, settings.database, lambda _: None) as store:
+    async with open_store(hub_settings, lambda _: None, lambda: None) as store:
         assert await store.add_events(batch) == count
 
 
 @contextlib.asynccontextmanager
-async def _hub_process(state: Path) -> AsyncIterator[tuple[str, int]]:
+async def _hub_process(hub_settings: HubSettings) -> AsyncIterator[tuple[str, int]]:
     port = free_port()
+    state, db_url = hub_settings.state_dir, hub_settings.database.url
     env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pilothouse", "hub", "run", "--port", str(port),
         "--state-dir", str(state), "--admin-token", ADMIN, "--log-level", "WARNING",
+        *(["--database-url", db_url] if db_url else []),
         env=env, stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

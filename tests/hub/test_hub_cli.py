@@ -77,6 +77,8 @@ def test_bad_configuration_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture
     config.write_text("listen: {port: -5}\n")
     assert main(["hub", "run", "--config", str(config)]) == 2
     assert "listen.port" in capsys.readouterr().err
-    assert (
-        main(["hub", "run", "--database-url", "postgresql://x", "--state-dir", str(tmp_path)]) == 2
-    )
+    assert main(["hub", "run", "--database-url", "mysql://x", "--state-dir", str(tmp_path)]) == 2
+    assert "database.url" in capsys.readouterr().err
+    unreachable = "postgresql://hub@127.0.0.1:1/hub"  # nothing listens on port 1
+    assert main(["hub", "run", "--database-url", unreachable, "--state-dir", str(tmp_path)]) == 1
+    assert "cannot connect to the PostgreSQL database" in capsys.readouterr().err

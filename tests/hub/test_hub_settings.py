@@ -9,6 +9,8 @@ import pytest
 from pilothouse.agent.errors import ConfigError
 from pilothouse.hub.settings import HubSettings
 
+pytestmark = pytest.mark.backends("sqlite")  # settings only: no store is opened
+
 
 def test_defaults() -> None:
     s = HubSettings.load()
@@ -33,9 +35,12 @@ def test_precedence_flags_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def test_database_url(tmp_path: Path) -> None:
     s = HubSettings.load(None, {"database": {"url": f"sqlite:///{tmp_path}/x.db"}})
-    assert s.database_path == tmp_path / "x.db"
-    with pytest.raises(ConfigError, match=r"database\.url"):
-        HubSettings.load(None, {"database": {"url": "postgresql://db/hub"}})
+    assert s.database_path == tmp_path / "x.db" and not s.uses_postgres
+    for url in ("postgresql://hub:pw@db:5432/hub", "postgres://db/hub"):
+        assert HubSettings.load(None, {"database": {"url": url}}).uses_postgres
+    for wrong in ("mysql://db/hub", "postgresql://", "sqlite:///"):
+        with pytest.raises(ConfigError, match=r"database\.url"):
+            HubSettings.load(None, {"database": {"url": wrong}})
 
 
 def test_wrong_values_are_refused_naming_each_field(tmp_path: Path) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +11,7 @@ import pytest
 
 from pilothouse.hub.notifications import signing
 from tests.hub.receivers import LOCAL_TARGETS, down_url, receiving
-from tests.hub.support import V1, Running, answer, ok, running, settings
+from tests.hub.support import V1, Running, answer, ok, running, settings, stored_bytes
 
 pytestmark = pytest.mark.anyio
 
@@ -50,7 +48,7 @@ async def test_urls_and_secrets_are_sealed_and_never_shown(hub: Running) -> None
     for secret in ("abcdefghijklmnop", "tokenINpath", "querysecret", SECRET):
         assert secret not in text
     assert all("secret" not in item for item in shown)
-    stored = await asyncio.to_thread(_database_bytes, hub.settings.database_path)
+    stored = await stored_bytes(hub.settings)
     for secret in (slack_url, "abcdefghijklmnop", "tokenINpath", "querysecret", SECRET):
         assert secret.encode() not in stored
 
@@ -168,17 +166,6 @@ async def test_agents_may_not_touch_notifications_or_settings(hub: Running) -> N
     ]:
         status, _ = await answer(agent.request(method, path, json={}))
         assert status == 403, (method, path)
-
-
-def _database_bytes(path: Path) -> bytes:
-    conn = sqlite3.connect(path)
-    try:
-        rows = conn.execute("SELECT * FROM notification_channels").fetchall()
-    finally:
-        conn.close()
-    files = [path, path.with_name(path.name + "-wal")]
-    raw = b"".join(p.read_bytes() for p in files if p.exists())
-    return raw + repr(rows).encode()
 
 
 async def test_openapi_describes_export_and_the_webhook_message(hub: Running) -> None:

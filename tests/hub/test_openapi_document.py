@@ -11,7 +11,7 @@ from pilothouse.hub.api.routes import ROUTES
 from pilothouse.hub.ui import assets
 from tests.hub.support import V1, Running, ok
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite")]  # the document only
 
 
 async def test_document_is_valid_and_complete(hub: Running) -> None:

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from pilothouse.agent.errors import PilothouseError
+from pilothouse.hub.store.postgres import migrations as postgres_migrations
 from pilothouse.hub.store.sqlite import migrations
-from tests.hub.support import V1, event, next_message, ok, running, settings
+from tests.hub.support import (
+    V1,
+    event,
+    next_message,
+    ok,
+    running,
+    schema_version,
+    set_schema_version,
+    settings,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -62,33 +70,15 @@ async def test_schema_version_is_recorded(tmp_path: Path, anyio_backend: str) ->
     hub_settings = settings(tmp_path)
     async with running(hub_settings):
         pass
-    assert await asyncio.to_thread(_user_version, hub_settings.database_path) == len(
-        migrations.MIGRATIONS
-    )
+    assert await schema_version(hub_settings) == len(migrations.MIGRATIONS)
+    assert len(postgres_migrations.MIGRATIONS) == len(migrations.MIGRATIONS)  # one numbering
 
 
 async def test_a_newer_schema_is_refused(tmp_path: Path, anyio_backend: str) -> None:
     hub_settings = settings(tmp_path)
     async with running(hub_settings):
         pass
-    await asyncio.to_thread(_set_user_version, hub_settings.database_path, 999)
+    await set_schema_version(hub_settings, 999)
     with pytest.raises(PilothouseError, match="schema version 999"):
         async with running(hub_settings):
             pass
-
-
-def _user_version(path: Path) -> int:
-    conn = sqlite3.connect(path)
-    try:
-        return int(conn.execute("PRAGMA user_version").fetchone()[0])
-    finally:
-        conn.close()
-
-
-def _set_user_version(path: Path, version: int) -> None:
-    conn = sqlite3.connect(path)
-    try:
-        conn.execute(f"PRAGMA user_version = {version}")
-        conn.commit()
-    finally:
-        conn.close()

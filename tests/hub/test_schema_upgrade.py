@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 from pathlib import Path
 
 import orjson
 import pytest
 
 from pilothouse.hub.clock import SystemClock
+from pilothouse.hub.settings import HubSettings
+from pilothouse.hub.store.postgres import migrations as postgres_migrations
 from pilothouse.hub.store.sqlite import migrations
 from tests.hub.quiet import WatchedClock
 from tests.hub.receivers import LOCAL_TARGETS, receiving
-from tests.hub.support import V1, event, ok, running, settings
+from tests.hub.support import V1, event, ok, query, running, settings
 
 pytestmark = pytest.mark.anyio
 
@@ -26,7 +26,7 @@ async def test_upgrade_from_version_1_keeps_events_and_notifies_only_new_ones(
         pe = await hub.pe()
         old = [event(pe["id"], deployment_id="d", status="failing") for _ in range(5)]
         await ok(hub.admin.post(f"{V1}/events", json={"events": old}))
-    await asyncio.to_thread(_downgrade_to_version_1, hub_settings.database_path)
+    await _downgrade_to_version_1(hub_settings)
     clock = WatchedClock(SystemClock())
     async with running(hub_settings, clock) as hub, receiving() as receiver:
         listed = await ok(hub.admin.get(f"{V1}/events"))
@@ -42,26 +42,29 @@ async def test_upgrade_from_version_1_keeps_events_and_notifies_only_new_ones(
     assert [e["id"] for e in orjson.loads(request.body)["events"]] == [new["id"]]
 
 
-def _downgrade_to_version_1(path: Path) -> None:
+async def _downgrade_to_version_1(hub_settings: HubSettings) -> None:
     """Drop what migrations 4, 3 and 2 added, as if the hub before them had made this database."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("DROP INDEX agent_tokens_by_pe")
-        conn.execute("ALTER TABLE agent_tokens DROP COLUMN revoked_at")
-        conn.execute("ALTER TABLE health_sources DROP COLUMN seq")
-        tables = [
-            "management_paused",
-            "notification_attempts",
-            "notification_deliveries",
-            "notification_pending",
-            "notification_groups",
-            "notification_policies",
-            "notification_channels",
-            "hub_state",
-        ]
-        for table in tables:
-            conn.execute(f"DROP TABLE {table}")
-        conn.execute("PRAGMA user_version = 1")
-        assert len(migrations.MIGRATIONS) == 4
-    finally:
-        conn.close()
+    assert len(migrations.MIGRATIONS) == len(postgres_migrations.MIGRATIONS) == 4
+    statements = [
+        "DROP INDEX agent_tokens_by_pe",
+        "ALTER TABLE agent_tokens DROP COLUMN revoked_at",
+        "ALTER TABLE health_sources DROP COLUMN seq",
+        *(f"DROP TABLE {table}" for table in _VERSION_2_TABLES),
+        "UPDATE schema_version SET version = 1"
+        if hub_settings.uses_postgres
+        else "PRAGMA user_version = 1",
+    ]
+    for statement in statements:
+        await query(hub_settings, statement)
+
+
+_VERSION_2_TABLES = (
+    "management_paused",
+    "notification_attempts",
+    "notification_deliveries",
+    "notification_pending",
+    "notification_groups",
+    "notification_policies",
+    "notification_channels",
+    "hub_state",
+)

@@ -14,7 +14,7 @@ from pilothouse.hub.settings import DatabaseSettings
 from pilothouse.hub.store.sqlite.connections import connect
 from pilothouse.hub.store.sqlite.threads import ConnectionThreads
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite")]
 
 
 def _threads(path: Path) -> ConnectionThreads:

@@ -82,6 +82,7 @@ async def test_http_and_https_prediction_urls_are_stored(hub: Running, url: str)
     assert observed["prediction_url"] == url
 
 
+@pytest.mark.backends("sqlite")  # a database of the old hub: PostgreSQL came after the fix
 async def test_an_observed_state_frozen_before_the_fix_thaws_on_upgrade(
     tmp_path: Path, anyio_backend: str
 ) -> None:

@@ -50,7 +50,7 @@ async def export(request: web.Request) -> web.StreamResponse:
             async for chunk in chunks:
                 await response.write(chunk)
             await response.write_eof()
-        except ConnectionResetError:
+        except ConnectionError:  # reset, broken pipe, or "Connection lost" while draining
             log.info("export ended early: the client went away")
     return response
 

@@ -6,7 +6,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pilothouse.hub.api import bodies
-from pilothouse.hub.api.keys import METRICS, OPENAPI
+from pilothouse.hub.api.keys import BACKEND, METRICS, OPENAPI
 from pilothouse.hub.api.schemas import ErrorBody
 
 
@@ -27,7 +27,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format of the hub's own registry."""
-    response = web.Response(body=generate_latest(request.app[METRICS].registry))
+    hub_metrics = request.app[METRICS]
+    hub_metrics.lease_held.set(1 if request.app[BACKEND].lease.held else 0)
+    response = web.Response(body=generate_latest(hub_metrics.registry))
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
 

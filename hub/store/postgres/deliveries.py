@@ -1,0 +1,223 @@
+"""SQL of deliveries on PostgreSQL: messages waiting to be sent, claimed an attempt at a time.
+
+As on SQLite, a claim moves a due delivery's ``next_attempt_at`` one lease
+ahead in its transaction; here it also skips rows another transaction holds
+(``FOR UPDATE SKIP LOCKED``), so two dispatchers never claim one message, and
+records who claimed it (``claimed_by``: the claiming replica). When the
+background work moves to another replica, the new holder releases the claims
+of the others at once (:func:`release_claims`): their holder is gone, and its
+messages are due again instead of waiting for their lease to run out — sent at
+least once, possibly twice if the old holder died between sending and
+recording.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from pilothouse.hub import clock
+from pilothouse.hub.api.schemas import DeliveryAttempt, NotificationDelivery
+from pilothouse.hub.errors import NotFound
+from pilothouse.hub.store.postgres.db import Connection, dumps, loads
+from pilothouse.hub.store.records import AttemptRecord, DeliveryFilter, DeliveryJob, NewDelivery
+
+_COLUMNS = (
+    "id, channel_id, policy_id, kind, status, prediction_environment_id, deployment_id, "
+    "event_ids, state, attempts, next_attempt_at, last_error, created_at, updated_at"
+)
+_CHANNEL_GONE = "the channel was deleted"
+
+
+async def add(conn: Connection, new: NewDelivery, attempt: AttemptRecord | None = None) -> None:
+    """Store a message to send now, or one already attempted (with that attempt)."""
+    await conn.execute(
+        "INSERT INTO notification_deliveries (id, channel_id, policy_id, kind, status, "
+        "prediction_environment_id, deployment_id, event_ids, body, state, max_attempts, "
+        "next_attempt_at, created_at, updated_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $11, $11)",
+        new.id,
+        new.channel_id,
+        new.policy_id,
+        new.kind,
+        new.status.value,
+        new.prediction_environment_id,
+        new.deployment_id,
+        dumps(new.event_ids),
+        new.body,
+        new.max_attempts,
+        new.created_us,
+    )
+    if attempt is not None:
+        await record(conn, attempt)
+
+
+async def claim(
+    conn: Connection, now_us: int, lease_us: int, limit: int, claimer: str
+) -> list[DeliveryJob]:
+    """Up to ``limit`` due deliveries, each leased for ``lease_us`` to ``claimer``."""
+    rows = await conn.fetch(
+        "SELECT d.id, d.channel_id, c.type, c.url_sealed, c.secret_sealed, d.body, d.kind, "
+        "d.attempts, d.max_attempts FROM notification_deliveries d "
+        "LEFT JOIN notification_channels c ON c.id = d.channel_id "
+        "WHERE d.state = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.next_attempt_at "
+        "LIMIT $2 FOR UPDATE OF d SKIP LOCKED",
+        now_us,
+        limit,
+    )
+    orphans = [row[0] for row in rows if row[2] is None]
+    jobs = [_job(row) for row in rows if row[2] is not None]
+    if orphans:
+        await conn.execute(
+            "UPDATE notification_deliveries SET state = 'failed', last_error = $1, "
+            "next_attempt_at = NULL, updated_at = $2, claimed_by = NULL WHERE id = any($3::text[])",
+            _CHANNEL_GONE,
+            now_us,
+            orphans,
+        )
+    if jobs:
+        await conn.execute(
+            "UPDATE notification_deliveries SET next_attempt_at = $1, claimed_by = $2 "
+            "WHERE id = any($3::text[])",
+            now_us + lease_us,
+            claimer,
+            [job.id for job in jobs],
+        )
+    return jobs
+
+
+async def release_claims(conn: Connection, now_us: int, keeper: str) -> int:
+    """Make every delivery claimed by another than ``keeper`` due now; return how many."""
+    done = await conn.execute(
+        "UPDATE notification_deliveries SET next_attempt_at = $1, claimed_by = NULL "
+        "WHERE state = 'pending' AND claimed_by IS NOT NULL AND claimed_by <> $2",
+        now_us,
+        keeper,
+    )
+    return int(done.split()[-1])
+
+
+async def record(conn: Connection, attempt: AttemptRecord) -> None:
+    """Log one attempt and set the delivery's state after it."""
+    await conn.execute(
+        "INSERT INTO notification_attempts (delivery_id, number, at, duration_ms, outcome, "
+        "http_status, error) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+        "ON CONFLICT (delivery_id, number) DO UPDATE SET at = excluded.at, "
+        "duration_ms = excluded.duration_ms, outcome = excluded.outcome, "
+        "http_status = excluded.http_status, error = excluded.error",
+        attempt.delivery_id,
+        attempt.number,
+        attempt.at_us,
+        attempt.duration_ms,
+        attempt.outcome,
+        attempt.http_status,
+        attempt.error,
+    )
+    await conn.execute(
+        "UPDATE notification_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, "
+        "last_error = $4, updated_at = $5, claimed_by = NULL WHERE id = $6",
+        attempt.state,
+        attempt.number,
+        attempt.next_attempt_us if attempt.state == "pending" else None,
+        attempt.error,
+        attempt.at_us,
+        attempt.delivery_id,
+    )
+
+
+async def get(conn: Connection, delivery_id: str) -> NotificationDelivery:
+    """One delivery with its attempts, or ``NotFound``."""
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM notification_deliveries WHERE id = $1", delivery_id
+    )
+    if row is None:
+        raise NotFound.of("notification delivery", delivery_id)
+    return (await _with_attempts(conn, [row]))[0]
+
+
+async def page(conn: Connection, query: DeliveryFilter) -> list[NotificationDelivery]:
+    """Deliveries matching ``query``, newest first, with their attempts."""
+    equal = {
+        "channel_id": query.channel_id,
+        "policy_id": query.policy_id,
+        "deployment_id": query.deployment_id,
+        "state": query.state,
+        "kind": query.kind,
+    }
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in equal.items():
+        if value is not None:
+            params.append(value)
+            clauses.append(f"{column} = ${len(params)}")
+    if query.after is not None:
+        params += [query.after.time_us, query.after.id]
+        clauses.append(f"(created_at, id) < (${len(params) - 1}, ${len(params)})")
+    where = " AND ".join(clauses) or "true"
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM notification_deliveries WHERE {where} "
+        f"ORDER BY created_at DESC, id DESC LIMIT ${len(params) + 1}",
+        *params,
+        query.limit,
+    )
+    return await _with_attempts(conn, rows)
+
+
+def _job(row: asyncpg.Record) -> DeliveryJob:
+    return DeliveryJob(
+        id=row[0],
+        channel_id=row[1],
+        channel_type=row[2],
+        url_sealed=bytes(row[3]),
+        secret_sealed=None if row[4] is None else bytes(row[4]),
+        body=bytes(row[5]),
+        kind=row[6],
+        attempts=row[7],
+        max_attempts=row[8],
+    )
+
+
+async def _with_attempts(
+    conn: Connection, rows: list[asyncpg.Record]
+) -> list[NotificationDelivery]:
+    ids = [row[0] for row in rows]
+    log: dict[str, list[DeliveryAttempt]] = {i: [] for i in ids}
+    found = await conn.fetch(
+        "SELECT delivery_id, number, at, duration_ms, outcome, http_status, error "
+        "FROM notification_attempts WHERE delivery_id = any($1::text[]) "
+        "ORDER BY delivery_id, number",
+        ids,
+    )
+    for dlv, number, at, duration_ms, outcome, http_status, error in found:
+        log[dlv].append(
+            DeliveryAttempt(
+                number=number,
+                at=clock.from_us(at),
+                outcome=outcome,
+                http_status=http_status,
+                error=error,
+                duration_ms=duration_ms,
+            )
+        )
+    return [_delivery(row, log[row[0]]) for row in rows]
+
+
+def _delivery(row: asyncpg.Record, attempts: list[DeliveryAttempt]) -> NotificationDelivery:
+    return NotificationDelivery(
+        id=row[0],
+        channel_id=row[1],
+        policy_id=row[2],
+        kind=row[3],
+        status=row[4],
+        prediction_environment_id=row[5],
+        deployment_id=row[6],
+        event_ids=loads(row[7]),
+        state=row[8],
+        attempts=row[9],
+        next_attempt_at=None if row[10] is None else clock.from_us(row[10]),
+        last_error=row[11],
+        created_at=clock.from_us(row[12]),
+        updated_at=clock.from_us(row[13]),
+        attempt_log=attempts,
+    )

@@ -1,0 +1,203 @@
+"""SQL of prediction environments, agent tokens and agent presence, on PostgreSQL.
+
+A heartbeat locks its PE's row while it reads whether the agent was online, so
+when two replicas take heartbeats of one agent at once only one records
+``agent.online``; marking silent agents offline is one conditional ``UPDATE``,
+so each transition is recorded once whichever replica makes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+
+import asyncpg
+
+from pilothouse.hub import clock
+from pilothouse.hub.api.schemas import AgentInfo, AgentTokenInfo, EventIn, PredictionEnvironment
+from pilothouse.hub.errors import NotFound
+from pilothouse.hub.store.postgres import events
+from pilothouse.hub.store.postgres.db import Connection, dumps, loads, page_clause, taken
+from pilothouse.hub.store.records import PageQuery
+
+_COLUMNS = (
+    "id, name, platform, description, plugin_settings, created_at, online, "
+    "last_heartbeat_at, agent_info"
+)
+_TOKEN_COLUMNS = "id, prediction_environment_id, created_at, revoked_at"
+_MANAGED = (  # the Use Management Agent switch is on unless the PE is paused (.management)
+    ", NOT EXISTS (SELECT 1 FROM management_paused m "
+    "WHERE m.prediction_environment_id = prediction_environments.id)"
+)
+
+
+async def add(conn: Connection, env: PredictionEnvironment) -> None:
+    """Insert a PE; ``Conflict`` if the name is taken."""
+    with taken(f"a prediction environment named {env.name!r} exists already"):
+        await conn.execute(
+            "INSERT INTO prediction_environments (id, name, platform, description, "
+            "plugin_settings, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            env.id,
+            env.name,
+            env.platform,
+            env.description,
+            dumps(env.plugin_settings),
+            clock.to_us(env.created_at),
+        )
+
+
+async def get(conn: Connection, pe_id: str, *, lock: bool = False) -> PredictionEnvironment:
+    """One PE, or ``NotFound`` (``lock``: and hold its row until the transaction ends)."""
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS}{_MANAGED} FROM prediction_environments WHERE id = $1"
+        + (" FOR UPDATE" if lock else ""),
+        pe_id,
+    )
+    if row is None:
+        raise NotFound.of("prediction environment", pe_id)
+    return _environment(row)
+
+
+async def page(conn: Connection, query: PageQuery) -> list[PredictionEnvironment]:
+    """PEs, newest first."""
+    tail, params = page_clause(query, "created_at", 1)
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS}{_MANAGED} FROM prediction_environments WHERE true{tail}", *params
+    )
+    return [_environment(row) for row in rows]
+
+
+async def known(conn: Connection, ids: Collection[str]) -> set[str]:
+    """Which of ``ids`` exist."""
+    rows = await conn.fetch(
+        "SELECT id FROM prediction_environments WHERE id = any($1::text[])", list(ids)
+    )
+    return {row[0] for row in rows}
+
+
+async def add_token(
+    conn: Connection, token_id: str, pe_id: str, token_sha256: str, created_us: int
+) -> None:
+    """Store a token's hash (the PE must exist)."""
+    await get(conn, pe_id)
+    await conn.execute(
+        "INSERT INTO agent_tokens (id, prediction_environment_id, token_sha256, created_at) "
+        "VALUES ($1, $2, $3, $4)",
+        token_id,
+        pe_id,
+        token_sha256,
+        created_us,
+    )
+
+
+async def for_token(conn: Connection, token_sha256: str) -> tuple[str, str] | None:
+    """The id and PE of the live (not revoked) token with this hash."""
+    row = await conn.fetchrow(
+        "SELECT id, prediction_environment_id FROM agent_tokens "
+        "WHERE token_sha256 = $1 AND revoked_at IS NULL",
+        token_sha256,
+    )
+    return None if row is None else (str(row[0]), str(row[1]))
+
+
+async def token_live(conn: Connection, token_id: str) -> bool:
+    """Whether the token exists and is not revoked."""
+    found = await conn.fetchval(
+        "SELECT true FROM agent_tokens WHERE id = $1 AND revoked_at IS NULL", token_id
+    )
+    return found is not None
+
+
+async def tokens(conn: Connection, pe_id: str, query: PageQuery) -> list[AgentTokenInfo]:
+    """The PE's agent tokens (revoked ones too), newest first."""
+    await get(conn, pe_id)
+    tail, params = page_clause(query, "created_at", 2)
+    rows = await conn.fetch(
+        f"SELECT {_TOKEN_COLUMNS} FROM agent_tokens WHERE prediction_environment_id = $1{tail}",
+        pe_id,
+        *params,
+    )
+    return [_token(row) for row in rows]
+
+
+async def revoke_token(conn: Connection, pe_id: str, token_id: str, at_us: int) -> AgentTokenInfo:
+    """Revoke one of the PE's tokens (again: keeps the first revocation time)."""
+    await conn.execute(
+        "UPDATE agent_tokens SET revoked_at = $1 "
+        "WHERE id = $2 AND prediction_environment_id = $3 AND revoked_at IS NULL",
+        at_us,
+        token_id,
+        pe_id,
+    )
+    row = await conn.fetchrow(
+        f"SELECT {_TOKEN_COLUMNS} FROM agent_tokens "
+        "WHERE id = $1 AND prediction_environment_id = $2",
+        token_id,
+        pe_id,
+    )
+    if row is None:
+        raise NotFound.of("agent token", token_id)
+    return _token(row)
+
+
+def _token(row: asyncpg.Record) -> AgentTokenInfo:
+    return AgentTokenInfo(
+        id=row[0],
+        prediction_environment_id=row[1],
+        created_at=clock.from_us(row[2]),
+        revoked_at=None if row[3] is None else clock.from_us(row[3]),
+    )
+
+
+async def heartbeat(
+    conn: Connection, pe_id: str, at_us: int, info: dict[str, Any], online: Callable[[], EventIn]
+) -> bool:
+    """Note a heartbeat; True (and an ``online()`` event stored) if the agent came online."""
+    was_online = await conn.fetchval(
+        "SELECT online FROM prediction_environments WHERE id = $1 FOR UPDATE", pe_id
+    )
+    if was_online is None:
+        raise NotFound.of("prediction environment", pe_id)
+    await conn.execute(
+        "UPDATE prediction_environments SET last_heartbeat_at = $1, agent_info = $2, "
+        "online = true WHERE id = $3",
+        at_us,
+        dumps(info),
+        pe_id,
+    )
+    if not was_online:
+        await events.insert(conn, [online()])
+    return not was_online
+
+
+async def mark_offline(
+    conn: Connection, cutoff_us: int, offline: Callable[[str], EventIn]
+) -> list[str]:
+    """Mark silent agents offline and store one ``offline(pe_id)`` event each."""
+    rows = await conn.fetch(
+        "UPDATE prediction_environments SET online = false "
+        "WHERE online AND last_heartbeat_at < $1 RETURNING id",
+        cutoff_us,
+    )
+    gone = sorted(row[0] for row in rows)
+    if gone:
+        await events.insert(conn, [offline(pe_id) for pe_id in gone])
+    return gone
+
+
+def _environment(row: asyncpg.Record) -> PredictionEnvironment:
+    heard = row[7]
+    return PredictionEnvironment(
+        id=row[0],
+        name=row[1],
+        platform=row[2],
+        description=row[3],
+        plugin_settings=loads(row[4]),
+        created_at=clock.from_us(row[5]),
+        agent=AgentInfo(
+            online=bool(row[6]),
+            last_heartbeat_at=None if heard is None else clock.from_us(heard),
+            info=loads(row[8]),
+        ),
+        use_management_agent=bool(row[9]),
+    )
