@@ -11,7 +11,7 @@ from pilothouse.hub.errors import StorageError
 from pilothouse.hub.settings import DatabaseSettings
 from pilothouse.hub.store.postgres import migrations
 from pilothouse.hub.store.postgres.store import open_postgres
-from tests.hub.support import HubSettings, query
+from tests.hub.support import V1, HubSettings, Running, event, next_message, ok, query
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("postgres")]
 
@@ -38,3 +38,32 @@ async def test_an_unreachable_database_is_a_clear_error() -> None:
     with pytest.raises(StorageError, match=r"cannot connect .*hub:\*\*\*@127\.0\.0\.1:1/hub"):
         async with open_postgres(url, DatabaseSettings(connect_timeout_s=2), lambda _: None):
             pass
+
+
+async def test_a_live_stream_neither_misses_nor_repeats_events_of_a_slow_transaction(
+    hub: Running,
+) -> None:
+    """Events committed behind a transaction still running come once, by the stream."""
+    import asyncpg
+
+    pe = await hub.pe()
+    before = [event(pe["id"], message=f"before {i}") for i in range(3)]
+    await ok(hub.admin.post(f"{V1}/events", json={"events": before}))
+    slow = await asyncpg.connect(hub.settings.database.url)
+    try:
+        tx = slow.transaction()
+        await tx.start()
+        await slow.fetchval("SELECT pg_current_xact_id()")  # an id older than what follows
+        during = [event(pe["id"], message=f"during {i}") for i in range(3)]
+        await ok(hub.admin.post(f"{V1}/events", json={"events": during}))
+        params = {"prediction_environment_id": pe["id"], "backlog": "10"}
+        async with hub.admin.get(f"{V1}/events/stream", params=params) as stream:
+            assert (await next_message(stream)).event == "comment"
+            snapshot = await next_message(stream)
+            shown = [e["id"] for e in snapshot.json()["items"]]
+            assert shown == [e["id"] for e in before[::-1]]  # settled ones only, for now
+            await tx.commit()  # the slow transaction ends: the others settle
+            got = [(await next_message(stream, timeout=5)).json()["id"] for _ in during]
+    finally:
+        await slow.close()
+    assert got == [e["id"] for e in during]

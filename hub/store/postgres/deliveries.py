@@ -3,12 +3,12 @@
 As on SQLite, a claim moves a due delivery's ``next_attempt_at`` one lease
 ahead in its transaction; here it also skips rows another transaction holds
 (``FOR UPDATE SKIP LOCKED``), so two dispatchers never claim one message, and
-records who claimed it (``claimed_by``: the claiming replica). When the
-background work moves to another replica, the new holder releases the claims
-of the others at once (:func:`release_claims`): their holder is gone, and its
-messages are due again instead of waiting for their lease to run out — sent at
-least once, possibly twice if the old holder died between sending and
-recording.
+records who claimed it (``claimed_by``: the claiming replica). When a replica
+acquires the background work it releases every claim at once
+(:func:`release_claims`): no send of its own is under way yet, so each claim is
+a former holder's (or its own, from before it lost the lease), and its message
+is due again now instead of when its claim runs out — sent at least once,
+possibly twice if the old holder died between sending and recording.
 """
 
 from __future__ import annotations
@@ -87,13 +87,12 @@ async def claim(
     return jobs
 
 
-async def release_claims(conn: Connection, now_us: int, keeper: str) -> int:
-    """Make every delivery claimed by another than ``keeper`` due now; return how many."""
+async def release_claims(conn: Connection, now_us: int) -> int:
+    """Make every claimed delivery due now (call before any send starts); return how many."""
     done = await conn.execute(
         "UPDATE notification_deliveries SET next_attempt_at = $1, claimed_by = NULL "
-        "WHERE state = 'pending' AND claimed_by IS NOT NULL AND claimed_by <> $2",
+        "WHERE state = 'pending' AND claimed_by IS NOT NULL",
         now_us,
-        keeper,
     )
     return int(done.split()[-1])
 

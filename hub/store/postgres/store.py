@@ -525,10 +525,8 @@ class PostgresStore:
         )
 
     async def release_claims(self, now_us: int) -> int:
-        """Make the deliveries other replicas claimed due now (their holder is gone)."""
-        released = await self._db.write(
-            partial(deliveries.release_claims, now_us=now_us, keeper=self.replica)
-        )
+        """Make every claimed delivery due now (on acquiring the lease: their holder is gone)."""
+        released = await self._db.write(partial(deliveries.release_claims, now_us=now_us))
         if released:
             log.info("%d notification(s) claimed by a former replica are due again", released)
             self._stored_events()

@@ -28,8 +28,21 @@ async def position(conn: Connection) -> int:
 
 
 async def snapshot(conn: Connection, query: EventFilter) -> tuple[list[EventOut], int]:
-    """A newest-first page of ``query`` and the position it was read at (call in one snapshot)."""
-    page = await events.select(conn, query) if query.limit else []
+    """A newest-first page of ``query`` and the position it was read at (call in one snapshot).
+
+    The page holds settled events only, as the position does: an event committed by a
+    transaction that was not settled yet comes after the position, by the stream.
+    """
+    page: list[EventOut] = []
+    if query.limit:
+        where_sql, params = events.where(query)
+        rows = await conn.fetch(
+            f"SELECT {events.COLUMNS} FROM events WHERE {where_sql} AND tx < {SETTLED} "
+            f"ORDER BY time DESC, id DESC LIMIT ${len(params) + 1}",
+            *params,
+            query.limit,
+        )
+        page = [events.from_row(row) for row in rows]
     return page, await position(conn)
 
 
