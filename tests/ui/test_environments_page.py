@@ -99,9 +99,7 @@ async def test_register_an_environment_and_issue_a_token_shown_once(
 
 async def test_revoke_an_agent_token(browser: Any, hub: Running) -> None:
     pe = await hub.pe("edge")
-    if not await _lists_tokens(hub, pe["id"]):
-        pytest.skip("this hub has no agent-token listing and revocation API yet (GET/DELETE "
-                    "…/agent-tokens[/{token_id}], added by the hub hardening work)")  # fmt: skip
+    assert await _lists_tokens(hub, pe["id"]), "the hub must list and revoke agent tokens"
     token = await ok(hub.admin.post(f"{V1}/prediction-environments/{pe['id']}/agent-tokens"), 201)
     agent = hub.session(token["token"])
     page = await logged_in(browser, hub.url)
