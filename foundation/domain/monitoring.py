@@ -35,6 +35,9 @@ PSI_FLOOR = 1e-4
 MAX_FEATURES = 1000
 MAX_CHALLENGERS = 16
 MAX_WINDOWS_PER_BATCH = 500
+MAX_ASSOCIATIONS = 10_000
+"""Requests per window whose predictions are kept for actuals (a sample past this)."""
+MAX_ASSOCIATED_ROWS = 10_000
 
 Count = Annotated[int, Field(ge=0)]
 N = TypeVar("N", int, float)
@@ -212,6 +215,18 @@ class ChallengerWindow(_Strict):
             abs_diff_sum=_add(self.abs_diff_sum, other.abs_diff_sum),
             latency=self.latency.merged(other.latency),
         )
+
+
+class Association(_Strict):
+    """What the champion answered to one request, kept so actuals can be joined later.
+
+    The prediction server returns ``request_id`` with the answer; the association
+    id of row ``i`` is ``f"{request_id}:{i}"``. Predictions are labels
+    (classifiers) or numbers (regressors) — never the request's features.
+    """
+
+    request_id: str = Field(min_length=1, max_length=64)
+    predictions: list[str | float] = Field(max_length=MAX_ASSOCIATED_ROWS)
 
 
 class StatsWindow(_Strict):
