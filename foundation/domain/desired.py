@@ -6,6 +6,7 @@ a worker can keep the spec it last applied and compare it with a newer one.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -37,14 +38,85 @@ class Resources(BaseModel):
     memory: str | None = Field(default=None, description="Memory request, e.g. '512Mi'.")
 
 
+class ChallengerSettings(BaseModel):
+    """How challengers see the champion's traffic."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mirror_percent: float = Field(
+        default=100.0, ge=0, le=100, description="Share of requests replayed on challengers."
+    )
+
+
+class RollbackSettings(BaseModel):
+    """When the agent undoes a replacement by itself (the health-gated guard)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(default=True, description="Watch every replacement.")
+    guard_s: float = Field(default=300.0, ge=0, description="How long a new model is watched.")
+    max_error_rate_increase: float = Field(
+        default=0.05, ge=0, le=1, description="Error-rate rise (absolute) that is a regression."
+    )
+    max_error_rate_ratio: float = Field(
+        default=2.0, ge=1, description="...and at least this many times the old rate."
+    )
+    max_p99_ratio: float = Field(default=2.0, ge=1, description="p99 latency rise that regresses.")
+    min_requests: Integer = Field(
+        default=20, ge=1, description="Requests the new model must have seen before judging."
+    )
+
+
+class DriftSettings(BaseModel):
+    """When feature drift changes a deployment's status (PSI over a recent window)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at_risk_psi: float = Field(default=0.1, ge=0, description="PSI from which it is at_risk.")
+    failing_psi: float = Field(default=0.25, ge=0, description="PSI from which it is failing.")
+    min_rows: Integer = Field(default=100, ge=1, description="Rows needed before judging.")
+    window_s: float = Field(default=300.0, gt=0, description="How far back drift is measured.")
+
+
+class RetrainingSettings(BaseModel):
+    """What asks for a new model, and how (see the hub's retraining trigger)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    on_drift_failing: bool = Field(default=False, description="Trigger when drift is failing.")
+    accuracy_below: float | None = Field(
+        default=None, ge=0, le=1, description="Trigger when accuracy from actuals drops below."
+    )
+    every_s: float | None = Field(default=None, gt=0, description="Trigger on a schedule.")
+    webhook_url: str | None = Field(default=None, max_length=2000, description="Signed POST.")
+    command: tuple[str, ...] | None = Field(default=None, description="Run by the hub instead.")
+    cooldown_s: float = Field(default=86400.0, ge=0, description="At most one trigger per.")
+
+
 class DeploymentSettings(BaseModel):
-    """How a deployment runs: replicas, resources, environment."""
+    """How a deployment runs: replicas, resources, environment, monitoring policies."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     replicas: Integer = Field(default=1, ge=0, le=1000, description="Replicas to run.")
     resources: Resources = Field(default_factory=Resources)
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment.")
+    challengers: ChallengerSettings = Field(default_factory=ChallengerSettings)
+    rollback: RollbackSettings = Field(default_factory=RollbackSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    retraining: RetrainingSettings = Field(default_factory=RetrainingSettings)
+
+
+class RollbackRecord(BaseModel):
+    """Why the desired champion went back to an earlier package (set by the hub)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    from_package_id: str = Field(min_length=1, description="The package rolled back.")
+    to_package_id: str = Field(min_length=1, description="The package restored.")
+    reason: str = Field(max_length=2000, description="What regressed, in words.")
+    at: datetime = Field(description="When the agent rolled back.")
+    figures: dict[str, float | None] = Field(default_factory=dict, description="Measured.")
 
 
 class DesiredDeployment(BaseModel):
@@ -61,6 +133,9 @@ class DesiredDeployment(BaseModel):
     generation: int = Field(default=0, ge=0, description="Bumped by every change.")
     relaunch_token: int = Field(
         default=0, ge=0, description="Changing it asks for a relaunch with the same spec."
+    )
+    rollback: RollbackRecord | None = Field(
+        default=None, description="The last automatic rollback, while it stands."
     )
 
     def same_spec(self, other: DesiredDeployment) -> bool:

@@ -319,3 +319,29 @@ async def next_message(resp: aiohttp.ClientResponse, timeout: float = 5.0) -> Me
                 )
             name, _, value = line.partition(": ")
             fields[name] = value
+
+
+# A deployment's settings when none are given, as the API shows them (the contract for users).
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "replicas": 1,
+    "resources": {"cpu": None, "memory": None},
+    "env": {},
+    "challengers": {"mirror_percent": 100.0},
+    "rollback": {
+        "enabled": True,
+        "guard_s": 300.0,
+        "max_error_rate_increase": 0.05,
+        "max_error_rate_ratio": 2.0,
+        "max_p99_ratio": 2.0,
+        "min_requests": 20,
+    },
+    "drift": {"at_risk_psi": 0.1, "failing_psi": 0.25, "min_rows": 100, "window_s": 300.0},
+    "retraining": {
+        "on_drift_failing": False,
+        "accuracy_below": None,
+        "every_s": None,
+        "webhook_url": None,
+        "command": None,
+        "cooldown_s": 86400.0,
+    },
+}

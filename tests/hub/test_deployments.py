@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.hub.support import V1, Running, answer, ok, rows
+from tests.hub.support import DEFAULT_SETTINGS, V1, Running, answer, ok, rows
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +27,7 @@ async def test_create_reads_back_desired_launched_at_generation_1(hub: Running) 
         "state": "launched",
         "model_package_id": pkg["id"],
         "challenger_ids": [],
-        "settings": {"replicas": 1, "resources": {"cpu": None, "memory": None}, "env": {}},
+        "settings": DEFAULT_SETTINGS,
         "generation": 1,
     }
     assert set(dep["observed"]) == {

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.hub.support import V1, Running, next_message, ok, running, settings
+from tests.hub.support import DEFAULT_SETTINGS, V1, Running, next_message, ok, running, settings
 
 pytestmark = pytest.mark.anyio
 
@@ -42,7 +42,7 @@ async def test_live_changes_arrive_as_they_commit(hub: Running) -> None:
         assert created.json() == {
             "id": dep["id"], "name": "fraud", "model_package_id": pkg["id"], "challenger_ids": [],
             "state": "launched", "generation": 1, "relaunch_token": 0,
-            "settings": {"replicas": 1, "resources": {"cpu": None, "memory": None}, "env": {}},
+            "settings": DEFAULT_SETTINGS, "rollback": None,
         }  # fmt: skip
         await ok(hub.admin.post(f"{V1}/deployments/{dep['id']}/actions", json={"action": "stop"}))
         stopped = await _skip_comments(resp)
