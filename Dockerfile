@@ -79,6 +79,7 @@ COPY tools/healthcheck.py /opt/pilothouse/healthcheck.py
 # Every process listens on the container's interfaces, keeps its state under the volume,
 # and the agent serves /healthz (the HEALTHCHECK below asks it). Flags override all of these.
 ENV PATH=/opt/pilothouse/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    container=docker \
     LANG=C.UTF-8 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
