@@ -3,9 +3,8 @@
 ``pilothouse serve`` runs as uid 10001, serves the example iris package copied in with
 ``put_archive``, turns healthy through the image's own HEALTHCHECK, stops cleanly on
 SIGTERM, and runs on a read-only root filesystem (it writes nowhere but its volume). The hub
-and the agent turn healthy on a
-read-only root filesystem, log JSON lines on stdout, and stop on SIGTERM or SIGINT (sent to
-them as PID 1) with exit code 0.
+and the agent turn healthy on a read-only root filesystem too, log JSON lines on stdout, and
+stop on SIGTERM or SIGINT (sent to them as PID 1) with exit code 0.
 """
 
 from __future__ import annotations
