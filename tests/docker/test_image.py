@@ -2,9 +2,10 @@
 
 ``pilothouse serve`` runs as uid 10001, serves the example iris package copied in with
 ``put_archive``, turns healthy through the image's own HEALTHCHECK, stops cleanly on
-SIGTERM, and runs on a read-only root filesystem (it writes nowhere but its volume). The hub
-and the agent turn healthy on a read-only root filesystem too, log JSON lines on stdout, and
-stop on SIGTERM or SIGINT (sent to them as PID 1) with exit code 0.
+SIGTERM, and runs on a read-only root filesystem (it writes nowhere but its volume). Each
+process (hub, agent, server with its admin token from a ``_FILE`` secret) turns healthy on a
+read-only root filesystem, logs JSON lines on stdout, and stops on SIGTERM or SIGINT (sent to
+it as PID 1) with exit code 0.
 """
 
 from __future__ import annotations
@@ -112,18 +113,39 @@ async def test_serve_predicts_as_non_root_and_writes_only_its_volume(
         assert [m.name for m in written.getmembers() if m.isfile()], "no state in the volume"
 
 
+SERVE_TOKEN_FILE = f"{VOLUME}/secrets/admin-token"
+PROCESSES = {
+    "hub": ([], ["hub", "run"]),
+    "agent": ([], ["agent", "run"]),
+    # The server's admin token from a file, the Docker-secrets way.
+    "serve": ([f"PILOTHOUSE_SERVE_ADMIN_TOKEN_FILE={SERVE_TOKEN_FILE}"], ["serve"]),
+}
+
+
 @pytest.mark.parametrize("signal", ["SIGTERM", "SIGINT"])
-@pytest.mark.parametrize("command", [["hub", "run"], ["agent", "run"]], ids=["hub", "agent"])
-async def test_hub_and_agent_run_on_a_read_only_root_and_stop_on_a_signal_with_exit_0(
-    docker: aiodocker.Docker, pilothouse_image: str, command: list[str], signal: str
+@pytest.mark.parametrize("process_name", list(PROCESSES))
+async def test_each_process_runs_on_a_read_only_root_and_stops_on_a_signal_with_exit_0(
+    docker: aiodocker.Docker,
+    pilothouse_image: str,
+    process_name: str,
+    signal: str,
+    tmp_path: Path,
 ) -> None:
+    env, command = PROCESSES[process_name]
     config = {
         "Image": pilothouse_image,
         "Cmd": command,
+        "Env": env,
         "HostConfig": {"ReadonlyRootfs": True},  # all they write is under the volume
         **_quick_health(),
     }
     async with container(docker, config) as process:
+        if process_name == "serve":
+            (tmp_path / "secrets").mkdir()
+            (tmp_path / "secrets" / "admin-token").write_text("token-from-a-file\n")
+            await process.put_archive(
+                VOLUME, tar_directory(tmp_path / "secrets", "secrets", uid=UID, gid=GID)
+            )
         await process.start()
         await wait_healthy(process)
         started = time.monotonic()
