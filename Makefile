@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SOURCES := pilothouse/__init__.py pilothouse/__main__.py pilothouse/cli foundation agent plugins \
            hub modelpkg serving tests bench examples tools
 
-.PHONY: install run run-standalone test lint format bench image clean
+.PHONY: install run run-standalone test lint format bench image demo demo-down demo-clean clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,18 @@ IMAGE ?= pilothouse:latest
 BASE  ?= auto
 image: $(STAMP)
 	IMAGE='$(IMAGE)' BASE='$(BASE)' PIP='$(BIN)/pip' bash tools/docker_image.sh
+
+## The demo stack (docker-compose.yml; README, "Run it in containers"): hub, agent for a
+## docker PE, one-shot setup. `make demo` builds the image if needed and waits for a
+## prediction; demo-down stops it (named volumes kept), demo-clean removes those too.
+demo: $(STAMP)
+	IMAGE='$(IMAGE)' PIP='$(BIN)/pip' $(BIN)/python tools/demo.py up
+
+demo-down:
+	$(PYTHON) tools/demo.py down
+
+demo-clean:
+	$(PYTHON) tools/demo.py clean
 
 clean:
 	rm -rf $(VENV) .pilothouse .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

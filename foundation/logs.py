@@ -4,6 +4,12 @@ Records go through a ``QueueHandler`` to a listener thread that formats and
 writes them, so a slow terminal or a full pipe never blocks the event loop.
 ``format=json`` writes one JSON object a line (time, level, logger, message,
 deployment id and any event fields), ready for a log shipper.
+
+In a container the defaults (``auto``) are JSON lines on stdout, what ``docker logs`` and
+Kubernetes collect; elsewhere text on stderr. A container is told by the ``container``
+environment variable (the convention of systemd, set by podman and by our image), not by
+``/.dockerenv``: CI jobs and development shells often run in a container themselves, and a
+developer's terminal there should keep readable text.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import copy
 import logging
 import logging.handlers
+import os
 import queue
 import sys
 from datetime import UTC, datetime
@@ -94,10 +101,24 @@ class LogHandle:
         logging.getLogger().removeHandler(self._handler)
 
 
+def in_container() -> bool:
+    """Whether this process runs in a container, by the ``container`` variable."""
+    return bool(os.environ.get("container"))  # noqa: SIM112 (the convention is lower case)
+
+
+def resolved(settings: LogSettings) -> tuple[str, str]:
+    """The format (``json``/``text``) and stream (``stdout``/``stderr``) ``auto`` stands for."""
+    container = in_container()
+    fmt = settings.format if settings.format != "auto" else ("json" if container else "text")
+    where = settings.stream if settings.stream != "auto" else ("stdout" if container else "stderr")
+    return fmt, where
+
+
 def configure(settings: LogSettings, stream: TextIO | None = None) -> LogHandle:
-    """Route all ``pilothouse`` logging through a queue to ``stream`` (stderr)."""
-    out = logging.StreamHandler(stream or sys.stderr)
-    out.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
+    """Route all ``pilothouse`` logging through a queue to ``stream`` (else as settings say)."""
+    fmt, where = resolved(settings)
+    out = logging.StreamHandler(stream or (sys.stdout if where == "stdout" else sys.stderr))
+    out.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     handler = _QueueHandler(records)
     handler.addFilter(ContextFilter())

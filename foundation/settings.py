@@ -1,5 +1,11 @@
 """Layered settings, shared by every process: flags > environment > YAML file > defaults.
 
+A secret setting (a ``SecretStr`` field: tokens, keys) may also come from a file, the Docker
+and Kubernetes secrets convention: for a setting whose variable is ``PILOTHOUSE_X``,
+``PILOTHOUSE_X_FILE`` names a file whose content (stripped) is the value
+(:class:`SecretFileSource`). It ranks with the environment: setting both variables is refused,
+as is a file that cannot be read, naming the variable.
+
 Each process (agent, hub, prediction server) has one settings class built on
 :class:`LayeredSettings`; plugins validate theirs with :func:`validate`. A
 wrong value is refused with a :class:`~pilothouse.foundation.errors.ConfigError`
@@ -9,13 +15,16 @@ naming the field, the value and what was expected — worded by the one
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import types
+import typing
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal, Self, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -40,8 +49,12 @@ class LogSettings(SettingsGroup):
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Lowest level written."""
-    format: Literal["text", "json"] = "text"
-    """``json`` writes one JSON object a line, for log shippers."""
+    format: Literal["auto", "text", "json"] = "auto"
+    """``json`` writes one JSON object a line, for log shippers; ``auto``: JSON in a container
+    (the ``container`` variable is set, as the image does), text elsewhere."""
+    stream: Literal["auto", "stdout", "stderr"] = "auto"
+    """Where logs go; ``auto``: stdout in a container (what ``docker logs`` collects), stderr
+    elsewhere."""
 
 
 class LayeredSettings(BaseSettings):
@@ -56,8 +69,9 @@ class LayeredSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Flags (init), then environment, then the YAML file."""
-        return (init_settings, env_settings, _YamlFileSource(settings_cls))
+        """Flags (init), then environment (with secret files), then the YAML file."""
+        environment = SecretFileSource(settings_cls, env_settings)
+        return (init_settings, environment, _YamlFileSource(settings_cls))
 
     @classmethod
     def load(
@@ -89,6 +103,85 @@ class _YamlFileSource(PydanticBaseSettingsSource):
         if path is None:
             return {}
         return read_yaml_mapping(path)
+
+
+class SecretFileSource(PydanticBaseSettingsSource):
+    """The environment, with secret settings read from the files ``<VARIABLE>_FILE`` names.
+
+    For every ``SecretStr`` field, nested groups included, whose environment variable is
+    ``PILOTHOUSE_X`` (the class's prefix and nested delimiter), ``PILOTHOUSE_X_FILE`` names a
+    file holding the value; surrounding whitespace (the newline ``echo`` adds) is dropped.
+    It wraps the environment source, whose nested parsing would otherwise read
+    ``PILOTHOUSE_HUB__TOKEN_FILE`` as an unknown ``hub.token_file``. A field that has an
+    explicit ``<name>_file`` setting beside it (the hub's ``admin_token_file``) is left to
+    that setting: its variable already is ``…_FILE``.
+    """
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], environment: PydanticBaseSettingsSource
+    ) -> None:
+        super().__init__(settings_cls)
+        self._environment = environment
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        """Never asked: :meth:`__call__` reads every field at once."""
+        raise NotImplementedError
+
+    def __call__(self) -> dict[str, Any]:
+        """The environment's settings, and the secret settings found in files."""
+        out = self._environment()
+        prefix = str(self.config.get("env_prefix") or "")
+        delimiter = str(self.config.get("env_nested_delimiter") or "__")
+        environ = {key.upper(): value for key, value in os.environ.items()}
+        for path in secret_fields(self.settings_cls):
+            target = out
+            for group in path[:-1]:
+                target = target.setdefault(group, {})
+            target.pop(f"{path[-1]}_file", None)  # the variable read below, not a setting
+            variable = (prefix + delimiter.join(path)).upper()
+            value = _read_secret_file(variable, environ)
+            if value is not None:
+                target[path[-1]] = value
+        return {key: value for key, value in out.items() if value != {}}
+
+
+def secret_fields(model: type[BaseModel]) -> Iterator[tuple[str, ...]]:
+    """The path (group names, then field name) of every ``SecretStr`` field of ``model``."""
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from ((name, *inner) for inner in secret_fields(annotation))
+        elif _is_secret(annotation) and f"{name}_file" not in model.model_fields:
+            yield (name,)
+
+
+def _is_secret(annotation: Any) -> bool:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_is_secret(arg) for arg in typing.get_args(annotation))
+    return annotation is SecretStr
+
+
+def _read_secret_file(variable: str, environ: Mapping[str, str]) -> str | None:
+    """The content of the file ``<variable>_FILE`` names; None when that variable is unset."""
+    file_variable = f"{variable}_FILE"
+    path = environ.get(file_variable)
+    if not path:
+        return None
+    source = f"environment ({file_variable})"
+    if variable in environ:
+        raise ConfigError(
+            [f"{variable} and {file_variable} are both set: set the value or its file, not both"],
+            source=source,
+        )
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        problem = f"{file_variable}: cannot read {path}: {exc.strerror or exc}"
+        raise ConfigError([problem], source=source) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"{file_variable}: cannot read {path}: not UTF-8 text ({exc.reason})"], source=source
+        ) from None
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:

@@ -235,6 +235,11 @@ class HubSettings(LayeredSettings):
         return f"http://{host}:{self.listen.port}"
 
     def check(self) -> None:
-        """Refuse a wrong database URL at start, not at first use."""
+        """Refuse a wrong database URL, or a secret given twice, at start, not at first use."""
         if not self.uses_postgres:
             _ = self.database_path
+        for name in ("admin_token", "secret_key"):
+            if getattr(self, name) is not None and getattr(self, f"{name}_file") is not None:
+                raise ConfigError(
+                    [f"{name} and {name}_file are both set: set the value or its file, not both"]
+                )

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from pilothouse.foundation.settings import SecretFileSource
 from pilothouse.foundation.validation import explain
 from pilothouse.modelpkg import ArchiveLimits
 from pilothouse.serving.errors import SettingsError
@@ -73,8 +74,20 @@ class ServerSettings(BaseSettings):
     """Archive limits: :class:`pilothouse.modelpkg.ArchiveLimits`, the hub's definition too."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Lowest level written."""
-    log_format: Literal["text", "json"] = "text"
-    """``json`` writes one JSON object a line."""
+    log_format: Literal["auto", "text", "json"] = "auto"
+    """``json`` writes one JSON object a line; ``auto``: JSON in a container, else text."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags, then the environment, where ``PILOTHOUSE_SERVE_ADMIN_TOKEN_FILE`` serves too."""
+        return (init_settings, SecretFileSource(settings_cls, env_settings))
 
     @model_validator(mode="after")
     def _grpc_installed(self) -> ServerSettings:

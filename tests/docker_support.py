@@ -9,6 +9,8 @@ Import the fixtures into a ``conftest.py`` (``tests/docker/conftest.py`` does) t
   ``tools/docker_image.sh`` — the script ``make image`` runs, with its caches, so a session
   after the first pays seconds.
 - ``docker``: an ``aiodocker`` client for the test's event loop.
+- ``docker_compose`` (session): the compose command (Debian's ``docker-compose`` 1.29, or the
+  ``docker compose`` plugin); skipped (failed in CI) like the engine when there is none.
 
 ``container()`` creates a container, yields it and always removes it with its volumes.
 """
@@ -20,6 +22,7 @@ import contextlib
 import hashlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -82,6 +85,17 @@ def pilothouse_image(docker_engine: dict[str, Any]) -> str:
         pytest.fail(f"tools/docker_image.sh failed:\n{result.stderr[-4000:]}", pytrace=False)
     print(f"\nimage {IMAGE} built in {time.monotonic() - started:.1f} s")
     return IMAGE
+
+
+@pytest.fixture(scope="session")
+def docker_compose(docker_engine: dict[str, Any]) -> list[str]:
+    """The compose command; skip (or fail, in CI) when neither flavour is installed."""
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    plugin = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    if plugin.returncode == 0:
+        return ["docker", "compose"]
+    _unavailable("neither docker-compose nor the docker compose plugin is installed")
 
 
 @pytest.fixture

@@ -3,16 +3,18 @@
 #
 # 1. Pick the base image. BASE=auto (default) uses the official Python image when the
 #    engine has it or can pull it, and otherwise a local base: Debian bookworm made with
-#    `debootstrap --variant=minbase` (python3, python3-venv, ca-certificates) and
-#    `docker import`ed, for machines that reach no registry. BASE=official or BASE=local
-#    forces one; any other value is used as the base image reference itself.
+#    `debootstrap --variant=minbase` (python3, python3-venv, ca-certificates, binutils) and
+#    `docker import`ed twice, for machines that reach no registry: as the build base the
+#    wheels are installed in, and cut down to what runs as the runtime base (80 MB instead
+#    of 123). BASE=official or BASE=local forces one; any other value is used as the base
+#    image reference itself (for building and running).
 # 2. Build every wheel on the host (the Docker build then needs no network): the
 #    dependencies once per pyproject.toml, the project itself on every run (2 s, and
 #    byte-identical when nothing changed, so the engine's layer cache still hits).
-# 3. `docker build` with --build-arg BASE_IMAGE.
+# 3. `docker build` with --build-arg BUILD_BASE and BASE_IMAGE.
 #
-# Everything is cached under build/docker/: the debootstrap tarball (re-imported if the
-# engine lost the base image), the wheels. A second run with nothing changed takes seconds.
+# Everything is cached under build/docker/: the two base tarballs (re-imported if the
+# engine lost a base image), the wheels. A second run with nothing changed takes seconds.
 #
 # Environment: IMAGE (pilothouse:latest), BASE (auto), OFFICIAL_BASE (python:3.11-slim),
 # LOCAL_BASE (pilothouse-base:bookworm), EXTRAS (sklearn,docker), PIP (.venv/bin/pip),
@@ -35,10 +37,17 @@ say() { printf 'docker_image: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 has_image() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
 
-# The debootstrap tree is trimmed of what a server never reads (apt's downloads and lists,
-# documentation, translations): about 130 MB instead of 275 MB.
-make_base_tarball() {
-    local root="$CACHE/rootfs" tarball="$CACHE/base-bookworm.tar"
+# One debootstrap tree makes both local bases. The build base keeps what installing the
+# wheels needs (pip's wheels for the venv, binutils to strip shared libraries); the runtime
+# base is the same tree cut down to what a Python server reads at run time (see trim_runtime).
+# BASE_RECIPE names the recipe in the tags, so a changed recipe never retags the base images
+# another checkout on the same engine builds from.
+BASE_RECIPE=2
+BUILD_BASE_TAG="${LOCAL_BASE}-${BASE_RECIPE}-build"
+RUN_BASE_TAG="${LOCAL_BASE}-${BASE_RECIPE}"
+
+make_base_tarballs() {
+    local root="$CACHE/rootfs"
     command -v debootstrap >/dev/null || die "debootstrap is missing (apt-get install debootstrap)"
     [ "$(id -u)" = 0 ] || die "debootstrap needs root to make $LOCAL_BASE"
     release_mounts "$root"
@@ -46,18 +55,74 @@ make_base_tarball() {
     say "debootstrap bookworm from $DEBIAN_MIRROR (about a minute)"
     # Expanded now: the trap may run after this function's locals are gone.
     trap "release_mounts '$root'; rm -rf '$root'" EXIT
-    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates,binutils \
         bookworm "$root" "$DEBIAN_MIRROR" >"$CACHE/debootstrap.log" 2>&1 \
         || die "debootstrap failed; see $CACHE/debootstrap.log"
+    release_mounts "$root"
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin \
         "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* "$root"/usr/share/man/* \
         "$root"/usr/share/info/* "$root"/usr/share/locale/* "$root"/var/log/*
-    # The engine gives every container its own /dev, /proc and /sys.
-    tar --numeric-owner --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' \
-        -C "$root" -cf "$tarball.partial" .
-    mv "$tarball.partial" "$tarball"
+    pack "$root" "$CACHE/base-$BASE_RECIPE-build.tar"
+    trim_runtime "$root"
+    check_runtime "$root"
+    pack "$root" "$CACHE/base-$BASE_RECIPE.tar"
     rm -rf "$root"
     trap - EXIT
+}
+
+# What no Pilothouse process runs or reads: the package managers (apt with its TLS stack and
+# keys, and the perl, debconf and binutils only packaging and building use), the tools of a
+# login system (passwd, login, util-linux, e2fsprogs), the wheels that seed a new venv, and
+# glibc's iconv modules (Python's codecs are its own). Purged with dpkg, so the package
+# database still tells what the image holds; dpkg itself stays for that.
+RUNTIME_PURGE=(apt libapt-pkg6.0 gpgv debian-archive-keyring libgnutls30 libp11-kit0
+    libtasn1-6 libnettle8 libhogweed6 libidn2-0 libunistring2 binutils
+    binutils-common binutils-x86-64-linux-gnu libbinutils libctf0 libctf-nobfd0 libgprofng0
+    libjansson4 libsframe0 e2fsprogs libext2fs2 libss2 logsave adduser passwd login libpam-modules
+    libpam-modules-bin libpam-runtime libsemanage2 libsemanage-common libsepol2 util-linux
+    python3-pip-whl python3-setuptools-whl)
+RUNTIME_PURGE_LAST=(debconf perl-base diffutils)
+# The maintainer scripts of the packages above run while perl and debconf are still there
+# (and dpkg checks for diff before it starts).
+
+trim_runtime() {
+    local root=$1
+    purge "$root" "${RUNTIME_PURGE[@]}"
+    purge "$root" "${RUNTIME_PURGE_LAST[@]}"
+    rm -rf "$root"/usr/lib/x86_64-linux-gnu/gconv "$root"/var/cache/debconf \
+        "$root"/var/lib/dpkg/*-old "$root"/var/log/* "$root"/usr/share/doc/* \
+        "$root"/usr/share/man/* "$root"/usr/share/locale/*
+}
+
+purge() {
+    local root=$1 installed=() pkg
+    shift
+    for pkg in "$@"; do
+        chroot "$root" dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q 'installed' \
+            && installed+=("$pkg")
+    done
+    chroot "$root" dpkg --purge --force-remove-essential --force-depends "${installed[@]}" \
+        >>"$CACHE/debootstrap.log" 2>&1 \
+        || die "purging packages of the runtime base failed; see $CACHE/debootstrap.log"
+}
+
+# The cut must not break what stays: every program and library of the base still finds its
+# shared libraries, and Python imports every extension module the standard library has.
+check_runtime() {
+    local root=$1 broken
+    broken=$(chroot "$root" sh -c 'for f in /usr/bin/* /usr/sbin/* /usr/lib/x86_64-linux-gnu/*.so* \
+        /usr/lib/python3.11/lib-dynload/*.so; do
+            ldd "$f" 2>/dev/null | grep -q "not found" && echo "$f"; done; true')
+    [ -z "$broken" ] || die "the runtime base lost libraries of: $broken"
+    chroot "$root" python3 -c 'import ssl, sqlite3, ctypes, lzma, bz2, zlib, hashlib, uuid, decimal, json, zoneinfo, venv; ssl.create_default_context()' \
+        || die "the runtime base's Python cannot import its standard library"
+}
+
+# The engine gives every container its own /dev, /proc and /sys.
+pack() {
+    tar --numeric-owner --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' \
+        -C "$1" -cf "$2.partial" .
+    mv "$2.partial" "$2"
 }
 
 release_mounts() {
@@ -67,15 +132,21 @@ release_mounts() {
     done
 }
 
-local_base() {
-    has_image "$LOCAL_BASE" && return 0
-    [ -f "$CACHE/base-bookworm.tar" ] || make_base_tarball
-    say "importing $CACHE/base-bookworm.tar as $LOCAL_BASE"
+import_base() {
+    local tag=$1 tarball=$2
+    has_image "$tag" && return 0
+    [ -f "$tarball" ] || make_base_tarballs
+    say "importing $tarball as $tag"
     "$DOCKER" import \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'ENV LANG=C.UTF-8' \
         --change 'CMD ["python3"]' \
-        "$CACHE/base-bookworm.tar" "$LOCAL_BASE" >/dev/null
+        "$tarball" "$tag" >/dev/null
+}
+
+local_base() {
+    import_base "$BUILD_BASE_TAG" "$CACHE/base-$BASE_RECIPE-build.tar"
+    import_base "$RUN_BASE_TAG" "$CACHE/base-$BASE_RECIPE.tar"
 }
 
 official_base() {
@@ -89,13 +160,13 @@ choose_base() {
             if official_base; then
                 echo "$OFFICIAL_BASE"
             else
-                say "$OFFICIAL_BASE is not here and cannot be pulled: using $LOCAL_BASE"
+                say "$OFFICIAL_BASE is not here and cannot be pulled: using $RUN_BASE_TAG"
                 local_base
-                echo "$LOCAL_BASE"
+                echo "$BUILD_BASE_TAG $RUN_BASE_TAG"
             fi ;;
         official) official_base || die "cannot pull $OFFICIAL_BASE (try BASE=local)"
             echo "$OFFICIAL_BASE" ;;
-        local) local_base; echo "$LOCAL_BASE" ;;
+        local) local_base; echo "$BUILD_BASE_TAG $RUN_BASE_TAG" ;;
         *) has_image "$BASE" \
                || timeout "$PULL_TIMEOUT_S" "$DOCKER" pull --quiet "$BASE" >/dev/null 2>&1 \
                || die "base image $BASE is neither here nor pullable"
@@ -159,13 +230,16 @@ main() {
     "$DOCKER" version >/dev/null 2>&1 || die "no Docker engine answers ($DOCKER version)"
     [ -x "$PIP" ] || die "$PIP is missing (make install)"
     mkdir -p "$CACHE/wheels"
-    local base
-    base=$(choose_base)
+    local bases build_base base
+    bases=$(choose_base)
+    build_base=${bases% *}  # where the wheels are installed; the same as base unless local
+    base=${bases#* }
     check_python "$base"
     dependency_wheels
     project_wheel
     say "building $IMAGE from $base"
-    if ! "$DOCKER" build --build-arg "BASE_IMAGE=$base" --tag "$IMAGE" . \
+    if ! "$DOCKER" build --build-arg "BUILD_BASE=$build_base" --build-arg "BASE_IMAGE=$base" \
+        --tag "$IMAGE" . \
         >"$CACHE/build.log" 2>&1; then
         tail -n 30 "$CACHE/build.log" >&2
         die "docker build failed; the whole log is in $CACHE/build.log"

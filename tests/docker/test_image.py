@@ -2,16 +2,21 @@
 
 ``pilothouse serve`` runs as uid 10001, serves the example iris package copied in with
 ``put_archive``, turns healthy through the image's own HEALTHCHECK, stops cleanly on
-SIGTERM, and writes nowhere but its volume and /tmp. The hub and the agent turn healthy too.
+SIGTERM, and runs on a read-only root filesystem (it writes nowhere but its volume). Each
+process (hub, agent, server with its admin token from a ``_FILE`` secret) turns healthy on a
+read-only root filesystem, logs JSON lines on stdout, and stops on SIGTERM or SIGINT (sent to
+it as PID 1) with exit code 0.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import aiodocker
 import aiohttp
+import orjson
 import pytest
 
 from tests.docker_support import (
@@ -28,9 +33,12 @@ ROOT = Path(__file__).resolve().parents[2]
 IRIS = ROOT / "examples" / "models" / "iris-1.0.0"
 UID = GID = 10001
 VOLUME = "/var/lib/pilothouse"
-SIZE_BUDGET_BYTES = 400_000_000
-"""Decimal megabytes, as ``docker images`` counts. The issue's target is 300 MB; compiled code
-of numpy, scipy and scikit-learn alone is 175 MB over a 123 MB Debian base (see README)."""
+SIZE_BUDGET_BYTES = 300_000_000
+"""Decimal megabytes, as ``docker images`` counts: the issue's target (277 MB with the local base,
+see README, "Container image")."""
+STOP_WITHIN_S = 15.0
+"""A clean stop of an idle hub or agent takes well under a second; this leaves room for a
+loaded 2-core machine."""
 HEALTH_INTERVAL_NS = 1_000_000_000
 """The tests ask the engine to run the image's own check every second (not every 5 s)."""
 
@@ -70,7 +78,10 @@ async def test_serve_predicts_as_non_root_and_writes_only_its_volume(
         "Cmd": ["serve", "--deployment", f"iris={VOLUME}/packages/iris-1.0.0"],
         "Env": ["PILOTHOUSE_SERVE_ADMIN_TOKEN=admin-token-for-tests"],
         "ExposedPorts": {"8702/tcp": {}},
-        "HostConfig": {"PortBindings": {"8702/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}},
+        "HostConfig": {
+            "PortBindings": {"8702/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]},
+            "ReadonlyRootfs": True,
+        },
         **_quick_health(),
     }
     async with container(docker, config) as server:
@@ -102,14 +113,49 @@ async def test_serve_predicts_as_non_root_and_writes_only_its_volume(
         assert [m.name for m in written.getmembers() if m.isfile()], "no state in the volume"
 
 
-@pytest.mark.parametrize("command", [["hub", "run"], ["agent", "run"]], ids=["hub", "agent"])
-async def test_hub_and_agent_turn_healthy(
-    docker: aiodocker.Docker, pilothouse_image: str, command: list[str]
+SERVE_TOKEN_FILE = f"{VOLUME}/secrets/admin-token"
+PROCESSES = {
+    "hub": ([], ["hub", "run"]),
+    "agent": ([], ["agent", "run"]),
+    # The server's admin token from a file, the Docker-secrets way.
+    "serve": ([f"PILOTHOUSE_SERVE_ADMIN_TOKEN_FILE={SERVE_TOKEN_FILE}"], ["serve"]),
+}
+
+
+@pytest.mark.parametrize("signal", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("process_name", list(PROCESSES))
+async def test_each_process_runs_on_a_read_only_root_and_stops_on_a_signal_with_exit_0(
+    docker: aiodocker.Docker,
+    pilothouse_image: str,
+    process_name: str,
+    signal: str,
+    tmp_path: Path,
 ) -> None:
-    config = {"Image": pilothouse_image, "Cmd": command, **_quick_health()}
+    env, command = PROCESSES[process_name]
+    config = {
+        "Image": pilothouse_image,
+        "Cmd": command,
+        "Env": env,
+        "HostConfig": {"ReadonlyRootfs": True},  # all they write is under the volume
+        **_quick_health(),
+    }
     async with container(docker, config) as process:
+        if process_name == "serve":
+            (tmp_path / "secrets").mkdir()
+            (tmp_path / "secrets" / "admin-token").write_text("token-from-a-file\n")
+            await process.put_archive(
+                VOLUME, tar_directory(tmp_path / "secrets", "secrets", uid=UID, gid=GID)
+            )
         await process.start()
         await wait_healthy(process)
-        await process.stop(t=10)
-        assert (await process.show())["State"]["ExitCode"] == 0
-        assert _outside_volume_and_tmp(await filesystem_changes(docker, process)) == []
+        started = time.monotonic()
+        await process.kill(signal=signal)  # to PID 1: the process itself, no init
+        result = await process.wait(timeout=STOP_WITHIN_S)
+        took = time.monotonic() - started
+        assert result["StatusCode"] == 0, (result, await process.log(stdout=True, stderr=True))
+        assert took < STOP_WITHIN_S
+        # In a container the logs are JSON lines on stdout, and nothing goes to stderr.
+        out = "".join(await process.log(stdout=True)).splitlines()
+        assert out, "no log on stdout"
+        assert all(orjson.loads(line)["level"] for line in out), out[:3]
+        assert "".join(await process.log(stderr=True)) == ""

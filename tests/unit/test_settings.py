@@ -61,7 +61,7 @@ def test_defaults_without_any_source() -> None:
     assert (s.actions.timeout_s, s.actions.max_attempts, s.actions.max_concurrent) == (300, 4, 64)
     assert s.supervisor.crash_loop_failures == 5
     assert s.reconcile.orphans is OrphanPolicy.STOP
-    assert (s.http.enabled, s.http.port, s.log.level, s.log.format) == (False, 8701, "INFO", "text")
+    assert (s.http.enabled, s.http.port, s.log.level, s.log.format) == (False, 8701, "INFO", "auto")
 
 
 def test_file_values_are_used(config: Path) -> None:
