@@ -52,6 +52,8 @@ class ActionResult:
     message: str = ""
     model_package_id: str | None = None
     prediction_url: str | None = None
+    grpc_target: str | None = None
+    """Where gRPC clients reach the deployment (``host:port``), if its server speaks gRPC."""
     data: dict[str, Any] = field(default_factory=dict)
     old_model_in_use: bool = False
     """Set by a failed replacement that left the previous model serving."""
@@ -68,6 +70,8 @@ class DeploymentReport:
     model_package_id: str | None = None
     challenger_ids: tuple[str, ...] = ()
     prediction_url: str | None = None
+    grpc_target: str | None = None
+    """Where gRPC clients reach the deployment (``host:port``), if its server speaks gRPC."""
     data: dict[str, Any] = field(default_factory=dict)
     generation: int | None = None
     """The generation of the spec that runs, when the plugin knows it: it proves that

@@ -48,6 +48,9 @@ CURSOR = r"^-?[0-9]{1,18}\.[A-Za-z0-9._-]{1,128}$"
 CURSOR_OR_EMPTY = r"^(-?[0-9]{1,18}\.[A-Za-z0-9._-]{1,128})?$"
 PREDICTION_URL = r"^https?://[^\s/?#]+(?:[/?#]\S*)?$"
 """Where a deployment answers: http or https only (a UI links to it)."""
+GRPC_TARGET = r"^(dns:///)?([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$"
+"""Where a deployment answers gRPC: ``host:port`` (a name, IPv4, or ``[IPv6]``), as
+``grpc.insecure_channel`` and ``tritonclient.grpc`` take it."""
 
 T = TypeVar("T")
 
@@ -325,6 +328,12 @@ class ObservedStatus(_In):
     state: DeploymentState
     model_package_id: str | None = None
     prediction_url: str | None = Field(default=None, max_length=2048, pattern=PREDICTION_URL)
+    grpc_target: str | None = Field(
+        default=None,
+        max_length=512,
+        pattern=GRPC_TARGET,
+        description="Where the deployment answers gRPC (Open Inference Protocol), if it does.",
+    )
     generation: Count
     status: Status = Status.UNKNOWN
     message: str = ""
@@ -336,6 +345,9 @@ class Observed(BaseModel):
     state: DeploymentState = DeploymentState.UNKNOWN
     model_package_id: str | None = None
     prediction_url: str | None = None
+    grpc_target: str | None = Field(
+        default=None, description="Where the deployment answers gRPC (host:port), if it does."
+    )
     generation: int = 0
     updated_at: datetime | None = None
 

@@ -94,6 +94,8 @@ class Server:
     delivered: set[str] = field(default_factory=set)
     """sha256 of the package archives already in its volume."""
     api: ServerAPI | None = field(default=None, repr=False)
+    grpc_port: int | None = None
+    """The gRPC port the server says it serves on inside its container (set by the fleet)."""
 
     @property
     def name(self) -> str:
@@ -110,6 +112,11 @@ class Server:
         """Where clients reach it: its front in dedicated mode, its own port in shared mode."""
         front = self.front.endpoint if self.front is not None else self.endpoint
         return front.public_url
+
+    @property
+    def grpc_target(self) -> str | None:
+        """Where gRPC clients reach it: not published yet, so nowhere."""
+        return None
 
     @property
     def backend_url(self) -> str:

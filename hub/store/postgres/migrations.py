@@ -248,6 +248,10 @@ MIGRATIONS: tuple[str, ...] = (
         paused_at BIGINT NOT NULL
     );
     """,
+    # 5: the observed gRPC target of a deployment
+    """
+    ALTER TABLE deployments ADD COLUMN observed_grpc_target TEXT;
+    """,
 )
 
 _VERSION_TABLE = """

@@ -37,6 +37,9 @@ Migration 4 adds the *Use Management Agent* switch of a PE: a row of
 ``management_paused`` means it is off, and holds the desired state the PE's
 agent goes on seeing (its revision and deployments, as JSON) until it is
 turned on again.
+
+Migration 5 keeps where a deployment answers gRPC (``observed_grpc_target``),
+beside its ``observed_prediction_url``.
 """
 
 from __future__ import annotations
@@ -249,6 +252,10 @@ MIGRATIONS: tuple[str, ...] = (
         snapshot TEXT NOT NULL,
         paused_at INTEGER NOT NULL
     ) WITHOUT ROWID;
+    """,
+    # 5: the observed gRPC target of a deployment
+    """
+    ALTER TABLE deployments ADD COLUMN observed_grpc_target TEXT;
     """,
 )
 
