@@ -241,6 +241,17 @@ class AgentTokenInfo(BaseModel):
     )
 
 
+class PackageToken(AgentToken):
+    """A read-only token of one PE, shown only in this answer.
+
+    It may only download the archives of the model packages the PE's deployments use.
+    """
+
+
+class PackageTokenInfo(AgentTokenInfo):
+    """A package token as listed: never its secret (the hub keeps only a hash)."""
+
+
 class Heartbeat(_In):
     """An agent's proof of life."""
 

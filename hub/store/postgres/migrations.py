@@ -252,6 +252,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE deployments ADD COLUMN observed_grpc_target TEXT;
     """,
+    # 6: token kinds: agent tokens and read-only package tokens
+    """
+    ALTER TABLE agent_tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'agent';
+    """,
 )
 
 _VERSION_TABLE = """
