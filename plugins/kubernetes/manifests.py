@@ -37,6 +37,10 @@ CONFIGMAP_DIR = "/var/run/pilothouse/configmaps"
 CONFIGMAP_KEY = "package.tar.gz"
 TOKEN_ENV = "PILOTHOUSE_PACKAGE_TOKEN"
 ADMIN_TOKEN_KEY = "admin-token"
+PACKAGE_TOKEN_KEY = "token"
+"""The key of ``package_token_secret`` that holds the token the init container sends."""
+PACKAGE_TOKEN_ID_KEY = "token_id"
+"""The key that names it (its hub id), so the next agent run can revoke it when replacing it."""
 SERVER_CONTAINER = "server"
 GRPC_PORT_NAME = "grpc"
 """The name of the gRPC port, on the server container and on the Service."""
@@ -237,7 +241,9 @@ def fetch_container(
         container["env"] = [
             {
                 "name": TOKEN_ENV,
-                "valueFrom": {"secretKeyRef": {"name": s.package_token_secret, "key": "token"}},
+                "valueFrom": {
+                    "secretKeyRef": {"name": s.package_token_secret, "key": PACKAGE_TOKEN_KEY}
+                },
             }
         ]
     return container
@@ -409,6 +415,19 @@ def admin_secret(pe: str, token: str, s: KubernetesPluginSettings) -> dict[str, 
         "type": "Opaque",
         "metadata": metadata(admin_secret_name(pe), s, names.pe_labels(pe)),
         "stringData": {ADMIN_TOKEN_KEY: token},
+    }
+
+
+def package_token_secret(
+    name: str, token: str, token_id: str, s: KubernetesPluginSettings, pe: str
+) -> dict[str, Any]:
+    """The read-only package token the init containers download from the hub with."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": metadata(name, s, names.pe_labels(pe)),
+        "stringData": {PACKAGE_TOKEN_KEY: token, PACKAGE_TOKEN_ID_KEY: token_id},
     }
 
 

@@ -56,6 +56,7 @@ from pilothouse.plugins.kubernetes.delivery import Delivery, Planned
 from pilothouse.plugins.kubernetes.errors import ConflictError, NotFoundError
 from pilothouse.plugins.kubernetes.findings import Finding
 from pilothouse.plugins.kubernetes.observer import Observer, deployment_id
+from pilothouse.plugins.kubernetes.package_token import PackageTokenSecret
 from pilothouse.plugins.kubernetes.settings import KubernetesPluginSettings
 
 CONFLICT_RETRIES = 5
@@ -97,6 +98,7 @@ class KubernetesPlugin(Plugin):
             await kube.close()
             raise
         self.delivery = Delivery(s, PackageSource(s.packages, ctx.fetch_package), ctx.state_dir)
+        self.package_token = PackageTokenSecret(kube, s, self.pe, ctx.package_tokens)
         self.observer = Observer(
             kube,
             self.pe,
@@ -149,7 +151,7 @@ class KubernetesPlugin(Plugin):
         current = await self._read(spec.id)
         if current is not None:
             return await self._update(spec, current, launching=True)
-        planned = await self.delivery.plan(spec.id, _package_ids(spec))
+        planned = await self._plan(spec)
         objects = manifests.build(spec, [p.delivered for p in planned], self.settings, self.pe)
         try:
             created = await self._create_deployment(spec, objects.deployment)
@@ -224,7 +226,7 @@ class KubernetesPlugin(Plugin):
     async def _update(
         self, spec: DesiredDeployment, current: dict[str, Any], *, launching: bool
     ) -> ActionResult:
-        planned = await self.delivery.plan(spec.id, _package_ids(spec))
+        planned = await self._plan(spec)
         wanted = manifests.build(spec, [p.delivered for p in planned], self.settings, self.pe)
         if launching or spec.id not in self._urls:  # a half-made launch: complete it
             await self._apply_service(spec, manifests.owned_by(wanted.service, current))
@@ -270,6 +272,13 @@ class KubernetesPlugin(Plugin):
                 "log": outcome.log,
             },
         )
+
+    async def _plan(self, spec: DesiredDeployment) -> list[Planned]:
+        """How each package reaches the pods; those from the hub need the package token."""
+        planned = await self.delivery.plan(spec.id, _package_ids(spec))
+        if any(p.delivered.needs_token for p in planned):
+            await self.package_token.ensure(spec.id)
+        return planned
 
     async def _undo(self, deployment_id: str, previous: dict[str, Any]) -> None:
         restored = await self._write(deployment_id, lambda dep: _restored(dep, previous))

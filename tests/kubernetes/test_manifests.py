@@ -72,6 +72,8 @@ def test_the_role_is_namespaced_and_grants_only_what_the_plugin_uses(
     assert ("apps", "deployments", "watch") in granted and ("", "pods/log", "get") in granted
     assert not [x for x in granted if "*" in x], "no wildcard"
     assert ("", "secrets", "list") not in granted, "the agent cannot read every Secret"
+    updates = [r for r in role["rules"] if "secrets" in r["resources"] and "update" in r["verbs"]]
+    assert [r.get("resourceNames") for r in updates] == [["pilothouse-package-token"]], updates
 
 
 def test_the_agent_runs_non_root_read_only_with_probes(rendered: list[dict[str, Any]]) -> None:
