@@ -632,6 +632,10 @@ class NotificationChannelCreated(NotificationChannel):
     )
 
 
+FilterId = Annotated[str, Field(min_length=1)]
+"""A PE or deployment id in a policy's filter: an empty one could match nothing."""
+
+
 class NotificationPolicyCreate(_In):
     """Which events go to which channel, grouped per deployment, repeated while failing.
 
@@ -643,8 +647,8 @@ class NotificationPolicyCreate(_In):
     channel_id: str
     statuses: list[Status] = Field(default_factory=list, max_length=5)
     event_types: list[EventTypePattern] = Field(default_factory=list, max_length=100)
-    prediction_environment_ids: list[str] = Field(default_factory=list, max_length=1000)
-    deployment_ids: list[str] = Field(default_factory=list, max_length=1000)
+    prediction_environment_ids: list[FilterId] = Field(default_factory=list, max_length=1000)
+    deployment_ids: list[FilterId] = Field(default_factory=list, max_length=1000)
     group_window_s: float = Field(
         default=30.0,
         ge=0,
@@ -670,8 +674,8 @@ class NotificationPolicyUpdate(_In):
     channel_id: str | None = None
     statuses: list[Status] | None = Field(default=None, max_length=5)
     event_types: list[EventTypePattern] | None = Field(default=None, max_length=100)
-    prediction_environment_ids: list[str] | None = Field(default=None, max_length=1000)
-    deployment_ids: list[str] | None = Field(default=None, max_length=1000)
+    prediction_environment_ids: list[FilterId] | None = Field(default=None, max_length=1000)
+    deployment_ids: list[FilterId] | None = Field(default=None, max_length=1000)
     group_window_s: float | None = Field(default=None, ge=0, le=86_400)
     repeat_interval_s: float | None = Field(default=None, ge=1, le=30 * 86_400)
     send_resolved: bool | None = None

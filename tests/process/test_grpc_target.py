@@ -87,6 +87,16 @@ print(json.dumps(labels))
 """
 
 
+async def _until_events(hub: Running, type_: str) -> list[dict[str, Any]]:
+    """The events of ``type_``, once the agent's shipper has delivered some."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            found = await ok(hub.admin.get(f"{V1}/events", params={"type": type_}))
+            if found["items"]:
+                return list(found["items"])
+            await asyncio.sleep(0.05)
+
+
 async def _infer_with_stubs(target: str, model: str) -> list[str]:
     """A ModelInfer through the prediction server's own generated stubs."""
     child = await asyncio.create_subprocess_exec(
@@ -130,10 +140,8 @@ async def test_the_grpc_target_reaches_the_hub_and_answers_model_infer(tmp_path:
                 assert re.fullmatch(r"127\.0\.0\.1:\d+", target or ""), observed
                 http_port = observed["prediction_url"].split(":")[2].split("/")[0]
                 assert target.split(":")[1] != http_port, "a port of its own"
-                launched = await ok(
-                    hub.admin.get(f"{V1}/events", params={"type": "action.launch.succeeded"})
-                )
-                assert launched["items"][0]["data"]["grpc_target"] == target
+                (launched,) = await _until_events(hub, "action.launch.succeeded")
+                assert launched["data"]["grpc_target"] == target
 
                 assert await _infer_with_stubs(target, dep) == LABELS
                 assert await _infer_with_tritonclient(target, dep) == LABELS
