@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -52,6 +52,8 @@ class ActionResult:
     message: str = ""
     model_package_id: str | None = None
     prediction_url: str | None = None
+    grpc_target: str | None = None
+    """Where gRPC clients reach the deployment (``host:port``), if its server speaks gRPC."""
     data: dict[str, Any] = field(default_factory=dict)
     old_model_in_use: bool = False
     """Set by a failed replacement that left the previous model serving."""
@@ -68,6 +70,8 @@ class DeploymentReport:
     model_package_id: str | None = None
     challenger_ids: tuple[str, ...] = ()
     prediction_url: str | None = None
+    grpc_target: str | None = None
+    """Where gRPC clients reach the deployment (``host:port``), if its server speaks gRPC."""
     data: dict[str, Any] = field(default_factory=dict)
     generation: int | None = None
     """The generation of the spec that runs, when the plugin knows it: it proves that
@@ -91,6 +95,31 @@ TaskBody = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
+class PackageToken:
+    """A read-only package token of this PE, as the hub issued it (the secret: ``token``)."""
+
+    id: str
+    token: str
+
+
+class PackageTokens(Protocol):
+    """Issues and revokes this PE's read-only package tokens at the hub.
+
+    A package token may only download the archives of the model packages the PE's
+    deployments use: what a plugin hands to infrastructure that fetches packages
+    itself (a Kubernetes pod's init container) instead of the agent's own token.
+    """
+
+    async def issue(self) -> PackageToken:
+        """A new package token; ``HubUnreachableError`` when the hub does not answer."""
+        ...
+
+    async def revoke(self, token_id: str) -> None:
+        """Revoke one (an earlier one the plugin replaced); a gone one is no error."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class FetchedPackage:
     """A model package archive on local disk, its sha256 verified."""
 
@@ -110,6 +139,8 @@ class PluginContext:
     logger: logging.Logger
     fetch_package: PackageFetcher | None = None
     """Download a model package by id (from the hub, cached); None in standalone mode."""
+    package_tokens: PackageTokens | None = None
+    """Issue and revoke the PE's read-only package tokens (the hub); None in standalone mode."""
     reports: ReportSink | None = None
     """Where :meth:`report` delivers (the agent's deployment workers); None: nowhere."""
     task_policy: RestartPolicy = field(default_factory=RestartPolicy)

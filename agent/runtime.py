@@ -191,6 +191,7 @@ class Agent:
             emit=bus.emit,
             logger=logging.getLogger(f"pilothouse.plugin.{s.plugin}"),
             fetch_package=self.link.packages.fetch if self.link else None,
+            package_tokens=self.link.package_tokens if self.link else None,
             reports=self._plugin_report,
             task_policy=s.supervisor.policy(),
         )

@@ -126,6 +126,25 @@ class HubClient:
             raise
         return True
 
+    async def issue_package_token(self, pe: str) -> dict[str, Any]:
+        """A new read-only package token of the PE (``id``, ``token``: the secret)."""
+        issued: dict[str, Any] = await self._request(
+            "POST", f"{API}/prediction-environments/{pe}/package-tokens"
+        )
+        return issued
+
+    async def revoke_package_token(self, pe: str, token_id: str) -> bool:
+        """Revoke one of the PE's package tokens; False if the hub knows no such token."""
+        try:
+            await self._request(
+                "DELETE", f"{API}/prediction-environments/{pe}/package-tokens/{token_id}"
+            )
+        except HubRejectedError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     async def watch(self, pe: str, last_event_id: int | None) -> AsyncIterator[WatchMessage]:
         """Stream the PE's changes (Server-Sent Events) after ``last_event_id``."""
         headers = {"Accept": "text/event-stream"}

@@ -19,6 +19,7 @@ from pilothouse.agent.events.bus import EventBus
 from pilothouse.agent.hublink.client import HubClient
 from pilothouse.agent.hublink.intake import HubIntake
 from pilothouse.agent.hublink.outbox import Outbox
+from pilothouse.agent.hublink.package_tokens import HubPackageTokens
 from pilothouse.agent.hublink.packages import PackageCache
 from pilothouse.agent.hublink.shipper import EventShipper
 from pilothouse.agent.hublink.status import StatusReporter
@@ -56,6 +57,7 @@ class HubLink:
         )
         self.status = StatusReporter(self.client, hub.reconnect_backoff_max_s)
         self.packages = PackageCache(self.client, settings.state_dir / "packages")
+        self.package_tokens = HubPackageTokens(self.client, self._pe)
         self._bus: EventBus | None = None
         self.shipper: EventShipper | None = None
         self.intake: HubIntake | None = None

@@ -32,7 +32,7 @@ class StatusReporter:
 
     def observe(self, rec: DeploymentRecord) -> None:
         """Remember ``rec`` as it is now, to be sent."""
-        self._pending[rec.id] = {
+        body: dict[str, Any] = {
             "state": rec.state.value,
             "model_package_id": rec.model_package_id,
             "prediction_url": rec.prediction_url,
@@ -40,6 +40,10 @@ class StatusReporter:
             "status": rec.status.value,
             "message": rec.message[:2000],
         }
+        if rec.grpc_target is not None:
+            # Only when there is one: a hub older than gRPC targets still takes the rest.
+            body["grpc_target"] = rec.grpc_target
+        self._pending[rec.id] = body
         self._wake.set()
 
     async def run(self, started: Callable[[], None]) -> None:

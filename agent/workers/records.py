@@ -32,6 +32,7 @@ class DeploymentRecord:
     """The spec the deployment last reached (``None`` when nothing runs, or not known)."""
     model_package_id: str | None = None
     prediction_url: str | None = None
+    grpc_target: str | None = None
     message: str = ""
     failures: int = 0
     """Consecutive failed actions for the current generation."""

@@ -160,6 +160,7 @@ class Worker:
         rec.applied = finding.applied if rec.state is DeploymentState.READY else None
         rec.model_package_id = report.model_package_id
         rec.prediction_url = report.prediction_url
+        rec.grpc_target = report.grpc_target
         rec.message = f"found {report.state.value} by reconcile"
         if finding.adopt:
             rec.desired = finding.applied
@@ -249,9 +250,12 @@ class Worker:
             else result.model_package_id or (rec.desired.model_package_id if rec.desired else None)
         )
         rec.prediction_url = None if stopped else result.prediction_url
+        rec.grpc_target = None if stopped else result.grpc_target
         data = self._data(action) | result.data
         if result.prediction_url:
             data["prediction_url"] = result.prediction_url
+        if result.grpc_target:
+            data["grpc_target"] = result.grpc_target
         self._report(
             f"action.{action.value}.succeeded",
             Status.INFORMATIONAL,

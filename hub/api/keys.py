@@ -21,6 +21,8 @@ class Access(StrEnum):
     """Anyone: probes, metrics, the OpenAPI document."""
     AGENT = "agent"
     """The admin, or an agent token (scoped by the handler)."""
+    PACKAGES = "packages"
+    """As ``agent``, and package tokens too (scoped by the handler to their PE's packages)."""
     ADMIN = "admin"
     """Only the admin token."""
 

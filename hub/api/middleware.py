@@ -11,8 +11,8 @@ hub: it is logged at INFO and counted with status 499, nginx's "client closed
 request", never as a 500.
 
 *Auth* resolves the bearer token into a principal for every route that is not
-public and refuses admin routes to agent tokens; handlers narrow agent routes
-to the agent's own PE.
+public, refuses admin routes to agent tokens and every route but the package
+archive to package tokens; handlers narrow agent routes to the agent's own PE.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pilothouse.foundation import validation
 from pilothouse.hub.api import keys
 from pilothouse.hub.api.bodies import respond
 from pilothouse.hub.api.schemas import ErrorBody, FieldError
-from pilothouse.hub.errors import FieldProblem, HubError
+from pilothouse.hub.errors import FieldProblem, Forbidden, HubError
 
 log = logging.getLogger("pilothouse.hub.api")
 
@@ -111,6 +111,8 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         who = await services.auth.authenticate(request.headers.get("Authorization"))
         if access is keys.Access.ADMIN:
             who.require_admin()
+        elif who.packages_only and access is not keys.Access.PACKAGES:
+            raise Forbidden("a package token may only download model package archives")
         request[keys.PRINCIPAL] = who
     return await handler(request)
 

@@ -48,6 +48,9 @@ CURSOR = r"^-?[0-9]{1,18}\.[A-Za-z0-9._-]{1,128}$"
 CURSOR_OR_EMPTY = r"^(-?[0-9]{1,18}\.[A-Za-z0-9._-]{1,128})?$"
 PREDICTION_URL = r"^https?://[^\s/?#]+(?:[/?#]\S*)?$"
 """Where a deployment answers: http or https only (a UI links to it)."""
+GRPC_TARGET = r"^(dns:///)?([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$"
+"""Where a deployment answers gRPC: ``host:port`` (a name, IPv4, or ``[IPv6]``), as
+``grpc.insecure_channel`` and ``tritonclient.grpc`` take it."""
 
 T = TypeVar("T")
 
@@ -238,6 +241,17 @@ class AgentTokenInfo(BaseModel):
     )
 
 
+class PackageToken(AgentToken):
+    """A read-only token of one PE, shown only in this answer.
+
+    It may only download the archives of the model packages the PE's deployments use.
+    """
+
+
+class PackageTokenInfo(AgentTokenInfo):
+    """A package token as listed: never its secret (the hub keeps only a hash)."""
+
+
 class Heartbeat(_In):
     """An agent's proof of life."""
 
@@ -325,6 +339,12 @@ class ObservedStatus(_In):
     state: DeploymentState
     model_package_id: str | None = None
     prediction_url: str | None = Field(default=None, max_length=2048, pattern=PREDICTION_URL)
+    grpc_target: str | None = Field(
+        default=None,
+        max_length=512,
+        pattern=GRPC_TARGET,
+        description="Where the deployment answers gRPC (Open Inference Protocol), if it does.",
+    )
     generation: Count
     status: Status = Status.UNKNOWN
     message: str = ""
@@ -336,6 +356,9 @@ class Observed(BaseModel):
     state: DeploymentState = DeploymentState.UNKNOWN
     model_package_id: str | None = None
     prediction_url: str | None = None
+    grpc_target: str | None = Field(
+        default=None, description="Where the deployment answers gRPC (host:port), if it does."
+    )
     generation: int = 0
     updated_at: datetime | None = None
 
@@ -609,6 +632,10 @@ class NotificationChannelCreated(NotificationChannel):
     )
 
 
+FilterId = Annotated[str, Field(min_length=1)]
+"""A PE or deployment id in a policy's filter: an empty one could match nothing."""
+
+
 class NotificationPolicyCreate(_In):
     """Which events go to which channel, grouped per deployment, repeated while failing.
 
@@ -620,8 +647,8 @@ class NotificationPolicyCreate(_In):
     channel_id: str
     statuses: list[Status] = Field(default_factory=list, max_length=5)
     event_types: list[EventTypePattern] = Field(default_factory=list, max_length=100)
-    prediction_environment_ids: list[str] = Field(default_factory=list, max_length=1000)
-    deployment_ids: list[str] = Field(default_factory=list, max_length=1000)
+    prediction_environment_ids: list[FilterId] = Field(default_factory=list, max_length=1000)
+    deployment_ids: list[FilterId] = Field(default_factory=list, max_length=1000)
     group_window_s: float = Field(
         default=30.0,
         ge=0,
@@ -647,8 +674,8 @@ class NotificationPolicyUpdate(_In):
     channel_id: str | None = None
     statuses: list[Status] | None = Field(default=None, max_length=5)
     event_types: list[EventTypePattern] | None = Field(default=None, max_length=100)
-    prediction_environment_ids: list[str] | None = Field(default=None, max_length=1000)
-    deployment_ids: list[str] | None = Field(default=None, max_length=1000)
+    prediction_environment_ids: list[FilterId] | None = Field(default=None, max_length=1000)
+    deployment_ids: list[FilterId] | None = Field(default=None, max_length=1000)
     group_window_s: float | None = Field(default=None, ge=0, le=86_400)
     repeat_interval_s: float | None = Field(default=None, ge=1, le=30 * 86_400)
     send_resolved: bool | None = None

@@ -1,6 +1,6 @@
-"""Who is asking: the admin, or the agent of one prediction environment.
+"""Who is asking: the admin, the agent of one prediction environment, or a package reader.
 
-Two kinds of bearer token. The *admin token* comes from the settings, or from
+Three kinds of bearer token. The *admin token* comes from the settings, or from
 ``admin_token_file`` (a secret mounted into every replica), or, when neither is
 set, is generated once and kept in ``<state_dir>/admin-token`` (mode 0600,
 reused on every later start, shared by replicas that share the state directory).
@@ -11,6 +11,14 @@ heartbeat, events and deployment status; model packages are readable by every
 agent. Tokens are compared in constant time. The admin may list a PE's agent
 tokens and revoke one: it is refused from the next request on, and an open
 watch stream of it ends at its next wake-up (:meth:`Authenticator.still_valid`).
+
+*Package tokens* (``php_…``) are read-only and PE-scoped, for what runs the
+PE's models without being its agent (a Kubernetes pod's init container): they
+may only ``GET`` the archive of a model package that a live deployment of
+their PE wants or runs (champion or challenger, desired or observed) — 403 for
+any other package and any other endpoint. The admin issues, lists and revokes
+them; so may the PE's own agent, which holds more than they grant. They are
+stored hashed beside the agent tokens (``kind = 'package'``).
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ class Principal:
     prediction_environment_id: str | None = None
     token_id: str | None = None
     """The agent token's id (None for the admin)."""
+    packages_only: bool = False
+    """A package token: it may only download the archives of packages its PE uses."""
 
     def require_admin(self) -> None:
         """``Forbidden`` unless the admin asks."""
@@ -54,6 +64,11 @@ ADMIN = Principal(admin=True)
 def new_agent_token() -> str:
     """A fresh agent token (shown once)."""
     return "pha_" + secrets.token_urlsafe(32)
+
+
+def new_package_token() -> str:
+    """A fresh read-only package token (shown once)."""
+    return "php_" + secrets.token_urlsafe(32)
 
 
 def token_hash(token: str) -> str:
@@ -112,8 +127,13 @@ class Authenticator:
         found = await self._store.environment_for_token(token_hash(token))
         if found is None:
             raise Unauthorized("unknown or revoked token")
-        token_id, pe_id = found
-        return Principal(admin=False, prediction_environment_id=pe_id, token_id=token_id)
+        token_id, pe_id, kind = found
+        return Principal(
+            admin=False,
+            prediction_environment_id=pe_id,
+            token_id=token_id,
+            packages_only=kind == "package",
+        )
 
     async def still_valid(self, who: Principal) -> bool:
         """Whether ``who`` may still be served (False once its agent token is revoked)."""

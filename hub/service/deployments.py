@@ -109,6 +109,7 @@ class Deployments:
             state=status.state,
             model_package_id=status.model_package_id,
             prediction_url=status.prediction_url,
+            grpc_target=status.grpc_target,
             generation=status.generation,
             updated_at=clock.now(),
         )

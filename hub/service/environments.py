@@ -1,4 +1,4 @@
-"""Prediction environments: registering them, listing them, issuing and revoking agent tokens.
+"""Prediction environments: registering them, listing them, issuing and revoking their tokens.
 
 Revoking a token wakes the PE's watch streams (through the change feed), so a
 stream of the revoked token sees at once that it must end.
@@ -11,6 +11,8 @@ from pilothouse.hub.api.schemas import (
     AgentInfo,
     AgentToken,
     AgentTokenInfo,
+    PackageToken,
+    PackageTokenInfo,
     Page,
     PredictionEnvironment,
     PredictionEnvironmentCreate,
@@ -70,6 +72,37 @@ class Environments:
         found = await self._store.list_agent_tokens(pe_id, query)
         items, after = cursors.split(found, limit, _token_key)
         return Page[AgentTokenInfo](items=items, next_cursor=after)
+
+    async def issue_package_token(self, pe_id: str) -> PackageToken:
+        """A new read-only package token for ``pe_id``; only its hash is kept."""
+        token = auth.new_package_token()
+        issued = PackageToken(
+            id=new_id("pkt"), token=token, prediction_environment_id=pe_id, created_at=clock.now()
+        )
+        created_us = clock.to_us(issued.created_at)
+        await self._store.add_agent_token(
+            issued.id, pe_id, auth.token_hash(token), created_us, kind="package"
+        )
+        return issued
+
+    async def package_tokens(
+        self, pe_id: str, limit: int, cursor: str | None
+    ) -> Page[PackageTokenInfo]:
+        """A page of the PE's package tokens (revoked ones too), newest first; no secrets."""
+        query = PageQuery(limit + 1, cursors.decode(cursor))
+        found = await self._store.list_agent_tokens(pe_id, query, kind="package")
+        items, after = cursors.split(found, limit, _token_key)
+        return Page[PackageTokenInfo](
+            items=[PackageTokenInfo.model_validate(i, from_attributes=True) for i in items],
+            next_cursor=after,
+        )
+
+    async def revoke_package_token(self, pe_id: str, token_id: str) -> PackageTokenInfo:
+        """Revoke one of the PE's package tokens: refused from the next request on."""
+        revoked = await self._store.revoke_agent_token(
+            pe_id, token_id, clock.now_us(), kind="package"
+        )
+        return PackageTokenInfo.model_validate(revoked, from_attributes=True)
 
     async def revoke_token(self, pe_id: str, token_id: str) -> AgentTokenInfo:
         """Revoke one of the PE's agent tokens; its open watch streams end."""

@@ -16,7 +16,9 @@ from pathlib import Path
 
 from pilothouse.hub import clock
 from pilothouse.hub.api.schemas import ModelPackage, Page
+from pilothouse.hub.errors import Forbidden
 from pilothouse.hub.service import archives, cursors
+from pilothouse.hub.service.auth import Principal
 from pilothouse.hub.service.blobs import BlobStore, Received
 from pilothouse.hub.settings import LimitSettings
 from pilothouse.hub.store.interface import Store
@@ -60,8 +62,20 @@ class Packages:
         items, after = cursors.split(await self._store.list_packages(query), limit, _key)
         return Page[ModelPackage](items=items, next_cursor=after)
 
-    async def archive(self, pkg_id: str) -> tuple[ModelPackage, Path]:
-        """A package and the path of its archive."""
+    async def archive(self, pkg_id: str, who: Principal) -> tuple[ModelPackage, Path]:
+        """A package and the path of its archive.
+
+        A package token gets only the packages its PE's deployments use; asked for any
+        other — known or not, so it learns nothing of the rest — it is refused.
+        """
+        if who.packages_only:
+            pe_id = who.prediction_environment_id
+            assert pe_id is not None  # a package token belongs to one PE
+            if not await self._store.environment_uses_package(pe_id, pkg_id):
+                raise Forbidden(
+                    f"this package token is for prediction environment {pe_id!r}, where no "
+                    f"deployment uses model package {pkg_id!r}"
+                )
         package = await self._store.get_package(pkg_id)
         return package, self._blobs.path(package.sha256)
 

@@ -52,6 +52,7 @@ from pilothouse.hub.store.records import (
     RetentionState,
     Router,
     TailChunk,
+    TokenKind,
 )
 
 DeploymentChange = Callable[[DeploymentRecord], tuple[DeploymentRecord, EventIn]]
@@ -86,21 +87,33 @@ class Store(Protocol):
         """Which of ``ids`` are registered PEs."""
 
     async def add_agent_token(
-        self, token_id: str, pe_id: str, token_sha256: str, created_us: int
+        self,
+        token_id: str,
+        pe_id: str,
+        token_sha256: str,
+        created_us: int,
+        kind: TokenKind = "agent",
     ) -> None:
-        """Store the hash of a new agent token of ``pe_id``."""
+        """Store the hash of a new token of ``pe_id`` (an agent token, or a package token)."""
 
-    async def environment_for_token(self, token_sha256: str) -> tuple[str, str] | None:
-        """The id and PE of the live (not revoked) agent token with this hash, if any."""
+    async def environment_for_token(self, token_sha256: str) -> tuple[str, str, TokenKind] | None:
+        """The id, PE and kind of the live (not revoked) token with this hash, if any."""
 
     async def token_live(self, token_id: str) -> bool:
         """Whether an agent token exists and is not revoked."""
 
-    async def list_agent_tokens(self, pe_id: str, page: PageQuery) -> list[AgentTokenInfo]:
-        """The PE's agent tokens, revoked ones too, newest first; ``NotFound`` for the PE."""
+    async def list_agent_tokens(
+        self, pe_id: str, page: PageQuery, kind: TokenKind = "agent"
+    ) -> list[AgentTokenInfo]:
+        """The PE's tokens of ``kind``, revoked ones too, newest first; ``NotFound`` for the PE."""
 
-    async def revoke_agent_token(self, pe_id: str, token_id: str, at_us: int) -> AgentTokenInfo:
-        """Revoke one of the PE's tokens (idempotent); ``NotFound`` if it is not the PE's."""
+    async def revoke_agent_token(
+        self, pe_id: str, token_id: str, at_us: int, kind: TokenKind = "agent"
+    ) -> AgentTokenInfo:
+        """Revoke one of the PE's tokens of ``kind`` (idempotent); ``NotFound`` if not the PE's."""
+
+    async def environment_uses_package(self, pe_id: str, package_id: str) -> bool:
+        """Whether a live deployment of ``pe_id`` wants or runs ``package_id``."""
 
     async def deployment_environments(self, ids: Collection[str]) -> dict[str, str]:
         """The PE of each of ``ids`` that is a deployment, deleted ones included."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from pilothouse.foundation.domain.desired import DesiredDeployment
 from pilothouse.foundation.domain.vocabulary import Source, Status
@@ -79,6 +80,11 @@ class Cursor:
 
     time_us: int
     id: str
+
+
+TokenKind = Literal["agent", "package"]
+"""An agent token speaks for its PE's agent; a package token only downloads the archives of
+the model packages the PE's deployments use (see :mod:`pilothouse.hub.service.auth`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ _COLUMNS = [
     "observed.generation",
     "service_health.status",
     "observed.prediction_url",
+    "observed.grpc_target",
 ]
 _SETTLED = {"ready", "stopped", "errored"}
 

@@ -1,4 +1,9 @@
-"""``pilothouse pe``: prediction environments and their agent tokens (issue, list, revoke)."""
+"""``pilothouse pe``: prediction environments and their tokens (issue, list, revoke).
+
+``pe token … --package`` works on read-only package tokens instead of agent tokens: a
+package token may only download the archives of the model packages the PE's deployments
+use (what a Kubernetes pod's init container needs), nothing else.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +45,7 @@ def register(sub: Any) -> None:
 
 
 def _token_parsers(cmds: Any) -> list[argparse.ArgumentParser]:
-    token = cmds.add_parser("token", help="agent tokens of a PE: issue, list, revoke")
+    token = cmds.add_parser("token", help="agent (or package) tokens of a PE: issue, list, revoke")
     sub = token.add_subparsers(dest="token_command", required=True, metavar="COMMAND")
     issue = sub.add_parser("issue", help="issue an agent token for a PE (shown once)")
     issue.add_argument("id", help="the PE")
@@ -50,9 +55,20 @@ def _token_parsers(cmds: Any) -> list[argparse.ArgumentParser]:
     listing.set_defaults(handler=_tokens)
     revoke = sub.add_parser("revoke", help="revoke an agent token: refused from now on")
     revoke.add_argument("id", help="the PE")
-    revoke.add_argument("token_id", help="the token's id (tok-…), as listed")
+    revoke.add_argument("token_id", help="the token's id (tok-… or pkt-…), as listed")
     revoke.set_defaults(handler=_revoke)
+    for parser in (issue, listing, revoke):
+        parser.add_argument(
+            "--package",
+            action="store_true",
+            help="a read-only package token: downloads only the PE's model package archives",
+        )
     return [issue, listing, revoke]
+
+
+def _tokens_path(args: argparse.Namespace) -> str:
+    kind = "package-tokens" if args.package else "agent-tokens"
+    return f"{API}/prediction-environments/{args.id}/{kind}"
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -94,7 +110,7 @@ def _get(args: argparse.Namespace) -> int:
 
 def _issue(args: argparse.Namespace) -> int:
     async def work(hub: HubClient) -> int:
-        issued = await hub.request("POST", f"{API}/prediction-environments/{args.id}/agent-tokens")
+        issued = await hub.request("POST", _tokens_path(args))
         if args.json:
             remote.emit(args, issued, [])
         else:
@@ -106,7 +122,7 @@ def _issue(args: argparse.Namespace) -> int:
 
 def _tokens(args: argparse.Namespace) -> int:
     async def work(hub: HubClient) -> int:
-        page = await hub.request("GET", f"{API}/prediction-environments/{args.id}/agent-tokens")
+        page = await hub.request("GET", _tokens_path(args))
         remote.emit(args, page["items"], _TOKEN_COLUMNS)
         return 0
 
@@ -115,7 +131,7 @@ def _tokens(args: argparse.Namespace) -> int:
 
 def _revoke(args: argparse.Namespace) -> int:
     async def work(hub: HubClient) -> int:
-        path = f"{API}/prediction-environments/{args.id}/agent-tokens/{args.token_id}"
+        path = f"{_tokens_path(args)}/{args.token_id}"
         remote.emit(args, await hub.request("DELETE", path), _TOKEN_COLUMNS)
         return 0
 

@@ -252,5 +252,8 @@ async def _announce(
     print(f"pilothouse: deployment {dep} is ready; try:\n"
           f"  curl -s -X POST {observed['prediction_url']} -H 'Content-Type: application/json' "
           f"-d '{rows}'", flush=True)  # fmt: skip
+    if observed.get("grpc_target"):
+        print(f"pilothouse: gRPC (Open Inference Protocol) at {observed['grpc_target']}, "
+              f"model name {dep!r}", flush=True)  # fmt: skip
     print(f"pilothouse: its live activity: {url}/#/deployments/{dep}", flush=True)
     print("pilothouse: Ctrl-C stops everything", flush=True)

@@ -110,6 +110,7 @@ class Adoption:
                         _label(c, labels.SPEC) or None, front)  # fmt: skip
         server.endpoint.id = str(info["Id"])
         server.endpoint.host_port = containers.published_port(info)
+        server.endpoint.grpc_host_port = containers.published_port(info, containers.GRPC_PORT)
         if info["State"]["Running"] and not await self._answered(server):
             log.warning("not adopting %s: it runs but does not answer its admin API", name)
             return None

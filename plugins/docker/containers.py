@@ -28,6 +28,8 @@ from pilothouse.plugins.fleet import ServerAPI
 
 PORT = 8702
 """The port every server and front listens on inside its container."""
+GRPC_PORT = 8701
+"""The gRPC port of a server inside its container (``plugin_settings.grpc``)."""
 VOLUME = "/var/lib/pilothouse"
 """Where each container's own volume is mounted."""
 TOKEN_FILE = "admin-token"
@@ -55,6 +57,8 @@ class Endpoint:
     public_host: str
     host_port: int | None = None
     id: str | None = None
+    grpc_host_port: int | None = None
+    """Where its gRPC port is published, if it has one (servers with ``grpc`` only)."""
 
     @property
     def agent_url(self) -> str:
@@ -94,6 +98,8 @@ class Server:
     delivered: set[str] = field(default_factory=set)
     """sha256 of the package archives already in its volume."""
     api: ServerAPI | None = field(default=None, repr=False)
+    grpc_port: int | None = None
+    """The gRPC port the server says it serves on inside its container (set by the fleet)."""
 
     @property
     def name(self) -> str:
@@ -112,6 +118,13 @@ class Server:
         return front.public_url
 
     @property
+    def grpc_target(self) -> str | None:
+        """Where gRPC clients reach it: its own published gRPC port (fronts speak HTTP only)."""
+        if self.grpc_port is None or self.endpoint.grpc_host_port is None:
+            return None
+        return f"{self.endpoint.public_host}:{self.endpoint.grpc_host_port}"
+
+    @property
     def backend_url(self) -> str:
         """How its front reaches it on the network."""
         return f"http://{labels.alias(self.name)}:{PORT}"
@@ -125,12 +138,17 @@ def server_body(
     labels_ = scope.labels(labels.SERVER, key, spec)
     env = [f"PILOTHOUSE_SERVE_PORT={PORT}", "PILOTHOUSE_SERVE_HOST=0.0.0.0",
            f"PILOTHOUSE_SERVE_STATE_DIR={VOLUME}/serve"]  # fmt: skip
+    if s.grpc:
+        env.append(f"PILOTHOUSE_SERVE_GRPC_PORT={GRPC_PORT}")
     if spec is not None:
         env += [f"{k}={v}" for k, v in sorted(spec.settings.env.items())]
     host = _host_config(s, name, labels_)
     host["Mounts"] += [_bind(m) for m in s.mounts]
     host |= _limits(s, spec)
-    return _body(s, name, labels_, env, ["/bin/sh", "-c", _SERVE], host)
+    body = _body(s, name, labels_, env, ["/bin/sh", "-c", _SERVE], host)
+    if s.grpc:
+        body["ExposedPorts"][f"{GRPC_PORT}/tcp"] = {}
+    return body
 
 
 def front_body(s: DockerPluginSettings, scope: labels.Scope, key: str, name: str) -> dict[str, Any]:
@@ -148,17 +166,23 @@ def front_body(s: DockerPluginSettings, scope: labels.Scope, key: str, name: str
 
 
 def with_port(body: dict[str, Any], host_ip: str, host_port: int | None) -> dict[str, Any]:
-    """``body`` publishing the container's port on ``host_port`` (None: an ephemeral one)."""
+    """``body`` publishing the container's port on ``host_port`` (None: an ephemeral one).
+
+    A server's gRPC port, when it has one, is published on an ephemeral port of ``host_ip``.
+    """
     out = copy.deepcopy(body)
     binding = {"HostIp": host_ip, "HostPort": "" if host_port is None else str(host_port)}
-    out["HostConfig"]["PortBindings"] = {f"{PORT}/tcp": [binding]}
+    bindings = {f"{PORT}/tcp": [binding]}
+    if f"{GRPC_PORT}/tcp" in (out.get("ExposedPorts") or {}):
+        bindings[f"{GRPC_PORT}/tcp"] = [{"HostIp": host_ip, "HostPort": ""}]
+    out["HostConfig"]["PortBindings"] = bindings
     return out
 
 
-def published_port(info: dict[str, Any]) -> int | None:
-    """The host port of a container's published server port (``docker inspect``)."""
+def published_port(info: dict[str, Any], port: int = PORT) -> int | None:
+    """The host port a container's ``port`` is published on (``docker inspect``)."""
     ports = (info.get("NetworkSettings") or {}).get("Ports") or {}
-    for binding in ports.get(f"{PORT}/tcp") or []:
+    for binding in ports.get(f"{port}/tcp") or []:
         if binding.get("HostPort"):
             return int(binding["HostPort"])
     return None

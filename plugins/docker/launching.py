@@ -108,4 +108,5 @@ class Launcher:
         info = await self._calls.inspect(endpoint.name)
         endpoint.id = str(info["Id"])
         endpoint.host_port = containers.published_port(info)
+        endpoint.grpc_host_port = containers.published_port(info, containers.GRPC_PORT)
         self._tracker.set(endpoint.id, str(info["State"]["Status"]))

@@ -118,6 +118,11 @@ class DockerPluginSettings(FleetSettings):
     reach: Literal["published", "network"] = "published"
     """How the agent reaches servers: through published ports, or by name on ``network``
     (an agent running in a container on that network)."""
+    grpc: bool = False
+    """Servers serve gRPC (Open Inference Protocol) too, on container port 8701 published on
+    an ephemeral port of ``ports.host_ip``; deployments report it as ``grpc_target``. The
+    image needs ``pilothouse[grpc]`` (``EXTRAS=sklearn,docker,grpc make image``). In dedicated
+    mode gRPC clients reach the server itself (fronts speak HTTP): a replacement moves it."""
     restart_policy: Literal["no", "on-failure", "unless-stopped", "always"] = "unless-stopped"
     """The engine's own restart policy for server containers (it covers the time no agent
     runs; the agent's crash watch restarts a server it sees die, with backoff)."""

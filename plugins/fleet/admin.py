@@ -68,6 +68,15 @@ class ServerAPI:
                 return resp.status == 200
         return False
 
+    async def endpoints(self) -> dict[str, Any]:
+        """Where the server listens (``GET /admin/server``: ``grpc_port`` when it serves gRPC).
+
+        A server older than that endpoint answers 404: it is taken as serving no gRPC.
+        """
+        path = "/admin/server"
+        answer = await self._send("GET", path)
+        return {} if answer.status == 404 else self._result("GET", path, answer)
+
     async def deployments(self) -> list[dict[str, Any]]:
         """What the server serves (admin API)."""
         path = "/admin/deployments"

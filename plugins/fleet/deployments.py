@@ -172,7 +172,8 @@ class Deployments(Generic[H]):
                 message = await self._place_new(new, spec)
                 if message is not None:  # the new server failed: the old one keeps serving
                     await servers.discard(new)
-                    return _refused(new, spec, message, self._serving_package(spec.id))
+                    kept = servers.by_key.get(key, new)
+                    return _refused(kept, spec, message, self._serving_package(spec.id))
                 old = await servers.switch(key, new, {spec.id})
             except BaseException:
                 await asyncio.shield(servers.discard(new))
@@ -242,7 +243,8 @@ def _report(server: H, served: dict[str, Any], status: Status, message: str) -> 
     return DeploymentReport(
         served["id"], DeploymentState.READY, status, message,
         model_package_id=served.get("model_package_id"), challenger_ids=challengers,
-        prediction_url=_url(server, served["id"]), data={"server": server.key},
+        prediction_url=_url(server, served["id"]), grpc_target=server.grpc_target,
+        data={"server": server.key},
     )  # fmt: skip
 
 
@@ -251,7 +253,7 @@ def _placed(server: H, spec: DesiredDeployment, verb: str, probe: str) -> Action
         state=DeploymentState.READY, status=Status.PASSING,
         message=f"{verb} ({spec.model_package_id}); {probe}",
         model_package_id=spec.model_package_id, prediction_url=_url(server, spec.id),
-        data={"server": server.key, "url": server.public_url},
+        grpc_target=server.grpc_target, data={"server": server.key, "url": server.public_url},
     )  # fmt: skip
 
 
@@ -259,7 +261,8 @@ def _refused(server: H, spec: DesiredDeployment, message: str, serving: str | No
     return ActionResult(
         state=DeploymentState.READY, status=Status.PASSING, message=message,
         model_package_id=serving, prediction_url=_url(server, spec.id),
-        old_model_in_use=True, data={"refused_model_package_id": spec.model_package_id},
+        grpc_target=server.grpc_target, old_model_in_use=True,
+        data={"refused_model_package_id": spec.model_package_id},
     )  # fmt: skip
 
 

@@ -47,7 +47,10 @@ Two capabilities are optional, each its own protocol, for runtimes that have the
 The fleet attaches an admin client (``api``) to each handle it gets; a
 runtime only fills in where the server is reached (``base_url``, from the
 agent) and how clients name it (``public_url``), and the admin token it
-generated for it.
+generated for it. A server started with a gRPC port says so in ``GET
+/admin/server``; the fleet reads it once the server is ready (``grpc_port``),
+and the handle turns it into the address clients use (``grpc_target``: the
+port as the runtime publishes it).
 """
 
 from __future__ import annotations
@@ -79,6 +82,9 @@ class ServerHandle(Protocol):
     """The admin token this server was started with."""
     api: ServerAPI | None
     """The admin client, attached by the fleet."""
+    grpc_port: int | None
+    """The port the server says it serves gRPC on (``GET /admin/server``), set by the fleet
+    each time the server is found ready; None: it serves no gRPC."""
 
     @property
     def base_url(self) -> str:
@@ -88,6 +94,11 @@ class ServerHandle(Protocol):
     @property
     def public_url(self) -> str:
         """Where clients reach the server; prediction URLs start with it."""
+        ...
+
+    @property
+    def grpc_target(self) -> str | None:
+        """Where gRPC clients reach the server (``host:port``); None while ``grpc_port`` is."""
         ...
 
 

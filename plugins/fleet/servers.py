@@ -11,7 +11,8 @@ an old one ran: it must serve only what reconcile and the actions ask for.
 
 A server is ready when ``/v2/health/ready`` answers (:func:`wait_ready`); one
 that dies or is not ready in time is stopped and reported as not ready yet,
-which the agent retries with backoff.
+which the agent retries with backoff. Once ready, the fleet asks it where it
+serves gRPC (``GET /admin/server``) and keeps the answer on its handle.
 
 With a :class:`~pilothouse.plugins.fleet.runtime.Switching` runtime a key's
 server can be replaced: :meth:`Servers.start_beside` starts a second one that
@@ -106,6 +107,7 @@ class Servers(Generic[H]):
         self.served.setdefault(key, set())
         try:
             await wait_ready(server, self.runtime, self._ready_timeout_s)
+            await self._learn_grpc(server)
             if previous is None and self.switching is not None:
                 await self.switching.switch(key, server)  # the key's first server: no one to spare
         except PluginError:
@@ -118,6 +120,7 @@ class Servers(Generic[H]):
     async def until_ready(self, server: H) -> None:
         """Wait until a live server answers /v2/health/ready (its infrastructure restarted it)."""
         await wait_ready(server, self.runtime, self._ready_timeout_s)
+        await self._learn_grpc(server)
 
     async def start_beside(self, key: str, spec: DesiredDeployment) -> H:
         """A new, ready server for ``key`` beside the current one; no client reaches it yet."""
@@ -127,6 +130,7 @@ class Servers(Generic[H]):
         await self._attach(server)
         try:
             await wait_ready(server, self.runtime, self._ready_timeout_s)
+            await self._learn_grpc(server)
         except BaseException:
             await asyncio.shield(self.discard(server))
             raise
@@ -194,12 +198,20 @@ class Servers(Generic[H]):
         server.api = ServerAPI(server.base_url, server.token, self._request_timeout_s)
         try:
             served = await server.api.deployments()
+            await self._learn_grpc(server)
         except PluginError:
             await server.api.close()
             server.api = None
             return False
         self.served[server.key] = {str(d["id"]) for d in served}
         return True
+
+    @staticmethod
+    async def _learn_grpc(server: H) -> None:
+        """Where the server serves gRPC, as it says itself (None: it does not)."""
+        assert server.api is not None
+        port = (await server.api.endpoints()).get("grpc_port")
+        server.grpc_port = port if isinstance(port, int) else None
 
     async def _forget(self, server: H) -> None:
         if self.by_key.get(server.key) is server:

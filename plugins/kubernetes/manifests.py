@@ -37,7 +37,13 @@ CONFIGMAP_DIR = "/var/run/pilothouse/configmaps"
 CONFIGMAP_KEY = "package.tar.gz"
 TOKEN_ENV = "PILOTHOUSE_PACKAGE_TOKEN"
 ADMIN_TOKEN_KEY = "admin-token"
+PACKAGE_TOKEN_KEY = "token"
+"""The key of ``package_token_secret`` that holds the token the init container sends."""
+PACKAGE_TOKEN_ID_KEY = "token_id"
+"""The key that names it (its hub id), so the next agent run can revoke it when replacing it."""
 SERVER_CONTAINER = "server"
+GRPC_PORT_NAME = "grpc"
+"""The name of the gRPC port, on the server container and on the Service."""
 FETCH_CONTAINER = "fetch-packages"
 PROBE_PATH = "/v1/health/predict"
 
@@ -235,7 +241,9 @@ def fetch_container(
         container["env"] = [
             {
                 "name": TOKEN_ENV,
-                "valueFrom": {"secretKeyRef": {"name": s.package_token_secret, "key": "token"}},
+                "valueFrom": {
+                    "secretKeyRef": {"name": s.package_token_secret, "key": PACKAGE_TOKEN_KEY}
+                },
             }
         ]
     return container
@@ -253,14 +261,19 @@ def server_container(
         }
     ]
     env += [{"name": k, "value": v} for k, v in sorted(spec.settings.env.items())]
+    args = ["--host", "0.0.0.0", "--port", str(s.service_port), "--state-dir", STATE_DIR]
+    ports = [{"name": port, "containerPort": s.service_port, "protocol": "TCP"}]
+    if s.grpc_port is not None:
+        args += ["--grpc-port", str(s.grpc_port)]
+        ports.append({"name": GRPC_PORT_NAME, "containerPort": s.grpc_port, "protocol": "TCP"})
     return {
         "name": SERVER_CONTAINER,
         "image": s.image,
         "imagePullPolicy": s.image_pull_policy,
         "command": ["pilothouse", "serve"],
-        "args": ["--host", "0.0.0.0", "--port", str(s.service_port), "--state-dir", STATE_DIR],
+        "args": args,
         "env": env,
-        "ports": [{"name": port, "containerPort": s.service_port, "protocol": "TCP"}],
+        "ports": ports,
         "readinessProbe": {
             "httpGet": {"path": f"{PROBE_PATH}?deployment={spec.id}", "port": port},
             "periodSeconds": s.readiness_period_s,
@@ -304,7 +317,11 @@ def resources(spec: DesiredDeployment, s: KubernetesPluginSettings) -> dict[str,
 
 
 def service(spec: DesiredDeployment, s: KubernetesPluginSettings, pe: str) -> dict[str, Any]:
-    """The Service in front of the pods that are ready (and so can predict)."""
+    """The Service in front of the pods that are ready (and so can predict): HTTP, and gRPC."""
+    ports = [{"name": "http", "port": s.service_port, "targetPort": "http", "protocol": "TCP"}]
+    if s.grpc_port is not None:
+        ports.append({"name": GRPC_PORT_NAME, "port": s.grpc_port, "targetPort": GRPC_PORT_NAME,
+                      "protocol": "TCP"})  # fmt: skip
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -314,9 +331,7 @@ def service(spec: DesiredDeployment, s: KubernetesPluginSettings, pe: str) -> di
         "spec": {
             "type": s.service_type,
             "selector": names.pod_selector(pe, spec.id),
-            "ports": [
-                {"name": "http", "port": s.service_port, "targetPort": "http", "protocol": "TCP"}
-            ],
+            "ports": ports,
         },
     }
 
@@ -400,6 +415,19 @@ def admin_secret(pe: str, token: str, s: KubernetesPluginSettings) -> dict[str, 
         "type": "Opaque",
         "metadata": metadata(admin_secret_name(pe), s, names.pe_labels(pe)),
         "stringData": {ADMIN_TOKEN_KEY: token},
+    }
+
+
+def package_token_secret(
+    name: str, token: str, token_id: str, s: KubernetesPluginSettings, pe: str
+) -> dict[str, Any]:
+    """The read-only package token the init containers download from the hub with."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": metadata(name, s, names.pe_labels(pe)),
+        "stringData": {PACKAGE_TOKEN_KEY: token, PACKAGE_TOKEN_ID_KEY: token_id},
     }
 
 

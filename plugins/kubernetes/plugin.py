@@ -56,6 +56,7 @@ from pilothouse.plugins.kubernetes.delivery import Delivery, Planned
 from pilothouse.plugins.kubernetes.errors import ConflictError, NotFoundError
 from pilothouse.plugins.kubernetes.findings import Finding
 from pilothouse.plugins.kubernetes.observer import Observer, deployment_id
+from pilothouse.plugins.kubernetes.package_token import PackageTokenSecret
 from pilothouse.plugins.kubernetes.settings import KubernetesPluginSettings
 
 CONFLICT_RETRIES = 5
@@ -78,6 +79,7 @@ class KubernetesPlugin(Plugin):
         self._given = settings
         self._kube: Kube | None = None
         self._urls: dict[str, str] = {}
+        self._grpc_targets: dict[str, str] = {}
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -96,6 +98,7 @@ class KubernetesPlugin(Plugin):
             await kube.close()
             raise
         self.delivery = Delivery(s, PackageSource(s.packages, ctx.fetch_package), ctx.state_dir)
+        self.package_token = PackageTokenSecret(kube, s, self.pe, ctx.package_tokens)
         self.observer = Observer(
             kube,
             self.pe,
@@ -148,7 +151,7 @@ class KubernetesPlugin(Plugin):
         current = await self._read(spec.id)
         if current is not None:
             return await self._update(spec, current, launching=True)
-        planned = await self.delivery.plan(spec.id, _package_ids(spec))
+        planned = await self._plan(spec)
         objects = manifests.build(spec, [p.delivered for p in planned], self.settings, self.pe)
         try:
             created = await self._create_deployment(spec, objects.deployment)
@@ -180,6 +183,7 @@ class KubernetesPlugin(Plugin):
                     await self._delete(resource, group, name, deployment_id)
             await self._delete_configmaps(deployment_id, keep=set())
             self._urls.pop(deployment_id, None)
+            self._grpc_targets.pop(deployment_id, None)
             await self._until(
                 lambda: (
                     not self.observer.pods_of(deployment_id)
@@ -222,7 +226,7 @@ class KubernetesPlugin(Plugin):
     async def _update(
         self, spec: DesiredDeployment, current: dict[str, Any], *, launching: bool
     ) -> ActionResult:
-        planned = await self.delivery.plan(spec.id, _package_ids(spec))
+        planned = await self._plan(spec)
         wanted = manifests.build(spec, [p.delivered for p in planned], self.settings, self.pe)
         if launching or spec.id not in self._urls:  # a half-made launch: complete it
             await self._apply_service(spec, manifests.owned_by(wanted.service, current))
@@ -259,6 +263,7 @@ class KubernetesPlugin(Plugin):
             message=message,
             model_package_id=old,
             prediction_url=self._urls.get(spec.id),
+            grpc_target=self._grpc_targets.get(spec.id),
             old_model_in_use=True,
             data={
                 "refused_model_package_id": spec.model_package_id,
@@ -267,6 +272,13 @@ class KubernetesPlugin(Plugin):
                 "log": outcome.log,
             },
         )
+
+    async def _plan(self, spec: DesiredDeployment) -> list[Planned]:
+        """How each package reaches the pods; those from the hub need the package token."""
+        planned = await self.delivery.plan(spec.id, _package_ids(spec))
+        if any(p.delivered.needs_token for p in planned):
+            await self.package_token.ensure(spec.id)
+        return planned
 
     async def _undo(self, deployment_id: str, previous: dict[str, Any]) -> None:
         restored = await self._write(deployment_id, lambda dep: _restored(dep, previous))
@@ -371,7 +383,7 @@ class KubernetesPlugin(Plugin):
 
     async def _apply_service(self, spec: DesiredDeployment, body: dict[str, Any]) -> None:
         service = await self._apply(spec, "services", "", body)
-        self._urls[spec.id] = self._url(spec.id, service)
+        self._learn_service(spec.id, service)
 
     async def _apply(
         self, spec: DesiredDeployment, resource: str, group: str, body: dict[str, Any]
@@ -480,7 +492,7 @@ class KubernetesPlugin(Plugin):
         for service in found.get("items") or []:
             dep_id = deployment_id(service)
             if dep_id:
-                self._urls[dep_id] = self._url(dep_id, service)
+                self._learn_service(dep_id, service)
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -503,17 +515,36 @@ class KubernetesPlugin(Plugin):
                 async with asyncio.timeout(remaining):
                     await self.observer.changed()
 
+    def _learn_service(self, deployment_id: str, service: dict[str, Any]) -> None:
+        """Where clients reach the deployment, from its Service: HTTP, and gRPC if it has one."""
+        self._urls[deployment_id] = self._url(deployment_id, service)
+        ports = (service.get("spec") or {}).get("ports") or []
+        grpc = next((p for p in ports if p.get("name") == manifests.GRPC_PORT_NAME), None)
+        if grpc is None:
+            self._grpc_targets.pop(deployment_id, None)
+        else:
+            self._grpc_targets[deployment_id] = self.settings.grpc_target_template.format(
+                **self._placeholders(deployment_id, service, grpc["port"])
+            )
+
+    def _placeholders(
+        self, deployment_id: str, service: dict[str, Any], port: int
+    ) -> dict[str, Any]:
+        return {
+            "service": service["metadata"]["name"],
+            "namespace": self.settings.namespace,
+            "port": port,
+            "cluster_ip": (service.get("spec") or {}).get("clusterIP", ""),
+            "deployment_id": deployment_id,
+        }
+
     def _url(self, deployment_id: str, service: dict[str, Any]) -> str:
         s = self.settings
         if s.ingress is not None:
             scheme = "https" if s.ingress.tls_secret else "http"
             return f"{scheme}://{s.ingress.host}/v1/deployments/{deployment_id}/predict"
         base = s.prediction_url_template.format(
-            service=service["metadata"]["name"],
-            namespace=s.namespace,
-            port=s.service_port,
-            cluster_ip=(service.get("spec") or {}).get("clusterIP", ""),
-            deployment_id=deployment_id,
+            **self._placeholders(deployment_id, service, s.service_port)
         )
         return f"{base.rstrip('/')}/v1/deployments/{deployment_id}/predict"
 
@@ -525,6 +556,7 @@ class KubernetesPlugin(Plugin):
             message=f"{verb} ({spec.model_package_id}); {finding.message}",
             model_package_id=spec.model_package_id,
             prediction_url=self._urls.get(spec.id),
+            grpc_target=self._grpc_targets.get(spec.id),
             data={
                 "namespace": self.settings.namespace,
                 "deployment": names.object_name(spec.id),
@@ -552,6 +584,7 @@ class KubernetesPlugin(Plugin):
             model_package_id=ids.get(names.MODEL_PACKAGE_ID),
             challenger_ids=challengers,
             prediction_url=self._urls.get(deployment_id),
+            grpc_target=self._grpc_targets.get(deployment_id),
             data=data,
         )
 

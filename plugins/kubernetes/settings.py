@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 _MODEL = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
@@ -81,6 +81,13 @@ class KubernetesPluginSettings(BaseModel):
     prediction_url_template: str = "http://{service}.{namespace}.svc:{port}"
     """Where clients reach a deployment's Service (without an Ingress). Placeholders:
     ``{service}``, ``{namespace}``, ``{port}``, ``{cluster_ip}``, ``{deployment_id}``."""
+    grpc_port: int | None = Field(default=None, ge=1, le=65535)
+    """The gRPC port (Open Inference Protocol) of the server in the pod and of the Service
+    (port name ``grpc``), e.g. 8701; unset: no gRPC. The image must have grpcio
+    (``pilothouse[grpc]``: ``EXTRAS=sklearn,docker,grpc make image``)."""
+    grpc_target_template: str = "{service}.{namespace}.svc:{port}"
+    """Where gRPC clients reach a deployment's Service (``host:port``, reported as its
+    ``grpc_target``). Placeholders as ``prediction_url_template``'s, ``{port}`` the gRPC one."""
     packages: dict[str, Path] = Field(default_factory=dict)
     """Standalone mode: model package id to a package directory or archive on the agent's
     disk, handed to the pods in a ConfigMap (small packages only, see ``configmap_max_bytes``)."""
@@ -109,3 +116,9 @@ class KubernetesPluginSettings(BaseModel):
     """Upper bound of the delay before a lost watch reconnects (the kit's backoff)."""
     log_tail_lines: int = Field(default=20, ge=0, le=1000)
     """Log lines of a failing container quoted in its finding."""
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> KubernetesPluginSettings:
+        if self.grpc_port is not None and self.grpc_port == self.service_port:
+            raise ValueError(f"grpc_port {self.grpc_port} is service_port too: pick another")
+        return self

@@ -39,7 +39,9 @@ class ProcessRuntime:
         ``spec`` is not used: a process takes what the machine has (no limits).
         """
         s = self._settings
-        server = previous or servers.new_server(key, s.host, s.public_host, self._state_root)
+        server = previous or servers.new_server(
+            key, s.host, s.public_host, self._state_root, grpc=s.grpc
+        )
         restore = [] if previous is not None else ["--no-restore"]
         await servers.start_process(server, [*s.server_args, *restore])
         self._records[key] = server
@@ -79,8 +81,10 @@ class ProcessRuntime:
 
     def _recorded(self, key: str, rec: dict[str, Any]) -> Server:
         s = self._settings
+        grpc_port = rec.get("grpc_port")
         return Server(key, s.host, int(rec["port"]), str(rec["token"]), Path(rec["state_dir"]),
-                      s.public_host, pid=rec.get("pid"))  # fmt: skip
+                      s.public_host, pid=rec.get("pid"),
+                      grpc_port=int(grpc_port) if grpc_port is not None else None)  # fmt: skip
 
     async def _save(self) -> None:
         async with self._saving:

@@ -1,7 +1,7 @@
 """Prediction server processes: the handle, the process calls, the record that outlives the agent.
 
 A server is ``python -m pilothouse.serving`` in its own session, so it survives the
-agent: what runs is recorded in ``<state_dir>/servers.json`` (pid, port, admin
+agent: what runs is recorded in ``<state_dir>/servers.json`` (pid, ports, admin
 token) and a restarted agent adopts a server that is still alive and answers
 with its token, instead of starting a duplicate. A server is recognized by its
 pid *and* by answering its admin API with the recorded token, so a recycled
@@ -37,6 +37,8 @@ class Server:
     state_dir: Path
     public_host: str | None = None
     pid: int | None = None
+    grpc_port: int | None = None
+    """Its gRPC port (``--grpc-port``); None: it serves no gRPC."""
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
     api: ServerAPI | None = field(default=None, repr=False)
 
@@ -51,6 +53,13 @@ class Server:
         return f"http://{self.public_host or self.host}:{self.port}"
 
     @property
+    def grpc_target(self) -> str | None:
+        """Where gRPC clients reach it (``public_host`` as for ``public_url``)."""
+        if self.grpc_port is None:
+            return None
+        return f"{self.public_host or self.host}:{self.grpc_port}"
+
+    @property
     def log_path(self) -> Path:
         """Its stdout and stderr."""
         return self.state_dir / "server.log"
@@ -58,7 +67,7 @@ class Server:
     def record(self) -> dict[str, Any]:
         """What ``servers.json`` keeps of it."""
         return {"port": self.port, "token": self.token, "pid": self.pid,
-                "state_dir": str(self.state_dir)}  # fmt: skip
+                "state_dir": str(self.state_dir), "grpc_port": self.grpc_port}  # fmt: skip
 
     def alive(self) -> bool:
         """Whether the process still runs."""
@@ -90,16 +99,22 @@ def free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def new_server(key: str, host: str, public_host: str | None, state_root: Path) -> Server:
-    """A server description with a fresh port, token and state directory."""
+def new_server(
+    key: str, host: str, public_host: str | None, state_root: Path, *, grpc: bool
+) -> Server:
+    """A server description with fresh ports (gRPC too if ``grpc``), token and state directory."""
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in key)
     port = free_port(host)
-    return Server(key, host, port, secrets.token_urlsafe(24), state_root / safe, public_host)
+    grpc_port = free_port(host) if grpc else None
+    return Server(key, host, port, secrets.token_urlsafe(24), state_root / safe, public_host,
+                  grpc_port=grpc_port)  # fmt: skip
 
 
 async def start_process(server: Server, extra_args: list[str]) -> None:
     """Start the server process (readiness is the fleet's to wait for)."""
     await asyncio.to_thread(server.state_dir.mkdir, parents=True, exist_ok=True)
+    if server.grpc_port is not None:
+        extra_args = ["--grpc-port", str(server.grpc_port), *extra_args]
     log = await asyncio.to_thread(server.log_path.open, "ab")
     try:
         server.process = await asyncio.create_subprocess_exec(

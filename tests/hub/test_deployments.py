@@ -31,7 +31,7 @@ async def test_create_reads_back_desired_launched_at_generation_1(hub: Running) 
         "generation": 1,
     }
     assert set(dep["observed"]) == {
-        "state", "model_package_id", "prediction_url", "generation", "updated_at",
+        "state", "model_package_id", "prediction_url", "grpc_target", "generation", "updated_at",
     }  # fmt: skip
     assert dep["service_health"] == {
         "status": "unknown",
@@ -163,3 +163,23 @@ async def test_agent_reports_observed_status(hub: Running) -> None:
     await ok(hub.admin.delete(f"{V1}/deployments/{dep['id']}"), 202)
     status, _ = await answer(agent.put(url, json=report))
     assert status == 404
+
+
+async def test_the_observed_grpc_target_is_stored_returned_and_cleared(hub: Running) -> None:
+    pe, pkg, dep = await _setup(hub)
+    agent = await hub.agent(pe["id"])
+    url, read = f"{V1}/deployments/{dep['id']}/status", f"{V1}/deployments/{dep['id']}"
+    report = {"state": "ready", "model_package_id": pkg["id"], "generation": 1,
+              "prediction_url": "http://10.0.0.7:8080/v1/deployments/x/predict"}  # fmt: skip
+    for target in ("10.0.0.7:8081", "[::1]:8001", "iris.models.svc:9000", "dns:///h:1"):
+        await ok(agent.put(url, json=report | {"grpc_target": target}), 204)
+        observed = (await ok(hub.admin.get(read)))["observed"]
+        assert observed["grpc_target"] == target and observed["prediction_url"]
+    listed = await ok(hub.admin.get(f"{V1}/deployments"))
+    assert listed["items"][0]["observed"]["grpc_target"] == "dns:///h:1"
+    # A report without one (a server without gRPC, a stopped deployment) clears it.
+    await ok(agent.put(url, json=report | {"state": "stopped"}), 204)
+    assert (await ok(hub.admin.get(read)))["observed"]["grpc_target"] is None
+    for bad in ("http://h:1", "h", "h:port", "h:1 ; x", "a" * 600 + ":1"):
+        status, doc = await answer(agent.put(url, json=report | {"grpc_target": bad}))
+        assert status == 422 and "grpc_target" in str(doc), (bad, doc)

@@ -62,6 +62,8 @@ async def test_bad_policies_are_refused_naming_the_field(hub: Running) -> None:
         ({"group_window_s": -1}, 422, "group_window_s"),
         ({"repeat_interval_s": 0}, 422, "repeat_interval_s"),
         ({"surprise": 1}, 422, "surprise"),
+        ({"prediction_environment_ids": ["pe-1", ""]}, 422, "prediction_environment_ids.1"),
+        ({"deployment_ids": [""]}, 422, "deployment_ids.0"),
     ]
     for change, status, field in cases:
         got, error = await answer(hub.admin.post(NPO, json=base | change))

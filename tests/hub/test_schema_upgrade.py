@@ -43,9 +43,11 @@ async def test_upgrade_from_version_1_keeps_events_and_notifies_only_new_ones(
 
 
 async def _downgrade_to_version_1(hub_settings: HubSettings) -> None:
-    """Drop what migrations 4, 3 and 2 added, as if the hub before them had made this database."""
-    assert len(migrations.MIGRATIONS) == len(postgres_migrations.MIGRATIONS) == 4
+    """Drop what migrations 6 to 2 added, as if the hub before them had made this database."""
+    assert len(migrations.MIGRATIONS) == len(postgres_migrations.MIGRATIONS) == 6
     statements = [
+        "ALTER TABLE agent_tokens DROP COLUMN kind",
+        "ALTER TABLE deployments DROP COLUMN observed_grpc_target",
         "DROP INDEX agent_tokens_by_pe",
         "ALTER TABLE agent_tokens DROP COLUMN revoked_at",
         "ALTER TABLE health_sources DROP COLUMN seq",

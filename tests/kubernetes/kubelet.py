@@ -15,7 +15,8 @@ writing through its store so that every change is versioned and watched:
   init container and the server as real processes (``python -m
   pilothouse.plugins.kubernetes.fetch``, ``python -m pilothouse.serving``, mount
   paths mapped to the pod's directory, the container port to a free local
-  port), unknown images ``ErrImagePull``/``ImagePullBackOff``, restarts with
+  port, and its gRPC port, if any, to another; the proxy below is HTTP only),
+  unknown images ``ErrImagePull``/``ImagePullBackOff``, restarts with
   ``CrashLoopBackOff``, the memory limit enforced on the process's RSS
   (``OOMKilled``, exit 137), the readiness probe (an HTTP GET on the pod), Warning
   Events, logs (current and previous) for ``pods/{name}/log``, and a graceful
@@ -84,6 +85,8 @@ class Pod:
     port: int
     init: list[Container]
     main: list[Container]
+    grpc_port: int = 0
+    """Where its server's gRPC port (``--grpc-port``) is mapped on 127.0.0.1, if it has one."""
     scheduled: bool = True
     terminating: bool = False
     task: asyncio.Task[None] | None = None
@@ -277,6 +280,7 @@ class Kubelet:
             _free_port(),
             [Container(c["name"], c) for c in spec.get("initContainers") or []],
             [Container(c["name"], c) for c in spec["containers"]],
+            grpc_port=_free_port(),
         )
         pod.scheduled = _selected(self.node_labels, spec.get("nodeSelector") or {})
         self.pods[name] = pod
@@ -467,6 +471,8 @@ class Kubelet:
             args = _replace_flag(
                 _replace_flag(args, "--port", str(pod.port)), "--host", "127.0.0.1"
             )
+            if "--grpc-port" in args:  # the container's port, mapped like the HTTP one
+                args = _replace_flag(args, "--grpc-port", str(pod.grpc_port))
         elif args and args[0] == "python":
             args[0] = sys.executable
         env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}

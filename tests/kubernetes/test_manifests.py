@@ -10,6 +10,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from pilothouse.foundation.domain.desired import DesiredDeployment
 from pilothouse.plugins.kubernetes import manifests
@@ -71,6 +72,8 @@ def test_the_role_is_namespaced_and_grants_only_what_the_plugin_uses(
     assert ("apps", "deployments", "watch") in granted and ("", "pods/log", "get") in granted
     assert not [x for x in granted if "*" in x], "no wildcard"
     assert ("", "secrets", "list") not in granted, "the agent cannot read every Secret"
+    updates = [r for r in role["rules"] if "secrets" in r["resources"] and "update" in r["verbs"]]
+    assert [r.get("resourceNames") for r in updates] == [["pilothouse-package-token"]], updates
 
 
 def test_the_agent_runs_non_root_read_only_with_probes(rendered: list[dict[str, Any]]) -> None:
@@ -92,6 +95,7 @@ def test_the_plugins_objects_are_valid_kubernetes_objects(tmp_path: Path) -> Non
         ingress={"host": "models.example.com", "class_name": "nginx"},
         node_selector={"pool": "models"},
         tolerations=[{"key": "gpu", "operator": "Exists"}],
+        grpc_port=8701,
     )
     spec = DesiredDeployment(
         id="Fraud_v2.1", model_package_id="m1", challenger_ids=("m2",), generation=3
@@ -118,3 +122,9 @@ def test_the_plugins_objects_are_valid_kubernetes_objects(tmp_path: Path) -> Non
         container["readinessProbe"]["httpGet"]["path"] == "/v1/health/predict?deployment=Fraud_v2.1"
     )
     assert objects.deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_the_grpc_port_is_its_own() -> None:
+    with pytest.raises(ValidationError, match="grpc_port 8702 is service_port too"):
+        KubernetesPluginSettings(grpc_port=8702)
+    assert KubernetesPluginSettings().grpc_port is None, "off unless the image has grpcio"

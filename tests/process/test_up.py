@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+import tritonclient.grpc.aio as triton_aio
 
 from tests.process.support import ROOT, TIMEOUT, free_port, reaped, serve_pids, until
 
@@ -28,6 +29,9 @@ HUB_LINE = re.compile(r"^pilothouse: hub at (http://\S+) \(admin token in (.+)\)
 UI_LINE = re.compile(r"^pilothouse: web UI at (http://\S+/) \(log in with the admin token\)$")
 ACTIVITY_LINE = re.compile(r"^pilothouse: its live activity: (http://\S+/#/deployments/(\S+))$")
 READY_LINE = re.compile(r"^pilothouse: deployment (\S+) is ready; try:$")
+GRPC_LINE = re.compile(
+    r"^pilothouse: gRPC \(Open Inference Protocol\) at (\S+), model name '(\S+)'$"
+)
 
 
 @dataclass
@@ -148,6 +152,8 @@ async def test_up_prints_serves_stops_and_resumes(tmp_path: Path) -> None:
             doc = await _run_printed_request(first)
             assert doc["model_package_id"] == setup["packages"]["iris-1.0.0"]
             assert doc["deployment_id"] == dep_id and len(doc["predictions"]) == 1
+            grpc_target, model = first.match(GRPC_LINE).groups()
+            assert model == dep_id and await _grpc_model_ready(grpc_target, model)
             servers = serve_pids(state)
             assert len(servers) == 1, servers
 
@@ -235,6 +241,15 @@ async def test_up_resumes_a_replaced_model_without_acting_again(tmp_path: Path) 
     assert actions == [("action.launch.succeeded", 2, iris_2)], actions
     (reconciled,) = [e for e in second_run if e["type"] == "agent.reconciled"]
     assert reconciled["data"]["plan"] == {"launch": 1}, reconciled
+
+
+async def _grpc_model_ready(target: str, model: str) -> bool:
+    """Whether the deployment answers ModelReady over gRPC (``tritonclient.grpc``)."""
+    client = triton_aio.InferenceServerClient(target)
+    try:
+        return bool(await client.is_model_ready(model))
+    finally:
+        await client.close()
 
 
 async def _until_observed(hub: aiohttp.ClientSession, dep_id: str, generation: int) -> None:

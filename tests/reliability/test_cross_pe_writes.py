@@ -32,10 +32,19 @@ class Side:
     pe: str
     deployment: str
     package: str
+    package_token: str
+    """The id of a package token of the PE."""
 
 
 Call = Callable[[aiohttp.ClientSession, Side, Side], Any]
 """A request by ``own``'s agent, aimed at ``target``'s resources."""
+
+
+def _revoke_package_token(http: aiohttp.ClientSession, target: Side) -> Any:
+    return http.delete(
+        f"{V1}/prediction-environments/{target.pe}/package-tokens/{target.package_token}"
+    )
+
 
 MATRIX: dict[str, Call] = {
     "GET /api/v1/prediction-environments/{id}": lambda http, own, target: http.get(
@@ -52,6 +61,12 @@ MATRIX: dict[str, Call] = {
     ),
     "PUT /api/v1/deployments/{id}/status": lambda http, own, target: http.put(
         f"{V1}/deployments/{target.deployment}/status", json={"state": "ready", "generation": 1}
+    ),
+    "POST /api/v1/prediction-environments/{id}/package-tokens": lambda http, own, target: http.post(
+        f"{V1}/prediction-environments/{target.pe}/package-tokens"
+    ),
+    "DELETE /api/v1/prediction-environments/{id}/package-tokens/{token_id}": (
+        lambda http, own, target: _revoke_package_token(http, target)
     ),
     "POST /api/v1/events": lambda http, own, target: http.post(
         f"{V1}/events",
@@ -70,7 +85,9 @@ SHARED: dict[str, Call] = {  # model packages: readable by every agent, owned by
 
 
 def test_the_matrix_covers_every_agent_route() -> None:
-    agent_routes = {f"{r.method} {r.path}" for r in ROUTES if r.access is Access.AGENT}
+    agent_routes = {
+        f"{r.method} {r.path}" for r in ROUTES if r.access in (Access.AGENT, Access.PACKAGES)
+    }
     assert set(MATRIX) | set(SHARED) == agent_routes
     assert not set(MATRIX) & set(SHARED)
 
@@ -81,7 +98,9 @@ async def _two_pes(hub: Running) -> tuple[Side, Side, aiohttp.ClientSession]:
     for name in ("a", "b"):
         pe = await hub.pe(name)
         dep = await hub.deployment(pe["id"], pkg["id"], f"dep-{name}")
-        sides.append(Side(pe["id"], dep["id"], pkg["id"]))
+        tokens = f"{V1}/prediction-environments/{pe['id']}/package-tokens"
+        token = await ok(hub.admin.post(tokens), 201)
+        sides.append(Side(pe["id"], dep["id"], pkg["id"], token["id"]))
     return sides[0], sides[1], await hub.agent(sides[0].pe)
 
 
@@ -104,7 +123,7 @@ async def test_the_same_calls_on_its_own_pe_are_allowed(hub: Running) -> None:
     a, _, agent_a = await _two_pes(hub)
     for route, call in (MATRIX | SHARED).items():
         async with call(agent_a, a, a) as resp:
-            assert resp.status in (200, 204), (route, resp.status, await resp.read())
+            assert resp.status in (200, 201, 204), (route, resp.status, await resp.read())
     health = await ok(hub.admin.get(f"{V1}/deployments/{a.deployment}/service-health"))
     assert health["status"] == "failing"  # its own agent's report counts
 

@@ -1,4 +1,4 @@
-"""``/api/v1/prediction-environments``: register, list, read; issue, list, revoke agent tokens."""
+"""``/api/v1/prediction-environments``: register, list, read; issue, list, revoke their tokens."""
 
 from __future__ import annotations
 
@@ -42,6 +42,31 @@ async def tokens(request: web.Request) -> web.Response:
     return bodies.respond(
         await environments.tokens(request.match_info["id"], query.limit, query.cursor)
     )
+
+
+async def issue_package_token(request: web.Request) -> web.Response:
+    """Issue a read-only package token for the PE (the admin, or the PE's own agent)."""
+    pe_id = request.match_info["id"]
+    bodies.principal(request).require_environment(pe_id)
+    token = await bodies.services(request).environments.issue_package_token(pe_id)
+    return bodies.respond(token, 201)
+
+
+async def package_tokens(request: web.Request) -> web.Response:
+    """List the PE's package tokens, newest first, revoked ones too (never their secrets)."""
+    query = bodies.query(request, ListQuery)
+    environments = bodies.services(request).environments
+    return bodies.respond(
+        await environments.package_tokens(request.match_info["id"], query.limit, query.cursor)
+    )
+
+
+async def revoke_package_token(request: web.Request) -> web.Response:
+    """Revoke a package token (the admin, or the PE's own agent replacing its own)."""
+    info = request.match_info
+    bodies.principal(request).require_environment(info["id"])
+    environments = bodies.services(request).environments
+    return bodies.respond(await environments.revoke_package_token(info["id"], info["token_id"]))
 
 
 async def revoke_token(request: web.Request) -> web.Response:

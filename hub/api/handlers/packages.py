@@ -43,7 +43,9 @@ async def get(request: web.Request) -> web.Response:
 
 async def archive(request: web.Request) -> web.StreamResponse:
     """Stream the archive; ``ETag`` is its sha256 and ``If-None-Match`` may answer 304."""
-    package, path = await bodies.services(request).packages.archive(request.match_info["id"])
+    who = bodies.principal(request)
+    package_id = request.match_info["id"]
+    package, path = await bodies.services(request).packages.archive(package_id, who)
     etag = f'"{package.sha256}"'
     wanted = request.if_none_match or ()
     if any(tag.value in (package.sha256, "*") for tag in wanted):

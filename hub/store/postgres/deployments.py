@@ -40,7 +40,7 @@ from pilothouse.hub.store.records import (
 _COLUMNS = (
     "id, prediction_environment_id, desired, deleted, observed_state, "
     "observed_model_package_id, observed_prediction_url, observed_generation, "
-    "observed_updated_at, created_at, updated_at"
+    "observed_updated_at, created_at, updated_at, observed_grpc_target"
 )
 
 
@@ -125,7 +125,8 @@ async def set_observed(conn: Connection, deployment_id: str, observed: Observed)
     updated_us = clock.to_us(observed.updated_at or clock.now())
     found = await conn.fetchval(
         "UPDATE deployments SET observed_state = $1, observed_model_package_id = $2, "
-        "observed_prediction_url = $3, observed_generation = $4, observed_updated_at = $5 "
+        "observed_prediction_url = $3, observed_generation = $4, observed_updated_at = $5, "
+        "observed_grpc_target = $7 "
         "WHERE id = $6 AND NOT deleted AND observed_generation <= $4 RETURNING true",
         observed.state.value,
         observed.model_package_id,
@@ -133,6 +134,7 @@ async def set_observed(conn: Connection, deployment_id: str, observed: Observed)
         observed.generation,
         updated_us,
         deployment_id,
+        observed.grpc_target,
     )
     if found is None:
         await get(conn, deployment_id)  # NotFound if gone; otherwise the report was stale
@@ -287,6 +289,7 @@ def _record(
             state=row[4],
             model_package_id=row[5],
             prediction_url=row[6],
+            grpc_target=row[11],
             generation=row[7],
             updated_at=None if observed_at is None else clock.from_us(observed_at),
         ),

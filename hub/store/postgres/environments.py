@@ -18,7 +18,7 @@ from pilothouse.hub.api.schemas import AgentInfo, AgentTokenInfo, EventIn, Predi
 from pilothouse.hub.errors import NotFound
 from pilothouse.hub.store.postgres import events
 from pilothouse.hub.store.postgres.db import Connection, dumps, loads, page_clause, taken
-from pilothouse.hub.store.records import PageQuery
+from pilothouse.hub.store.records import PageQuery, TokenKind
 
 _COLUMNS = (
     "id, name, platform, description, plugin_settings, created_at, online, "
@@ -76,28 +76,34 @@ async def known(conn: Connection, ids: Collection[str]) -> set[str]:
 
 
 async def add_token(
-    conn: Connection, token_id: str, pe_id: str, token_sha256: str, created_us: int
+    conn: Connection,
+    token_id: str,
+    pe_id: str,
+    token_sha256: str,
+    created_us: int,
+    kind: TokenKind = "agent",
 ) -> None:
     """Store a token's hash (the PE must exist)."""
     await get(conn, pe_id)
     await conn.execute(
-        "INSERT INTO agent_tokens (id, prediction_environment_id, token_sha256, created_at) "
-        "VALUES ($1, $2, $3, $4)",
+        "INSERT INTO agent_tokens (id, prediction_environment_id, token_sha256, created_at, kind) "
+        "VALUES ($1, $2, $3, $4, $5)",
         token_id,
         pe_id,
         token_sha256,
         created_us,
+        kind,
     )
 
 
-async def for_token(conn: Connection, token_sha256: str) -> tuple[str, str] | None:
-    """The id and PE of the live (not revoked) token with this hash."""
+async def for_token(conn: Connection, token_sha256: str) -> tuple[str, str, TokenKind] | None:
+    """The id, PE and kind of the live (not revoked) token with this hash."""
     row = await conn.fetchrow(
-        "SELECT id, prediction_environment_id FROM agent_tokens "
+        "SELECT id, prediction_environment_id, kind FROM agent_tokens "
         "WHERE token_sha256 = $1 AND revoked_at IS NULL",
         token_sha256,
     )
-    return None if row is None else (str(row[0]), str(row[1]))
+    return None if row is None else (str(row[0]), str(row[1]), row[2])
 
 
 async def token_live(conn: Connection, token_id: str) -> bool:
@@ -108,36 +114,56 @@ async def token_live(conn: Connection, token_id: str) -> bool:
     return found is not None
 
 
-async def tokens(conn: Connection, pe_id: str, query: PageQuery) -> list[AgentTokenInfo]:
-    """The PE's agent tokens (revoked ones too), newest first."""
+async def tokens(
+    conn: Connection, pe_id: str, query: PageQuery, kind: TokenKind = "agent"
+) -> list[AgentTokenInfo]:
+    """The PE's tokens of ``kind`` (revoked ones too), newest first."""
     await get(conn, pe_id)
-    tail, params = page_clause(query, "created_at", 2)
+    tail, params = page_clause(query, "created_at", 3)
     rows = await conn.fetch(
-        f"SELECT {_TOKEN_COLUMNS} FROM agent_tokens WHERE prediction_environment_id = $1{tail}",
+        f"SELECT {_TOKEN_COLUMNS} FROM agent_tokens "
+        f"WHERE prediction_environment_id = $1 AND kind = $2{tail}",
         pe_id,
+        kind,
         *params,
     )
     return [_token(row) for row in rows]
 
 
-async def revoke_token(conn: Connection, pe_id: str, token_id: str, at_us: int) -> AgentTokenInfo:
-    """Revoke one of the PE's tokens (again: keeps the first revocation time)."""
+async def revoke_token(
+    conn: Connection, pe_id: str, token_id: str, at_us: int, kind: TokenKind = "agent"
+) -> AgentTokenInfo:
+    """Revoke one of the PE's tokens of ``kind`` (again: keeps the first revocation time)."""
     await conn.execute(
-        "UPDATE agent_tokens SET revoked_at = $1 "
-        "WHERE id = $2 AND prediction_environment_id = $3 AND revoked_at IS NULL",
+        "UPDATE agent_tokens SET revoked_at = $1 WHERE id = $2 AND prediction_environment_id = $3 "
+        "AND kind = $4 AND revoked_at IS NULL",
         at_us,
         token_id,
         pe_id,
+        kind,
     )
     row = await conn.fetchrow(
         f"SELECT {_TOKEN_COLUMNS} FROM agent_tokens "
-        "WHERE id = $1 AND prediction_environment_id = $2",
+        "WHERE id = $1 AND prediction_environment_id = $2 AND kind = $3",
         token_id,
         pe_id,
+        kind,
     )
     if row is None:
-        raise NotFound.of("agent token", token_id)
+        raise NotFound.of(f"{kind} token", token_id)
     return _token(row)
+
+
+async def uses_package(conn: Connection, pe_id: str, package_id: str) -> bool:
+    """Whether a live deployment of the PE wants or runs ``package_id`` (champion or challenger)."""
+    found = await conn.fetchval(
+        "SELECT true FROM deployments WHERE prediction_environment_id = $1 AND NOT deleted AND ("
+        "observed_model_package_id = $2 OR desired::jsonb ->> 'model_package_id' = $2 "
+        "OR desired::jsonb -> 'challenger_ids' ? $2) LIMIT 1",
+        pe_id,
+        package_id,
+    )
+    return found is not None
 
 
 def _token(row: asyncpg.Record) -> AgentTokenInfo:

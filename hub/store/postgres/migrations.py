@@ -248,6 +248,14 @@ MIGRATIONS: tuple[str, ...] = (
         paused_at BIGINT NOT NULL
     );
     """,
+    # 5: the observed gRPC target of a deployment
+    """
+    ALTER TABLE deployments ADD COLUMN observed_grpc_target TEXT;
+    """,
+    # 6: token kinds: agent tokens and read-only package tokens
+    """
+    ALTER TABLE agent_tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'agent';
+    """,
 )
 
 _VERSION_TABLE = """

@@ -32,7 +32,7 @@ from pilothouse.hub.store.sqlite.rows import loads, page_clause, placeholders, t
 _COLUMNS = (
     "id, prediction_environment_id, desired, deleted, observed_state, "
     "observed_model_package_id, observed_prediction_url, observed_generation, "
-    "observed_updated_at, created_at, updated_at"
+    "observed_updated_at, created_at, updated_at, observed_grpc_target"
 )
 
 
@@ -107,14 +107,15 @@ def set_observed(conn: sqlite3.Connection, deployment_id: str, observed: Observe
     updated_us = clock.to_us(observed.updated_at or clock.now())
     cursor = conn.execute(
         "UPDATE deployments SET observed_state = ?, observed_model_package_id = ?, "
-        "observed_prediction_url = ?, observed_generation = ?, observed_updated_at = ? "
-        "WHERE id = ? AND deleted = 0 AND observed_generation <= ?",
+        "observed_prediction_url = ?, observed_generation = ?, observed_updated_at = ?, "
+        "observed_grpc_target = ? WHERE id = ? AND deleted = 0 AND observed_generation <= ?",
         (
             observed.state.value,
             observed.model_package_id,
             observed.prediction_url,
             observed.generation,
             updated_us,
+            observed.grpc_target,
             deployment_id,
             observed.generation,
         ),
@@ -262,6 +263,7 @@ def _record(
             state=row[4],
             model_package_id=row[5],
             prediction_url=row[6],
+            grpc_target=row[11],
             generation=row[7],
             updated_at=None if observed_at is None else clock.from_us(observed_at),
         ),

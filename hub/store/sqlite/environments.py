@@ -9,7 +9,7 @@ from typing import Any
 from pilothouse.hub import clock
 from pilothouse.hub.api.schemas import AgentInfo, AgentTokenInfo, EventIn, PredictionEnvironment
 from pilothouse.hub.errors import NotFound
-from pilothouse.hub.store.records import PageQuery
+from pilothouse.hub.store.records import PageQuery, TokenKind
 from pilothouse.hub.store.sqlite import events
 from pilothouse.hub.store.sqlite.rows import dumps, loads, page_clause, placeholders, taken
 
@@ -70,25 +70,30 @@ def known(conn: sqlite3.Connection, ids: Collection[str]) -> set[str]:
 
 
 def add_token(
-    conn: sqlite3.Connection, token_id: str, pe_id: str, token_sha256: str, created_us: int
+    conn: sqlite3.Connection,
+    token_id: str,
+    pe_id: str,
+    token_sha256: str,
+    created_us: int,
+    kind: TokenKind = "agent",
 ) -> None:
     """Store a token's hash (the PE must exist)."""
     get(conn, pe_id)
     conn.execute(
-        "INSERT INTO agent_tokens (id, prediction_environment_id, token_sha256, created_at) "
-        "VALUES (?, ?, ?, ?)",
-        (token_id, pe_id, token_sha256, created_us),
+        "INSERT INTO agent_tokens (id, prediction_environment_id, token_sha256, created_at, kind) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (token_id, pe_id, token_sha256, created_us, kind),
     )
 
 
-def for_token(conn: sqlite3.Connection, token_sha256: str) -> tuple[str, str] | None:
-    """The id and PE of the live (not revoked) token with this hash."""
+def for_token(conn: sqlite3.Connection, token_sha256: str) -> tuple[str, str, TokenKind] | None:
+    """The id, PE and kind of the live (not revoked) token with this hash."""
     row = conn.execute(
-        "SELECT id, prediction_environment_id FROM agent_tokens "
+        "SELECT id, prediction_environment_id, kind FROM agent_tokens "
         "WHERE token_sha256 = ? AND revoked_at IS NULL",
         (token_sha256,),
     ).fetchone()
-    return None if row is None else (str(row[0]), str(row[1]))
+    return None if row is None else (str(row[0]), str(row[1]), row[2])
 
 
 def token_live(conn: sqlite3.Connection, token_id: str) -> bool:
@@ -99,31 +104,49 @@ def token_live(conn: sqlite3.Connection, token_id: str) -> bool:
     return row is not None
 
 
-def tokens(conn: sqlite3.Connection, pe_id: str, query: PageQuery) -> list[AgentTokenInfo]:
-    """The PE's agent tokens (revoked ones too), newest first."""
+def tokens(
+    conn: sqlite3.Connection, pe_id: str, query: PageQuery, kind: TokenKind = "agent"
+) -> list[AgentTokenInfo]:
+    """The PE's tokens of ``kind`` (revoked ones too), newest first."""
     get(conn, pe_id)
     tail, params = page_clause(query, "created_at")
     rows = conn.execute(
-        f"SELECT {_TOKEN_COLUMNS} FROM agent_tokens WHERE prediction_environment_id = ?{tail}",
-        [pe_id, *params],
+        f"SELECT {_TOKEN_COLUMNS} FROM agent_tokens "
+        f"WHERE prediction_environment_id = ? AND kind = ?{tail}",
+        [pe_id, kind, *params],
     ).fetchall()
     return [_token(row) for row in rows]
 
 
-def revoke_token(conn: sqlite3.Connection, pe_id: str, token_id: str, at_us: int) -> AgentTokenInfo:
-    """Revoke one of the PE's tokens (again: keeps the first revocation time)."""
+def revoke_token(
+    conn: sqlite3.Connection, pe_id: str, token_id: str, at_us: int, kind: TokenKind = "agent"
+) -> AgentTokenInfo:
+    """Revoke one of the PE's tokens of ``kind`` (again: keeps the first revocation time)."""
     conn.execute(
-        "UPDATE agent_tokens SET revoked_at = ? "
-        "WHERE id = ? AND prediction_environment_id = ? AND revoked_at IS NULL",
-        (at_us, token_id, pe_id),
+        "UPDATE agent_tokens SET revoked_at = ? WHERE id = ? AND prediction_environment_id = ? "
+        "AND kind = ? AND revoked_at IS NULL",
+        (at_us, token_id, pe_id, kind),
     )
     row = conn.execute(
-        f"SELECT {_TOKEN_COLUMNS} FROM agent_tokens WHERE id = ? AND prediction_environment_id = ?",
-        (token_id, pe_id),
+        f"SELECT {_TOKEN_COLUMNS} FROM agent_tokens "
+        "WHERE id = ? AND prediction_environment_id = ? AND kind = ?",
+        (token_id, pe_id, kind),
     ).fetchone()
     if row is None:
-        raise NotFound.of("agent token", token_id)
+        raise NotFound.of(f"{kind} token", token_id)
     return _token(row)
+
+
+def uses_package(conn: sqlite3.Connection, pe_id: str, package_id: str) -> bool:
+    """Whether a live deployment of the PE wants or runs ``package_id`` (champion or challenger)."""
+    row = conn.execute(
+        "SELECT 1 FROM deployments WHERE prediction_environment_id = ? AND deleted = 0 AND ("
+        "observed_model_package_id = ? OR json_extract(desired, '$.model_package_id') = ? "
+        "OR EXISTS (SELECT 1 FROM json_each(desired, '$.challenger_ids') WHERE value = ?)"
+        ") LIMIT 1",
+        (pe_id, package_id, package_id, package_id),
+    ).fetchone()
+    return row is not None
 
 
 _TOKEN_COLUMNS = "id, prediction_environment_id, created_at, revoked_at"

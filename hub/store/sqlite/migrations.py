@@ -37,6 +37,15 @@ Migration 4 adds the *Use Management Agent* switch of a PE: a row of
 ``management_paused`` means it is off, and holds the desired state the PE's
 agent goes on seeing (its revision and deployments, as JSON) until it is
 turned on again.
+
+Migration 5 keeps where a deployment answers gRPC (``observed_grpc_target``),
+beside its ``observed_prediction_url``.
+
+Migration 6 gives tokens a ``kind``: ``agent`` (every token so far) or
+``package`` — a read-only token of one PE that only downloads the archives of
+the model packages the PE's deployments use (the Kubernetes pods' init
+containers fetch packages with one). Both are kept hashed in ``agent_tokens``,
+listed and revoked the same way.
 """
 
 from __future__ import annotations
@@ -249,6 +258,14 @@ MIGRATIONS: tuple[str, ...] = (
         snapshot TEXT NOT NULL,
         paused_at INTEGER NOT NULL
     ) WITHOUT ROWID;
+    """,
+    # 5: the observed gRPC target of a deployment
+    """
+    ALTER TABLE deployments ADD COLUMN observed_grpc_target TEXT;
+    """,
+    # 6: token kinds: agent tokens and read-only package tokens
+    """
+    ALTER TABLE agent_tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'agent';
     """,
 )
 

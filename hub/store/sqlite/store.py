@@ -45,6 +45,7 @@ from pilothouse.hub.store.records import (
     RetentionState,
     Router,
     TailChunk,
+    TokenKind,
 )
 from pilothouse.hub.store.sqlite import (
     alerting,
@@ -143,28 +144,43 @@ class SqliteStore:
         return await self._threads.read(partial(environments.known, ids=ids))
 
     async def add_agent_token(
-        self, token_id: str, pe_id: str, token_sha256: str, created_us: int
+        self,
+        token_id: str,
+        pe_id: str,
+        token_sha256: str,
+        created_us: int,
+        kind: TokenKind = "agent",
     ) -> None:
-        """Store the hash of a new agent token of ``pe_id``."""
-        add = partial(environments.add_token, token_id=token_id, pe_id=pe_id)
+        """Store the hash of a new token of ``pe_id`` (an agent token, or a package token)."""
+        add = partial(environments.add_token, token_id=token_id, pe_id=pe_id, kind=kind)
         await self._threads.write(partial(add, token_sha256=token_sha256, created_us=created_us))
 
-    async def environment_for_token(self, token_sha256: str) -> tuple[str, str] | None:
-        """The id and PE of the live (not revoked) agent token with this hash, if any."""
+    async def environment_for_token(self, token_sha256: str) -> tuple[str, str, TokenKind] | None:
+        """The id, PE and kind of the live (not revoked) token with this hash, if any."""
         return await self._threads.read(partial(environments.for_token, token_sha256=token_sha256))
 
     async def token_live(self, token_id: str) -> bool:
         """Whether an agent token exists and is not revoked."""
         return await self._threads.read(partial(environments.token_live, token_id=token_id))
 
-    async def list_agent_tokens(self, pe_id: str, page: PageQuery) -> list[AgentTokenInfo]:
-        """The PE's agent tokens, revoked ones too, newest first; ``NotFound`` for the PE."""
-        return await self._threads.read(partial(environments.tokens, pe_id=pe_id, query=page))
+    async def list_agent_tokens(
+        self, pe_id: str, page: PageQuery, kind: TokenKind = "agent"
+    ) -> list[AgentTokenInfo]:
+        """The PE's tokens of ``kind``, revoked ones too, newest first; ``NotFound`` for the PE."""
+        listing = partial(environments.tokens, pe_id=pe_id, query=page, kind=kind)
+        return await self._threads.read(listing)
 
-    async def revoke_agent_token(self, pe_id: str, token_id: str, at_us: int) -> AgentTokenInfo:
-        """Revoke one of the PE's tokens (idempotent); ``NotFound`` if it is not the PE's."""
-        revoke = partial(environments.revoke_token, pe_id=pe_id, token_id=token_id)
+    async def revoke_agent_token(
+        self, pe_id: str, token_id: str, at_us: int, kind: TokenKind = "agent"
+    ) -> AgentTokenInfo:
+        """Revoke one of the PE's tokens of ``kind`` (idempotent); ``NotFound`` if not the PE's."""
+        revoke = partial(environments.revoke_token, pe_id=pe_id, token_id=token_id, kind=kind)
         return await self._threads.write(partial(revoke, at_us=at_us))
+
+    async def environment_uses_package(self, pe_id: str, package_id: str) -> bool:
+        """Whether a live deployment of ``pe_id`` wants or runs ``package_id``."""
+        uses = partial(environments.uses_package, pe_id=pe_id, package_id=package_id)
+        return await self._threads.read(uses)
 
     async def deployment_environments(self, ids: Collection[str]) -> dict[str, str]:
         """The PE of each of ``ids`` that is a deployment, deleted ones included."""
