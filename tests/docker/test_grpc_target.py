@@ -1,15 +1,11 @@
 """The ``docker`` plugin with ``grpc``: the server's gRPC port published, reported, answering.
 
-The project's image is built without the ``grpc`` extra (``make image``'s default), so
-this test derives one with the grpcio and protobuf this Python has (the same wheels),
-then launches a deployment on it and calls ModelInfer at the reported ``grpc_target``.
+The project's image has the ``grpc`` extra (``make image``'s default extras), so this runs
+on it as built: a deployment launched with ``grpc`` answers ModelInfer at its ``grpc_target``.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -23,41 +19,12 @@ from tests.modelpkg.factory import SETOSA
 
 pytestmark = pytest.mark.anyio
 
-# The image keeps no pip (it served the installation only): the packages, installed for
-# this Python on the host, are copied into the image's site-packages.
-_DOCKERFILE = """FROM {base}
-USER root
-COPY site/ /tmp/site/
-RUN cp -a /tmp/site/. "$(echo /opt/pilothouse/lib/python3*/site-packages)/" && rm -rf /tmp/site
-USER 10001:10001
-"""
 
-
-@pytest.fixture(scope="module")
-def grpc_image(pilothouse_image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The project's image plus the ``grpc`` extra (the versions installed here)."""
-    context = tmp_path_factory.mktemp("grpc-image")
-    wanted = [f"{name}=={metadata.version(name)}" for name in ("grpcio", "protobuf")]
-    pip = [sys.executable, "-m", "pip", "install", "--no-deps", "--only-binary=:all:"]
-    subprocess.run(
-        [*pip, "--disable-pip-version-check", "-q", "--target", str(context / "site"), *wanted],
-        check=True,
-        timeout=300,
-    )
-    (context / "Dockerfile").write_text(_DOCKERFILE.format(base=pilothouse_image))
-    tag = f"{pilothouse_image}-grpc"
-    subprocess.run(
-        ["docker", "build", "-q", "-t", tag, str(context)],
-        check=True,
-        timeout=600,
-        capture_output=True,
-    )
-    return tag
-
-
-async def test_a_server_with_grpc_publishes_and_reports_it(tmp_path: Path, grpc_image: str) -> None:
+async def test_a_server_with_grpc_publishes_and_reports_it(
+    tmp_path: Path, pilothouse_image: str
+) -> None:
     owner = new_owner()
-    plugin_settings = settings(grpc_image, owner, grpc=True, packages={"rules": RULES})
+    plugin_settings = settings(pilothouse_image, owner, grpc=True, packages={"rules": RULES})
     try:
         async with loaded(tmp_path, plugin_settings, pe="pe-grpc") as it:
             launched = await it.plugin.launch(
