@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
+import numpy as np
 import numpy.typing as npt
 
 from pilothouse.foundation.domain.monitoring import MAX_ASSOCIATED_ROWS
@@ -47,6 +48,22 @@ log = logging.getLogger(__name__)
 _Replay = tuple[ServedModel, Table, npt.NDArray[Any]]
 _ids = itertools.count(1)
 _ID_PREFIX = uuid.uuid4().hex[:12]
+
+
+REPLAY_BATCH = 256
+"""Most queued requests replayed on a challenger in one predict call."""
+
+
+def _concatenated(tables: list[Table]) -> Table:
+    """One table of every row of ``tables`` (the same schema), in order."""
+    if len(tables) == 1:
+        return tables[0]
+    strings = [t.strings for t in tables if t.strings is not None]
+    return Table(
+        matrix=np.concatenate([t.matrix for t in tables]),
+        numeric=np.concatenate([t.numeric for t in tables]),
+        strings=np.concatenate(strings) if strings else None,
+    )
 
 
 def next_id() -> str:
@@ -196,27 +213,55 @@ class PredictionService:
         }
 
     async def replay_challengers(self) -> None:
-        """The ``challenger worker``: replays champion traffic on challengers, forever."""
+        """The ``challenger worker``: replays champion traffic on challengers, forever.
+
+        It takes everything queued (up to :data:`REPLAY_BATCH` requests) and runs
+        each challenger once on their rows together: one predict call instead of
+        one per request, which is what keeps a mirrored challenger cheap beside
+        single-row traffic. The call's duration is each replayed request's
+        challenger latency. A batch that fails is replayed request by request, so
+        errors are counted for the requests that cause them.
+        """
         while True:
-            challenger, table, champion_values = await self._replays.get()
-            challenger.in_flight += 1
-            began = time.perf_counter()
-            try:
-                prediction = await self._run(challenger, table, proba=False)
-            except ModelPredictError as exc:
-                challenger.shadow.errors += 1
-                challenger.shadow.timed(time.perf_counter() - began)
-                log.debug("challenger %s failed: %s", challenger.package_id, exc)
-            else:
-                challenger.shadow.timed(time.perf_counter() - began)
-                challenger.monitor.observe(table, prediction.values)
-                challenger.shadow.compare(
-                    prediction.values,
-                    champion_values,
-                    classifier=challenger.model.manifest.is_classifier,
-                )
-            finally:
-                release(challenger)
+            batch = [await self._replays.get()]
+            while len(batch) < REPLAY_BATCH and not self._replays.empty():
+                batch.append(self._replays.get_nowait())
+            by_challenger: dict[int, list[_Replay]] = {}
+            for item in batch:
+                by_challenger.setdefault(id(item[0]), []).append(item)
+            for items in by_challenger.values():
+                await self._replay(items)
+
+    async def _replay(self, items: list[_Replay]) -> None:
+        challenger = items[0][0]
+        table = _concatenated([t for _, t, _ in items])
+        champion_values = (
+            items[0][2] if len(items) == 1 else np.concatenate([v for _, _, v in items])
+        )
+        challenger.in_flight += 1
+        began = time.perf_counter()
+        try:
+            prediction = await self._run(challenger, table, proba=False)
+        except ModelPredictError as exc:
+            if len(items) > 1:
+                for item in items:
+                    await self._replay([item])
+                return
+            challenger.shadow.errors += 1
+            challenger.shadow.timed(time.perf_counter() - began)
+            log.debug("challenger %s failed: %s", challenger.package_id, exc)
+        else:
+            took = time.perf_counter() - began
+            for _ in items:
+                challenger.shadow.timed(took)
+            challenger.monitor.observe(table, prediction.values)
+            challenger.shadow.compare(
+                prediction.values,
+                champion_values,
+                classifier=challenger.model.manifest.is_classifier,
+            )
+        finally:
+            release(challenger)
 
     # -- internals ----------------------------------------------------------------------------
 

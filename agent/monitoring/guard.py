@@ -101,9 +101,11 @@ class RollbackGuard:
         """Every change of a deployment record: replacements start watches, probes end them."""
         package = rec.model_package_id if rec.state is DeploymentState.READY else None
         watch = self._watches.get(rec.id)
-        failing = rec.status is Status.FAILING or rec.state is DeploymentState.ERRORED
+        # A failing probe of the new model while it serves; not an outage of its server
+        # (errored: a crash or a kill is the server's, and the crash watch restarts it).
+        failing = rec.state is DeploymentState.READY and rec.status is Status.FAILING
         if watch is not None and rec.model_package_id == watch.to_package_id and failing:
-            watch.probe_failure = rec.message or f"{rec.id} is {rec.state.value}"
+            watch.probe_failure = rec.message or f"{rec.id} is failing"
             self._wake.set()
         if package is None:
             return
