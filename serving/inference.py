@@ -52,6 +52,8 @@ _ID_PREFIX = uuid.uuid4().hex[:12]
 
 REPLAY_BATCH = 256
 """Most queued requests replayed on a challenger in one predict call."""
+REPLAY_LINGER_S = 0.01
+"""How long the challenger worker lets requests gather before a replay."""
 
 
 def _concatenated(tables: list[Table]) -> Table:
@@ -215,7 +217,8 @@ class PredictionService:
     async def replay_challengers(self) -> None:
         """The ``challenger worker``: replays champion traffic on challengers, forever.
 
-        It takes everything queued (up to :data:`REPLAY_BATCH` requests) and runs
+        It lets requests gather for :data:`REPLAY_LINGER_S`, takes everything queued
+        (up to :data:`REPLAY_BATCH` requests) and runs
         each challenger once on their rows together: one predict call instead of
         one per request, which is what keeps a mirrored challenger cheap beside
         single-row traffic. The call's duration is each replayed request's
@@ -224,6 +227,10 @@ class PredictionService:
         """
         while True:
             batch = [await self._replays.get()]
+            if self._replays.qsize() < REPLAY_BATCH:
+                # Shadow traffic has no one waiting for it: let a few requests gather, so a
+                # challenger costs one call per batch rather than one per request.
+                await asyncio.sleep(REPLAY_LINGER_S)
             while len(batch) < REPLAY_BATCH and not self._replays.empty():
                 batch.append(self._replays.get_nowait())
             by_challenger: dict[int, list[_Replay]] = {}
@@ -315,7 +322,7 @@ class PredictionService:
         model.monitor.observe(table, prediction.values)
         statistics = deployment.statistics
         statistics.associations.add(
-            model.instance, request_id, prediction.values[:MAX_ASSOCIATED_ROWS].tolist()
+            model.instance, request_id, prediction.values[:MAX_ASSOCIATED_ROWS]
         )
         if model is deployment.champion and deployment.challengers and statistics.mirror.take():
             for challenger in deployment.challengers:

@@ -34,12 +34,8 @@ RETIRED_KEPT = 8
 MAX_REQUEST_ID = 64
 
 
-@dataclass(frozen=True, slots=True)
-class _Associated:
-    seq: int
-    instance: str
-    request_id: str
-    predictions: list[Any]
+_Associated = tuple[int, str, str, Any]
+"""(seq, instance, request id, predictions as the model answered them: converted when read)."""
 
 
 class Associations:
@@ -51,14 +47,12 @@ class Associations:
         self._items: deque[_Associated] = deque(maxlen=size)
         self._seq = 0
 
-    def add(self, instance: str, request_id: str, predictions: list[Any]) -> None:
-        """Keep what ``request_id`` was answered (its first rows, if there were very many)."""
+    def add(self, instance: str, request_id: str, predictions: Any) -> None:
+        """Keep what ``request_id`` was answered (a list or array of its first rows)."""
         if len(request_id) > MAX_REQUEST_ID:
             return  # a client's own V2 id too long to join by: nothing to associate
         self._seq += 1
-        self._items.append(
-            _Associated(self._seq, instance, request_id, predictions[:MAX_ASSOCIATED_ROWS])
-        )
+        self._items.append((self._seq, instance, request_id, predictions))
 
     @property
     def last_seq(self) -> int:
@@ -72,10 +66,15 @@ class Associations:
         first = self._seq - len(self._items) + 1
         start = max(0, seq + 1 - first)
         return [
-            {"seq": a.seq, "instance": a.instance, "request_id": a.request_id,
-             "predictions": a.predictions}
-            for a in itertools.islice(self._items, start, None)
+            {"seq": n, "instance": instance, "request_id": request_id,
+             "predictions": _listed(predictions)[:MAX_ASSOCIATED_ROWS]}
+            for n, instance, request_id, predictions
+            in itertools.islice(self._items, start, None)
         ]  # fmt: skip
+
+
+def _listed(predictions: Any) -> list[Any]:
+    return predictions.tolist() if hasattr(predictions, "tolist") else list(predictions)
 
 
 class Mirror:
