@@ -52,7 +52,7 @@ _ID_PREFIX = uuid.uuid4().hex[:12]
 
 REPLAY_BATCH = 256
 """Most queued requests replayed on a challenger in one predict call."""
-REPLAY_LINGER_S = 0.01
+REPLAY_LINGER_S = 0.05
 """How long the challenger worker lets requests gather before a replay."""
 
 
@@ -258,9 +258,7 @@ class PredictionService:
             challenger.shadow.timed(time.perf_counter() - began)
             log.debug("challenger %s failed: %s", challenger.package_id, exc)
         else:
-            took = time.perf_counter() - began
-            for _ in items:
-                challenger.shadow.timed(took)
+            challenger.shadow.timed(time.perf_counter() - began, len(items))
             challenger.monitor.observe(table, prediction.values)
             challenger.shadow.compare(
                 prediction.values,

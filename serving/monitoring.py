@@ -460,10 +460,10 @@ class ShadowStats:
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
 
-    def timed(self, seconds: float) -> None:
-        """One replay took ``seconds`` (answered or failed): the challenger's own latency."""
-        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.latency_sum += seconds
+    def timed(self, seconds: float, requests: int = 1) -> None:
+        """A replay of ``requests`` took ``seconds``: each one's challenger latency."""
+        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += requests
+        self.latency_sum += seconds * requests
 
     def cumulative(self, *, classifier: bool) -> dict[str, Any]:
         """The raw counters, shaped like a window's challenger figures."""
