@@ -179,7 +179,9 @@ class PredictionService:
         self._answered(deployment, model, request.table.rows, began)
         return answer
 
-    def statistics(self, deployment_id: str, server: str | None, after: int) -> dict[str, Any]:
+    def statistics(
+        self, deployment_id: str, server: str | None, after: int | None
+    ) -> dict[str, Any]:
         """``GET /admin/deployments/{id}/statistics``: cumulative counters for the agent."""
         deployment = self._registry.get(deployment_id)
         return deployment.statistics.reading(

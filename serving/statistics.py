@@ -129,12 +129,16 @@ class DeploymentStatistics:
         challengers: tuple[ServedModel, ...],
         *,
         server: str | None,
-        associations_after: int,
+        associations_after: int | None,
     ) -> dict[str, Any]:
-        """The cumulative counters of every model kept, and the associations asked for."""
+        """The cumulative counters of every model kept, and the associations asked for.
+
+        ``associations_after`` None: no associations (a reading only for counts).
+        """
         roles = {champion.instance: "champion"} | {c.instance: "challenger" for c in challengers}
         classifier = champion.model.manifest.is_classifier
         after = associations_after if server == SERVER_ID else 0
+        items = [] if associations_after is None else self.associations.after(after or 0)
         return {
             "deployment_id": deployment_id,
             "server": SERVER_ID,
@@ -147,7 +151,7 @@ class DeploymentStatistics:
             ],
             "associations": {
                 "last_seq": self.associations.last_seq,
-                "items": self.associations.after(after),
+                "items": items,
             },
         }
 

@@ -182,7 +182,7 @@ class RollbackGuard:
 
     async def _read(self, watch: _Watch) -> Reading | None:
         try:
-            return await self._relay.read(watch.deployment_id)
+            return await self._relay.read(watch.deployment_id, associations=False)
         except (PluginError, StatisticsError, TimeoutError) as exc:
             log.warning("guard of %s cannot read statistics: %s", watch.deployment_id, exc)
             return None

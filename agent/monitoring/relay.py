@@ -111,13 +111,14 @@ class StatisticsRelay:
         self.windows_made += len(windows)
         return windows
 
-    async def read(self, deployment_id: str, cursor: Cursor | None = None) -> Reading | None:
+    async def read(
+        self, deployment_id: str, cursor: Cursor | None = None, *, associations: bool = True
+    ) -> Reading | None:
         """The server's counters of one deployment now (None: nothing serves it)."""
+        after = (cursor.associations_seq if cursor else 0) if associations else None
         async with asyncio.timeout(self._timeout):
             doc = await self._plugin.statistics(
-                deployment_id,
-                server=cursor.server if cursor else None,
-                associations_after=cursor.associations_seq if cursor else 0,
+                deployment_id, server=cursor.server if cursor else None, associations_after=after
             )
         return None if doc is None else Reading.parse(doc)
 

@@ -42,14 +42,15 @@ class Monitoring:
         self._settings = settings.monitoring
         self._hub_settings = settings.hub
         self._client = client
-        self.store = (
-            MonitoringStore(settings.state_dir / "monitoring.db", self._settings.store_max_bytes)
-            if client is not None
-            else None
+        # Always kept: rollbacks in force must survive a restart in standalone mode too.
+        self.store = MonitoringStore(
+            settings.state_dir / "monitoring.db", self._settings.store_max_bytes
         )
         self.overrides = Overrides()
         self._records: Callable[[], Iterable[DeploymentRecord]] = list
-        self.relay = StatisticsRelay(plugin, self._served, self._settings, self.store)
+        # Windows are stored only for a hub to take; standalone, they feed nothing but the guard.
+        windows = self.store if client is not None else None
+        self.relay = StatisticsRelay(plugin, self._served, self._settings, windows)
         self.guard: RollbackGuard | None = None
         self.shipper: WindowShipper | None = None
         self.notices: NoticeSender | None = None
@@ -61,10 +62,9 @@ class Monitoring:
 
     async def open(self) -> None:
         """Open the store and load what a previous run left (cursors, rollbacks in force)."""
-        if self.store is None:
-            return
         stored = await self.store.open()
-        self.relay.load(stored.cursors)
+        if self._client is not None:
+            self.relay.load(stored.cursors)
         self.overrides.load(stored.overrides)
 
     def amend(self, desired: DesiredDeployment) -> DesiredDeployment:
@@ -88,7 +88,7 @@ class Monitoring:
         guard.amend = dispatcher.reapply
         await start("statistics relay", self.relay.run)
         await start("rollback guard", guard.run)
-        if self.store is not None and self._client is not None:
+        if self._client is not None:
             backoff = self._hub_settings.reconnect_backoff_max_s
             self.shipper = WindowShipper(
                 self.store, self._client, self._settings.batch_windows, backoff, bus.report
@@ -99,8 +99,6 @@ class Monitoring:
 
     async def finish(self, timeout_s: float) -> None:
         """At shutdown, after the tasks stopped: deliver what can be, then close the store."""
-        if self.store is None:
-            return
         try:
             if self.shipper is not None:
                 await _drain(self.shipper, timeout_s)

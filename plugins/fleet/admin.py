@@ -93,12 +93,17 @@ class ServerAPI:
         return True
 
     async def statistics(
-        self, deployment_id: str, server: str | None, associations_after: int
+        self, deployment_id: str, server: str | None, associations_after: int | None
     ) -> dict[str, Any] | None:
-        """The deployment's cumulative counters (admin API); None if it is not loaded."""
-        path = (
-            f"/admin/deployments/{deployment_id}/statistics?associations_after={associations_after}"
-        )
+        """The deployment's cumulative counters (admin API); None if it is not loaded.
+
+        ``associations_after`` None: without associations (counts only).
+        """
+        path = f"/admin/deployments/{deployment_id}/statistics"
+        if associations_after is None:
+            path += "?associations=false"
+        else:
+            path += f"?associations_after={associations_after}"
         if server:
             path += f"&server={server}"
         answer = await self._send("GET", path)

@@ -120,7 +120,7 @@ class Deployments(Generic[H]):
         return await self._probe(server, loaded[deployment_id])
 
     async def statistics(
-        self, deployment_id: str, server_id: str | None, associations_after: int
+        self, deployment_id: str, server_id: str | None, associations_after: int | None
     ) -> dict[str, Any] | None:
         """The serving server's cumulative counters of the deployment (None: not served)."""
         server = self.servers.of(deployment_id)

@@ -138,7 +138,11 @@ class FleetPlugin(Plugin, Generic[H, S]):
         return self.deployments.environment()
 
     async def statistics(
-        self, deployment_id: str, *, server: str | None = None, associations_after: int = 0
+        self,
+        deployment_id: str,
+        *,
+        server: str | None = None,
+        associations_after: int | None = 0,
     ) -> Mapping[str, Any] | None:
         """The cumulative counters of the server that serves the deployment."""
         return await self.deployments.statistics(deployment_id, server, associations_after)

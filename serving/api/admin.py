@@ -81,13 +81,14 @@ async def deployment_statistics(request: web.Request) -> web.Response:
 
     Cumulative counters per loaded model, for the agent to subtract; the
     associations newer than ``associations_after`` when ``server`` is this
-    process (all kept otherwise).
+    process (all kept otherwise), none with ``associations=false``.
     """
     raw = request.query.get("associations_after", "0")
     if not raw.isdigit():
         raise BadRequestError(f"associations_after: expected a whole number, got {raw!r}")
+    wanted = request.query.get("associations", "true") != "false"
     reading = request.config_dict[PREDICTIONS].statistics(
-        request.match_info["id"], request.query.get("server"), int(raw)
+        request.match_info["id"], request.query.get("server"), int(raw) if wanted else None
     )
     return responses.json(reading)
 

@@ -26,7 +26,7 @@ from pilothouse.agent import DesiredDeployment, DesiredState
 from pilothouse.agent.runtime import Agent
 from pilothouse.foundation.domain.desired import DeploymentSettings, RollbackSettings
 from pilothouse.plugins.process import ProcessPlugin
-from tests.helpers import running, written_through
+from tests.helpers import read_events, running, written_through
 from tests.process.support import EXAMPLES, RULES, TIMEOUT, reaped, until
 
 pytestmark = pytest.mark.anyio
@@ -106,6 +106,18 @@ async def test_a_regressing_replacement_is_rolled_back_within_the_guard_window(
             await asyncio.sleep(2.0)
             again = await written_through(agent)
             assert record.model_package_id == "rules"
+        # A new agent on the same state (its servers adopted): the rollback still holds.
+        restarted = Agent(settings, plugin=ProcessPlugin())
+        earlier = len(read_events(settings.event_log_path))  # the log file is the same
+        async with running(restarted):
+            restarted.apply(state("iris-flaky"))
+            await restarted.wait_settled()
+            after_restart = (await written_through(restarted))[earlier:]
+            assert restarted.dispatcher is not None
+            assert restarted.dispatcher.records["iris"].model_package_id == "rules"
+        assert not [e for e in after_restart if e["type"].startswith("action.")], (
+            "nothing to do: the rolled-back package is not applied again"
+        )
     own = [s for s in seen if s == (500, "iris-flaky")]
     others = [s for s in seen if s[0] != 200 and s != (500, "iris-flaky")]
     assert others == [], f"failed requests besides the bad model's own errors: {others[:5]}"
