@@ -18,6 +18,7 @@ the boundary where they enter, so nothing above that boundary has to know them.
     ├── InvalidTransitionError ..... the state machine refused a trigger
     ├── CrashLoopError ............. a supervised task failed too often; the agent gives up
     ├── JournalError ............... the action journal (state dir) cannot be read or written
+    ├── StatisticsError ............ a prediction server's statistics cannot be read or stored
     └── HubError ................... talking to the hub failed
         ├── HubUnreachableError .... no answer, or a 5xx: retrying later may help
         └── HubRejectedError ....... a 4xx: the request itself is wrong (``status``, ``body``)
@@ -93,6 +94,10 @@ class InvalidTransitionError(PilothouseError):
 
 class JournalError(PilothouseError):
     """The action journal in the state directory cannot be opened or written."""
+
+
+class StatisticsError(PilothouseError):
+    """A prediction server's statistics cannot be read, or the statistics store written."""
 
 
 class HubError(PilothouseError):

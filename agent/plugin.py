@@ -280,6 +280,23 @@ class Plugin(abc.ABC):
     async def environment_status(self) -> EnvironmentReport:
         """Report the health of the prediction environment as a whole."""
 
+    async def statistics(
+        self,
+        deployment_id: str,
+        *,
+        server: str | None = None,
+        associations_after: int | None = 0,
+    ) -> Mapping[str, Any] | None:
+        """The prediction server's cumulative statistics of one deployment, as it answers them.
+
+        ``None`` when nothing serves the deployment or the plugin runs no prediction
+        server (the default). The agent makes statistics windows by subtracting
+        consecutive readings (``server`` and ``associations_after`` come from the
+        previous one; ``associations_after=None`` asks for counts only). Plugins
+        built on the fleet kit get this for free.
+        """
+        return None
+
 
 PluginFactory = Callable[[], Plugin]
 

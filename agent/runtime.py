@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from functools import partial
 from typing import Any
@@ -45,6 +45,8 @@ from pilothouse.agent.health.reporter import HealthReporter
 from pilothouse.agent.hublink.link import HubLink
 from pilothouse.agent.intake.file import FileIntake
 from pilothouse.agent.intake.revisions import Revisions
+from pilothouse.agent.monitoring.service import TASKS as MONITORING_TASKS
+from pilothouse.agent.monitoring.service import Monitoring
 from pilothouse.agent.observability.http import HttpEndpoint, create_app
 from pilothouse.agent.observability.metrics import AgentMetrics
 from pilothouse.agent.plugin import DeploymentReport, Plugin, PluginContext, PluginRegistry
@@ -52,6 +54,7 @@ from pilothouse.agent.reconcile import Reconciler
 from pilothouse.agent.settings import AgentSettings
 from pilothouse.agent.workers.dispatcher import Dispatcher
 from pilothouse.agent.workers.intake_queue import IntakeQueue
+from pilothouse.agent.workers.records import DeploymentRecord
 from pilothouse.foundation.aio.backoff import Backoff
 from pilothouse.foundation.aio.supervisor import Supervisor, TaskFailure
 from pilothouse.foundation.domain.changes import Snapshot
@@ -90,6 +93,7 @@ class Agent:
         self.http: HttpEndpoint | None = None
         self.link: HubLink | None = None
         self.plugin_context: PluginContext | None = None
+        self.monitoring: Monitoring | None = None
 
     # --- control -------------------------------------------------------------
 
@@ -261,6 +265,10 @@ class Agent:
         stack.push_async_callback(journal.close)
         reconcile = Reconciler(plugin, bus, s.reconcile.orphans, left)
         link = self.link
+        monitoring = self.monitoring = Monitoring(s, plugin, link.client if link else None)
+        await monitoring.open()
+        stack.push_async_callback(monitoring.finish, s.shutdown.grace_period_s)
+        observers = [monitoring.observe, *([link.observe] if link else [])]
         dispatcher = self.dispatcher = Dispatcher(
             self.intake_queue,
             runner,
@@ -269,7 +277,8 @@ class Agent:
             self.metrics,
             s,
             reconcile=reconcile,
-            on_observed=link.observe if link else None,
+            on_observed=partial(_observed, observers),
+            amend=monitoring.amend,
         )
         self.metrics.watch(self._queue_depths, dispatcher.by_state)
         stack.push_async_callback(self._drain, supervisor, dispatcher)
@@ -292,6 +301,8 @@ class Agent:
                 beats=beats,
             ),
         )
+        stack.push_async_callback(supervisor.stop, list(MONITORING_TASKS))
+        await monitoring.start(supervisor.start, dispatcher, bus)
         if link is not None:
             stack.push_async_callback(supervisor.stop, ["intake"])
             await link.start(bus, supervisor.start)
@@ -390,6 +401,13 @@ class Agent:
                 self.health.environment_status.value if self.health else Status.UNKNOWN.value
             ),
         }
+
+
+def _observed(
+    observers: Sequence[Callable[[DeploymentRecord], None]], rec: DeploymentRecord
+) -> None:
+    for observe in observers:
+        observe(rec)
 
 
 def _failure_data(failure: TaskFailure) -> dict[str, Any]:

@@ -139,6 +139,23 @@ class HttpSettings(SettingsGroup):
     """Port to listen on (0 picks a free one)."""
 
 
+class MonitoringSettings(SettingsGroup):
+    """Prediction statistics relayed to the hub, and the health-gated rollback guard."""
+
+    enabled: bool = True
+    """Read the prediction servers' statistics (windows to the hub; the rollback guard)."""
+    interval_s: float = Field(default=60.0, gt=0)
+    """How often each deployment's statistics are read and cut into a window for the hub."""
+    guard_poll_s: float = Field(default=2.0, gt=0)
+    """How often a deployment under a rollback guard is read (the guard acts within seconds)."""
+    concurrency: int = Field(default=16, ge=1, le=10_000)
+    """Statistics readings running at once."""
+    batch_windows: int = Field(default=200, ge=1, le=500)
+    """Windows per upload to the hub (``POST /api/v1/agent/monitoring``)."""
+    store_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+    """Disk the windows waiting for the hub may use; past it the oldest are dropped."""
+
+
 class AgentSettings(LayeredSettings):
     """Every setting of one agent process."""
 
@@ -178,6 +195,8 @@ class AgentSettings(LayeredSettings):
     """Reconcile at start."""
     http: HttpSettings = Field(default_factory=HttpSettings)
     """Local /healthz and /metrics endpoint."""
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    """Statistics relay and automatic rollback."""
     log: LogSettings = Field(default_factory=LogSettings)
     """Structured logging."""
 

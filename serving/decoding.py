@@ -185,12 +185,18 @@ def output_tensors(
 
 
 def encode_rows(
-    prediction: Prediction, *, deployment_id: str, package_id: str, classes: tuple[str, ...]
+    prediction: Prediction,
+    *,
+    deployment_id: str,
+    package_id: str,
+    classes: tuple[str, ...],
+    request_id: str,
 ) -> bytes:
     """The plain endpoint's answer."""
     doc: dict[str, Any] = {
         "deployment_id": deployment_id,
         "model_package_id": package_id,
+        "request_id": request_id,
         "predictions": _data(prediction.values),
     }
     if prediction.proba is not None:

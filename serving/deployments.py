@@ -62,6 +62,7 @@ from pilothouse.serving.loaders import Loader
 from pilothouse.serving.monitoring import FeatureMonitor, RequestStats
 from pilothouse.serving.served import ServedModel
 from pilothouse.serving.settings import ServerSettings
+from pilothouse.serving.statistics import DeploymentStatistics
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,8 @@ class DeploymentRequest(PackageRef):
     """Body of ``PUT /admin/deployments/{id}``: the champion, and optional challengers."""
 
     challengers: list[PackageRef] = Field(default_factory=list, max_length=16)
+    mirror_percent: float = Field(default=100.0, ge=0, le=100)
+    """Share of the champion's requests replayed on the challengers (after its answer)."""
 
     @classmethod
     def parse(cls, doc: Any) -> DeploymentRequest:
@@ -116,6 +119,8 @@ class Deployment:
     stats: RequestStats
     generation: int
     request: DeploymentRequest
+    statistics: DeploymentStatistics
+    """Counters per loaded model across replacements, associations, the mirror share."""
 
     def version(self, package_id: str) -> ServedModel:
         """The champion or a challenger by model package id."""
@@ -198,6 +203,9 @@ class DeploymentRegistry:
             except (PackageError, LoadTimeoutError) as exc:
                 self.on_load(action, False)
                 raise self._failed(deployment_id, old, exc) from None
+            statistics = old.statistics if old else DeploymentStatistics()
+            statistics.mirror.percent = request.mirror_percent
+            statistics.serving((champion, *challengers))
             new = Deployment(
                 id=deployment_id,
                 champion=champion,
@@ -205,6 +213,7 @@ class DeploymentRegistry:
                 stats=old.stats if old else RequestStats(),
                 generation=(old.generation + 1) if old else 1,
                 request=request,
+                statistics=statistics,
             )
             self._deployments[deployment_id] = new  # the swap: atomic for every request
             self.on_load(action, True)

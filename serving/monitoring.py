@@ -92,6 +92,20 @@ class RequestStats:
             },
         }
 
+    def cumulative(self) -> dict[str, Any]:
+        """The raw counters, shaped like a statistics window's request figures."""
+        return {
+            "requests": self.requests,
+            "rows": self.rows,
+            "client_errors": self.client_errors,
+            "server_errors": self.server_errors,
+            "latency": {
+                "bounds": list(LATENCY_BUCKETS),
+                "counts": list(self.latency_counts),
+                "sum": self.latency_sum,
+            },
+        }
+
     def quantile(self, q: float) -> float | None:
         """Upper bound of the bucket holding the ``q`` quantile (``None`` before any request)."""
         total = sum(self.latency_counts)
@@ -193,6 +207,27 @@ class _NumericBlock:
             }
         return out
 
+    def cumulative(self) -> dict[str, dict[str, Any]]:
+        """Raw sums per column (a window's feature fields), on the baseline's bins."""
+        out: dict[str, dict[str, Any]] = {}
+        for i, name in enumerate(self.names):
+            n = int(self.count[i])
+            out[name] = {
+                "count": n,
+                "missing": int(self.missing[i]),
+                "sum": float(self.total[i]),
+                "min": float(self.low[i]) if n else None,
+                "max": float(self.high[i]) if n else None,
+            }
+        for j, i in enumerate(self.hist_cols):
+            base = self.baselines[j]
+            out[self.names[i]]["distribution"] = {
+                "edges": list(base.edges),
+                "counts": self.hist[j, : len(base.fractions)].tolist(),
+                "baseline": list(base.fractions),
+            }
+        return out
+
 
 class _CategoryBlock:
     """Counts of string values per column, against baseline category fractions."""
@@ -216,6 +251,18 @@ class _CategoryBlock:
         for j, name in enumerate(self.names):
             view = _categories_view(self.counts[j], self.baselines[j])
             out[name] = {"count": sum(self.counts[j].values()), "missing": self.missing[j], **view}
+        return out
+
+    def cumulative(self) -> dict[str, dict[str, Any]]:
+        """Counts per column (a window's feature fields), on the baseline's labels."""
+        out: dict[str, dict[str, Any]] = {}
+        for j, name in enumerate(self.names):
+            counts = self.counts[j]
+            out[name] = {
+                "count": sum(counts.values()),
+                "missing": self.missing[j],
+                "distribution": _labelled(counts, self.baselines[j]),
+            }
         return out
 
 
@@ -303,6 +350,27 @@ class FeatureMonitor:
             "predictions": predictions,
         }
 
+    def cumulative(self) -> dict[str, Any]:
+        """Raw counters since the model was loaded, shaped like a window's figures.
+
+        Counts and sums only, so that the difference of two readings is what
+        happened between them (the agent makes windows that way).
+        """
+        self.flush()
+        if self.classifier:
+            classes = Counter(self._pred_classes)
+            for label, count in zip(self._known.tolist(), self._known_counts.tolist(), strict=True):
+                if count:
+                    classes[label] += count
+            prediction: dict[str, Any] = {
+                "count": sum(classes.values()),
+                "distribution": _labelled(classes, self._pred_baseline),
+            }
+        else:
+            prediction = self._pred_numeric.cumulative()["prediction"]
+        features = {**self._numeric.cumulative(), **self._strings.cumulative()}
+        return {"rows": self.rows, "features": features, "prediction": prediction}
+
     def drift(self) -> tuple[dict[str, float], float | None]:
         """PSI per feature with a baseline, and of the predictions (for metrics)."""
         snap = self.snapshot()
@@ -338,6 +406,24 @@ def _categories_view(counts: Counter[str], baseline: Categories | None) -> dict[
     return view
 
 
+OTHER_LABEL = "__other__"
+"""The bin of categories the baseline does not know (its baseline fraction is 0)."""
+
+
+def _labelled(counts: Counter[str], baseline: Categories | None) -> dict[str, Any] | None:
+    """Counts on the baseline's categories plus one bin for the rest (fixed bins: windows add)."""
+    if baseline is None:
+        return None
+    labels = sorted(baseline.categories)
+    known = set(labels)
+    return {
+        "labels": [*labels, OTHER_LABEL],
+        "counts": [counts.get(k, 0) for k in labels]
+        + [sum(v for k, v in counts.items() if k not in known)],
+        "baseline": [baseline.categories[k] for k in labels] + [0.0],
+    }
+
+
 def _hist(dist: Histogram | Categories | None) -> Histogram | None:
     return dist if isinstance(dist, Histogram) else None
 
@@ -351,9 +437,18 @@ def _iso(ts: float) -> str:
 
 
 class ShadowStats:
-    """How a challenger fares on the champion's traffic."""
+    """How a challenger fares on the champion's traffic, and how long it takes."""
 
-    __slots__ = ("abs_diff", "agreeing", "compared", "dropped", "errors", "rows")
+    __slots__ = (
+        "abs_diff",
+        "agreeing",
+        "compared",
+        "dropped",
+        "errors",
+        "latency_counts",
+        "latency_sum",
+        "rows",
+    )
 
     def __init__(self) -> None:
         self.rows = 0
@@ -362,6 +457,29 @@ class ShadowStats:
         self.compared = 0
         self.agreeing = 0
         self.abs_diff = 0.0
+        self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.latency_sum = 0.0
+
+    def timed(self, seconds: float, requests: int = 1) -> None:
+        """A replay of ``requests`` took ``seconds``: each one's challenger latency."""
+        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += requests
+        self.latency_sum += seconds * requests
+
+    def cumulative(self, *, classifier: bool) -> dict[str, Any]:
+        """The raw counters, shaped like a window's challenger figures."""
+        return {
+            "rows": self.rows,
+            "compared": self.compared,
+            "errors": self.errors,
+            "dropped": self.dropped,
+            "agreeing": self.agreeing if classifier else None,
+            "abs_diff_sum": None if classifier else self.abs_diff,
+            "latency": {
+                "bounds": list(LATENCY_BUCKETS),
+                "counts": list(self.latency_counts),
+                "sum": self.latency_sum,
+            },
+        }
 
     def compare(
         self, mine: npt.NDArray[Any], champion: npt.NDArray[Any], *, classifier: bool

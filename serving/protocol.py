@@ -22,6 +22,8 @@ _FEATURE_TYPES = {"float": "FP64", "integer": "INT64", "boolean": "BOOL", "strin
 SERVER_NAME = "pilothouse"
 SERVER_VERSION = "0.1.0"
 EXTENSIONS = ("binary_tensor_data",)
+REQUEST_ID = "Pilothouse-Request-Id"
+"""Response header naming the request, for joining actuals (V2 also answers it as ``id``)."""
 
 
 def metadata(deployment: Deployment, model: ServedModel) -> dict[str, Any]:

@@ -19,16 +19,26 @@ A model without sample rows cannot be measured and always runs in a thread.
 
 from __future__ import annotations
 
+import itertools
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from pilothouse.modelpkg import LoadedModel
-from pilothouse.serving.monitoring import FeatureMonitor, ShadowStats
+from pilothouse.serving.monitoring import FeatureMonitor, RequestStats, ShadowStats
 
 _BATCH = 100
+
+SERVER_ID = uuid.uuid4().hex[:16]
+"""This server process: the agent never subtracts one process's counters from another's."""
+_instances = itertools.count(1)
+
+
+def _new_instance() -> str:
+    return f"{SERVER_ID}-{next(_instances)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +71,10 @@ class ServedModel:
     warmup_seconds: float = 0.0
     shadow: ShadowStats = field(default_factory=ShadowStats)
     """Filled while the model is a challenger."""
+    requests: RequestStats = field(default_factory=RequestStats)
+    """Requests this model answered itself (as champion, or addressed by version)."""
+    instance: str = field(default_factory=_new_instance)
+    """This load of the package: its counters start at zero."""
     in_flight: int = 0
     retired: bool = False
 

@@ -66,6 +66,9 @@ class ServerSettings(BaseSettings):
     """Input rows buffered before the per-feature statistics are updated (one vectorized pass)."""
     challenger_queue: int = Field(default=1024, ge=1)
     """Requests waiting to be replayed on challengers; beyond, they are dropped and counted."""
+    monitoring: bool = True
+    """Per-feature statistics, challenger replays and request associations; off only to measure
+    their cost (request counts and latency are always kept)."""
     gc_freeze: bool = True
     """Freeze the cyclic GC once loaded (``serve`` only; see :mod:`pilothouse.serving.running`)."""
     shutdown_grace_s: float = Field(default=10.0, ge=0)

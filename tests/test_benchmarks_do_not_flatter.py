@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from bench import agent_scale, hub_events
+from bench import monitoring as monitoring_bench
 from pilothouse.agent.errors import CrashLoopError
 from pilothouse.agent.runtime import Agent
 from pilothouse.foundation.domain.events import Event
@@ -103,3 +104,28 @@ async def test_an_agent_that_dies_mid_phase_fails_the_benchmark(
             await agent_scale.converge(agent, task, tmp_path / "desired.json", 3, "m1", "launched")
     with pytest.raises(CrashLoopError):
         await agent_scale.stop(agent, task)
+
+
+def test_monitoring_bench_never_counts_a_skipped_figure_as_met() -> None:
+    measured = {
+        "ratio_monitoring_with_challenger": 0.93,
+        "champion_p99_ratio_slow_challenger": 1.02,
+        "regression_to_rollback_s": 2.0,
+        "rollback_failed_requests": 0,
+        "hub_ingest_windows_per_s": None,
+    }
+    assert monitoring_bench.verdict(measured) == {
+        "targets_met": False,
+        "targets_missed": [],
+        "targets_skipped": ["hub_ingest_windows_per_s"],
+    }
+    worse = measured | {"rollback_failed_requests": 1, "ratio_monitoring_with_challenger": 0.85}
+    assert monitoring_bench.verdict(worse)["targets_missed"] == [
+        "ratio_monitoring_with_challenger",
+        "rollback_failed_requests",
+    ]
+    assert monitoring_bench.verdict(measured | {"hub_ingest_windows_per_s": 900.0}) == {
+        "targets_met": True,
+        "targets_missed": [],
+        "targets_skipped": [],
+    }

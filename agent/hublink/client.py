@@ -106,6 +106,19 @@ class HubClient:
         result: dict[str, Any] = await self._request("POST", f"{API}/events", data=payload)
         return result
 
+    async def post_monitoring(self, windows: list[bytes]) -> dict[str, Any]:
+        """Post already-serialized statistics windows (``StatsBatch``); accepted, duplicates."""
+        payload = b'{"windows":[' + b",".join(windows) + b"]}"
+        result = await self._request("POST", f"{API}/agent/monitoring", data=payload)
+        return result if isinstance(result, dict) else {}
+
+    async def post_rollback(self, deployment_id: str, body: bytes) -> dict[str, Any]:
+        """Tell the hub the agent rolled a deployment back (it records it in the desired state)."""
+        result = await self._request(
+            "POST", f"{API}/deployments/{deployment_id}/rollback", data=body
+        )
+        return result if isinstance(result, dict) else {}
+
     async def heartbeat(self, pe: str, payload: Mapping[str, Any]) -> None:
         """Tell the hub this agent is alive."""
         await self._request(

@@ -34,6 +34,7 @@ from pilothouse.agent.workers.worker import ChangeInbox, Worker, WorkerContext
 from pilothouse.foundation.aio import tasks
 from pilothouse.foundation.aio.backoff import Backoff
 from pilothouse.foundation.domain.changes import Change, IntakeItem, Snapshot
+from pilothouse.foundation.domain.desired import DesiredDeployment
 from pilothouse.foundation.domain.vocabulary import DeploymentState, Status
 
 log = logging.getLogger("pilothouse.dispatcher")
@@ -56,6 +57,7 @@ class Dispatcher:
         *,
         reconcile: ReconcileHook | None = None,
         on_observed: Callable[[DeploymentRecord], None] | None = None,
+        amend: Callable[[DesiredDeployment], DesiredDeployment] | None = None,
     ) -> None:
         self.inbox = inbox
         self.records: dict[str, DeploymentRecord] = {}
@@ -75,6 +77,7 @@ class Dispatcher:
         if on_observed is not None:
             self._ctx.observed = on_observed
         self._reconcile = reconcile
+        self._amend = amend
         self._workers: dict[str, tuple[asyncio.Task[None], ChangeInbox]] = {}
         self._unsettled: set[str] = set()
         self._settled = asyncio.Event()
@@ -87,7 +90,7 @@ class Dispatcher:
         """The dispatcher task: route intake items until cancelled."""
         started()
         while True:
-            item = await self.inbox.get()
+            item = self._amended(await self.inbox.get())
             try:
                 if isinstance(item, Snapshot) and not self._first_snapshot_seen:
                     assert self._reconcile is not None
@@ -112,6 +115,34 @@ class Dispatcher:
         for rec in list(self.records.values()):
             if not rec.routed_removal and not rec.adopted and rec.id not in item.deployments:
                 self._route_change(Change(rec.id, None, rec.routed_generation + 1))
+
+    def _amended(self, item: IntakeItem) -> IntakeItem:
+        """``item`` as the agent applies it: the amend hook's rewrite (a rollback in force)."""
+        amend = self._amend
+        if amend is None:
+            return item
+        if isinstance(item, Change):
+            desired = None if item.desired is None else amend(item.desired)
+            return Change(item.deployment_id, desired, item.generation)
+        return Snapshot({k: amend(d) for k, d in item.deployments.items()}, item.source)
+
+    def reapply(self, deployment_id: str) -> bool:
+        """Route a deployment's current desired spec again, amended, at its generation.
+
+        For a decision the agent made itself (a rollback): the worker takes a spec
+        that differs at the same generation. False when there is nothing to amend,
+        or a newer change is already routed (it is amended as it is routed).
+        """
+        rec = self.records.get(deployment_id)
+        if rec is None or rec.desired is None or self._amend is None:
+            return False
+        if rec.routed_generation != rec.generation or rec.routed_removal:
+            return False
+        amended = self._amend(rec.desired)
+        if amended == rec.desired:
+            return False
+        self._send(rec, Change(deployment_id, amended, rec.generation))
+        return True
 
     def _route_change(self, change: Change) -> None:
         rec = self.records.get(change.deployment_id)

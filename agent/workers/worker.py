@@ -105,8 +105,13 @@ class Worker:
         if isinstance(item, Finding):
             return self._found(item)
         rec = self.record
-        if item.generation <= rec.generation and rec.generation > 0:
-            self._ctx.metrics.superseded.inc()  # stale: a newer one was applied already
+        if rec.generation > 0 and (
+            item.generation < rec.generation
+            or (item.generation == rec.generation and item.desired == rec.desired)
+        ):
+            # Stale: a newer one was applied already. The same generation with another
+            # spec is the agent's own amendment of it (a rollback): that one is taken.
+            self._ctx.metrics.superseded.inc()
             return False
         self._unapplied += 1
         rec.generation = item.generation

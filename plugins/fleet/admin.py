@@ -101,6 +101,25 @@ class ServerAPI:
         self._result("DELETE", path, answer)
         return True
 
+    async def statistics(
+        self, deployment_id: str, server: str | None, associations_after: int | None
+    ) -> dict[str, Any] | None:
+        """The deployment's cumulative counters (admin API); None if it is not loaded.
+
+        ``associations_after`` None: without associations (counts only).
+        """
+        path = f"/admin/deployments/{deployment_id}/statistics"
+        if associations_after is None:
+            path += "?associations=false"
+        else:
+            path += f"?associations_after={associations_after}"
+        if server:
+            path += f"&server={server}"
+        answer = await self._send("GET", path)
+        if answer.status == 404:
+            return None
+        return self._result("GET", path, answer)
+
     async def predict(self, deployment_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """A real prediction through the public endpoint (the health probe)."""
         path = f"/v1/deployments/{deployment_id}/predict"

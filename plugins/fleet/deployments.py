@@ -119,6 +119,15 @@ class Deployments(Generic[H]):
             return DeploymentReport(deployment_id, DeploymentState.STOPPED, Status.UNKNOWN)
         return await self._probe(server, loaded[deployment_id])
 
+    async def statistics(
+        self, deployment_id: str, server_id: str | None, associations_after: int | None
+    ) -> dict[str, Any] | None:
+        """The serving server's cumulative counters of the deployment (None: not served)."""
+        server = self.servers.of(deployment_id)
+        if server is None or server.api is None or not self.servers.runtime.alive(server):
+            return None
+        return await server.api.statistics(deployment_id, server_id, associations_after)
+
     def down(self, deployment_id: str, server: H, cause: ExitCause) -> DeploymentReport:
         """The status of a deployment whose server is down, for ``cause``."""
         return DeploymentReport(
@@ -214,7 +223,8 @@ class Deployments(Generic[H]):
     async def _body(self, server: H, spec: DesiredDeployment) -> dict[str, Any]:
         champion = await self._package(server, spec.model_package_id)
         challengers = [await self._package(server, c) for c in spec.challenger_ids]
-        return {**champion, "challengers": challengers}
+        mirror = spec.settings.challengers.mirror_percent
+        return {**champion, "challengers": challengers, "mirror_percent": mirror}
 
     async def _package(self, server: H, model_package_id: str) -> dict[str, Any]:
         package = await self.packages.resolve(model_package_id)

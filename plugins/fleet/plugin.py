@@ -26,6 +26,7 @@ the servers (by default they keep serving and the next agent adopts them).
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from typing import Any, Generic, TypeVar, cast
 
 from pilothouse.agent.plugin import (
@@ -135,6 +136,16 @@ class FleetPlugin(Plugin, Generic[H, S]):
     async def environment_status(self) -> EnvironmentReport:
         """Failing when a server is down, passing otherwise."""
         return self.deployments.environment()
+
+    async def statistics(
+        self,
+        deployment_id: str,
+        *,
+        server: str | None = None,
+        associations_after: int | None = 0,
+    ) -> Mapping[str, Any] | None:
+        """The cumulative counters of the server that serves the deployment."""
+        return await self.deployments.statistics(deployment_id, server, associations_after)
 
     # --- internals -----------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from pilothouse.serving.api import bodies, responses
-from pilothouse.serving.api.keys import DEPLOYMENTS, ENDPOINTS, SETTINGS
+from pilothouse.serving.api.keys import DEPLOYMENTS, ENDPOINTS, PREDICTIONS, SETTINGS
 from pilothouse.serving.decoding import load_json
 from pilothouse.serving.deployments import DEPLOYMENT_ID, DeploymentRequest
 from pilothouse.serving.errors import BadRequestError, UnauthorizedError
@@ -30,6 +30,7 @@ def create_admin_app() -> web.Application:
     app.router.add_get("/deployments/{id}", get_deployment)
     app.router.add_put("/deployments/{id}", put_deployment)
     app.router.add_delete("/deployments/{id}", delete_deployment)
+    app.router.add_get("/deployments/{id}/statistics", deployment_statistics)
     return app
 
 
@@ -73,6 +74,23 @@ async def delete_deployment(request: web.Request) -> web.Response:
     """``DELETE /admin/deployments/{id}``: unload; in-flight requests finish first."""
     old = await request.config_dict[DEPLOYMENTS].delete(request.match_info["id"])
     return responses.json({"deleted": old.id, "model_package_id": old.champion.package_id})
+
+
+async def deployment_statistics(request: web.Request) -> web.Response:
+    """``GET /admin/deployments/{id}/statistics[?server=S&associations_after=N]``.
+
+    Cumulative counters per loaded model, for the agent to subtract; the
+    associations newer than ``associations_after`` when ``server`` is this
+    process (all kept otherwise), none with ``associations=false``.
+    """
+    raw = request.query.get("associations_after", "0")
+    if not raw.isdigit():
+        raise BadRequestError(f"associations_after: expected a whole number, got {raw!r}")
+    wanted = request.query.get("associations", "true") != "false"
+    reading = request.config_dict[PREDICTIONS].statistics(
+        request.match_info["id"], request.query.get("server"), int(raw) if wanted else None
+    )
+    return responses.json(reading)
 
 
 def _deployment_id(request: web.Request) -> str:

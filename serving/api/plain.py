@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pilothouse.serving.api import bodies, responses
 from pilothouse.serving.api.keys import METRICS, PREDICTIONS
+from pilothouse.serving.protocol import REQUEST_ID
 
 
 def add_routes(app: web.Application) -> None:
@@ -19,10 +20,10 @@ def add_routes(app: web.Application) -> None:
 async def predict(request: web.Request) -> web.Response:
     """``POST /v1/deployments/{id}/predict`` with ``{"rows": [...]}`` or CSV."""
     body = await bodies.read(request)
-    answer = await request.app[PREDICTIONS].predict(
+    answer, request_id = await request.app[PREDICTIONS].predict(
         request.match_info["id"], body, request.content_type
     )
-    return responses.raw(answer)
+    return responses.raw(answer, headers={REQUEST_ID: request_id})
 
 
 async def stats(request: web.Request) -> web.Response:

@@ -67,17 +67,17 @@ async def model_metadata(request: web.Request) -> web.Response:
 async def infer(request: web.Request) -> web.Response:
     """``POST /v2/models/{name}/infer``."""
     body = await bodies.read(request)
-    answer, header_length = await request.app[PREDICTIONS].infer(
+    answer, header_length, request_id = await request.app[PREDICTIONS].infer(
         request.match_info["name"],
         request.match_info.get("version"),
         body,
         request.headers.get(HEADER_LENGTH),
     )
     if header_length is None:
-        return responses.raw(answer)
+        return responses.raw(answer, headers={protocol.REQUEST_ID: request_id})
     return web.Response(
         body=answer,
-        headers={HEADER_LENGTH: str(header_length)},
+        headers={HEADER_LENGTH: str(header_length), protocol.REQUEST_ID: request_id},
         content_type="application/octet-stream",
     )
 

@@ -19,7 +19,10 @@ from .support import deployment, settled, sim, wait_event, write_state
 
 pytestmark = pytest.mark.anyio
 
-TASKS = {"event writer", "http endpoint", "dispatcher", "health reporter", "heartbeat", "intake"}
+TASKS = {
+    "event writer", "http endpoint", "dispatcher", "health reporter", "heartbeat", "intake",
+    "statistics relay", "rollback guard",
+}  # fmt: skip
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -147,7 +147,9 @@ async def test_up_prints_serves_stops_and_resumes(tmp_path: Path) -> None:
             setup = orjson.loads((state / "up.json").read_bytes())
             assert stat.S_IMODE(os.stat(state / "up.json").st_mode) == 0o600
             assert dep_id == setup["deployment"]
-            assert sorted(setup["packages"]) == ["iris-1.0.0", "iris-2.0.0", "iris-rules-1.0.0"]
+            assert sorted(setup["packages"]) == [
+                "iris-1.0.0", "iris-2.0.0", "iris-flaky-2.0.0", "iris-rules-1.0.0"
+            ]  # fmt: skip
 
             doc = await _run_printed_request(first)
             assert doc["model_package_id"] == setup["packages"]["iris-1.0.0"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,11 @@ async def test_stats_and_metrics_count_requests(tmp_path: Path, iris: dict[str, 
         assert petal["count"] == 15 and petal["min"] == 1.4 and petal["max"] == 6.6
         assert sum(petal["histogram"]["counts"]) == 15 and petal["histogram"]["psi"] is not None
         assert stats["predictions"]["categories"] == {"setosa": 10, "virginica": 5}
+        for _ in range(200):  # replays run after the answers, in batches gathered briefly
+            if stats["challengers"][0]["rows"] == 15:
+                break
+            await asyncio.sleep(0.01)
+            stats = await (await client.get("/v1/deployments/iris/stats")).json()
         challenger = stats["challengers"][0]
         assert challenger["model_package_id"] == "rules"
         assert challenger["rows"] == 15 and challenger["agreement"] == 1.0
