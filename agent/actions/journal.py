@@ -57,13 +57,15 @@ log = logging.getLogger("pilothouse.journal")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
     seq INTEGER PRIMARY KEY,
-    body TEXT NOT NULL
+    body BLOB NOT NULL
 );
 """
 # ``body``: a JSON array of rows [id, outcome, applied, in_flight]. ``outcome`` 1 when the
 # row settles an action (``applied`` is what the deployment reached, ``in_flight`` the
 # action begun after it, if any), 0 when it only begins one (the ``applied`` already
 # recorded is kept). A deployment with neither is gone from the journal.
+
+_APPEND = "INSERT INTO batches (body) VALUES (?)"
 
 _LEGACY_FOUND = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'deployments'"
 """An earlier version kept one row per deployment in ``deployments``: read once, then dropped."""
@@ -84,14 +86,17 @@ class _Commit(asyncio.Future[None]):
         return False
 
 
-_CHUNK = 500
-"""Rows per JSON document (one row of ``batches``): each is parsed whole, so none is large."""
-
 _COMPACT_MIN_ROWS = 4096
 """Never compact a log shorter than this (a few hundred KB; replayed in milliseconds)."""
 
 _COMPACT_RATIO = 3
-"""Compact once the log holds this many times more rows than there are deployments."""
+"""Compact once the log holds this many times more rows than there are deployments..."""
+
+_QUIET_S = 0.5
+"""... and no batch came for this long;"""
+
+_OVERDUE = 4
+"""or at once, if the log has grown this many times beyond that."""
 
 _to_json = DesiredDeployment.__pydantic_serializer__.to_json
 """A spec as JSON, without ``model_dump_json``'s keyword handling (half the time)."""
@@ -143,7 +148,10 @@ class ActionJournal:
         self._logged = 0
         """Rows in the log now."""
         self._compact_at = _COMPACT_MIN_ROWS
-        """Rows in the log that make the writer compact it."""
+        """Rows in the log that make the writer compact it, at the next quiet time."""
+        self._wake: asyncio.Future[None] | None = None
+        """Set while the writer waits for a quiet time: a new batch resolves it."""
+        self._closing = False
 
     async def open(self) -> dict[str, JournalEntry]:
         """Open (or create) the file; return what the previous run left in it."""
@@ -177,12 +185,15 @@ class ActionJournal:
 
     async def close(self) -> None:
         """Write what is still pending, then close the file and the thread."""
+        self._closing = True
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
         try:
             if self._writer is not None:
                 await asyncio.gather(self._writer, return_exceptions=True)
             if self._db is not None:
-                payload, _ = self._take()
-                await self._run(lambda: self._commit(payload))
+                payload, rows = self._take()
+                await self._run(lambda: self._commit(payload, rows))
                 await self._run(self._db.close)
                 self._db = None
         finally:
@@ -197,13 +208,13 @@ class ActionJournal:
         self._specs[deployment_id], self._texts[deployment_id] = spec, text
         return text
 
-    def _take(self) -> tuple[list[str], int]:
-        """The pending rows as a batch (JSON chunks) and how many rows it holds."""
+    def _take(self) -> tuple[bytes, int]:
+        """The pending rows as a batch (one JSON document) and how many rows it holds."""
         settled, begun = self._settled, self._begun
         self._settled, self._begun = {}, {}
         rows = [[k, 1, a, begun.pop(k, None)] for k, a in settled.items()]
         rows += [[k, 0, None, f] for k, f in begun.items()]
-        return _chunks(rows), len(rows)
+        return orjson.dumps(rows), len(rows)
 
     def _queued(self) -> _Commit:
         """The next batch (the pending rows); resolved once it is committed."""
@@ -211,24 +222,43 @@ class ActionJournal:
             self._batch = _Commit(loop=asyncio.get_running_loop())
         if self._writer is None or self._writer.done():
             self._writer = tasks.watched(self._write_batches(), "action journal writer", log)
+        elif self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)  # the writer waits for a quiet time to compact
         return self._batch
 
     async def _write_batches(self) -> None:
-        """Commit what is pending, batch after batch; compact the log when nothing is."""
+        """Commit what is pending, batch after batch; compact the log when all is quiet."""
         while True:
             if self._batch is not None:
                 await self._write_batch()
-            elif self._logged >= self._compact_at:
-                await self._compact()
-            else:
+            elif self._closing or self._logged < self._compact_at:
                 return
+            elif self._logged >= _OVERDUE * self._compact_at or await self._quiet():
+                await self._compact()
+            # else woken by a new batch, or by close: look again
+
+    async def _quiet(self) -> bool:
+        """Wait a moment for more rows; tell whether none came (a time to compact).
+
+        A compaction holds up the batches behind it, and its replay (Python) takes
+        turns at the GIL with the event loop: it waits for a pause in the actions,
+        unless the log has grown far too long for that.
+        """
+        wake = self._wake = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(wake, _QUIET_S)
+        except TimeoutError:
+            return True
+        finally:
+            self._wake = None
+        return False
 
     async def _write_batch(self) -> None:
         payload, rows = self._take()
         done, self._batch = self._batch, None
         assert done is not None
         try:
-            await self._run(lambda: self._commit(payload))
+            await self._run(lambda: self._commit(payload, rows))
         except (OSError, sqlite3.Error) as exc:
             error = JournalError(f"cannot write the action journal {self.path}: {exc}")
             log.error("%s", error)
@@ -237,6 +267,8 @@ class ActionJournal:
             done.exception()  # retrieved: a batch of outcomes only has no waiter
         else:
             self._logged += rows
+            # A batch names each deployment once: so many deployments at least.
+            self._compact_at = max(self._compact_at, _threshold(rows))
             done.set_result(None)
 
     async def _compact(self) -> None:
@@ -265,7 +297,7 @@ class ActionJournal:
             db.execute("BEGIN IMMEDIATE")
             db.execute(_SCHEMA)
             self._migrate(db)
-            bodies = [str(r[0]) for r in db.execute("SELECT body FROM batches ORDER BY seq")]
+            bodies = [r[0] for r in db.execute("SELECT body FROM batches ORDER BY seq")]
         return _replay(bodies)
 
     def _migrate(self, db: sqlite3.Connection) -> None:
@@ -273,16 +305,16 @@ class ActionJournal:
         if db.execute(_LEGACY_FOUND).fetchone() is None:
             return
         rows = db.execute("SELECT id, applied, in_flight FROM deployments")
-        self._insert(db, _chunks([[str(r[0]), 1, r[1], r[2]] for r in rows]))
+        db.execute(_APPEND, (orjson.dumps([[str(r[0]), 1, r[1], r[2]] for r in rows]),))
         db.execute("DROP TABLE deployments")
 
-    def _commit(self, payload: list[str]) -> None:
-        if not payload:
+    def _commit(self, payload: bytes, rows: int) -> None:
+        if not rows:
             return
         assert self._db is not None
-        with self._db:  # one transaction for the whole batch
-            self._db.execute("BEGIN IMMEDIATE")
-            self._insert(self._db, payload)
+        # One statement, its own transaction: each call into SQLite gives up the GIL and
+        # must take it back from the event loop (up to 5 ms each while the loop is busy).
+        self._db.execute(_APPEND, (payload,))
 
     def _rewrite(self) -> int:
         """Compact: the log replayed, written back as one row per deployment."""
@@ -290,27 +322,18 @@ class ActionJournal:
         db = self._db
         with db:
             db.execute("BEGIN IMMEDIATE")
-            bodies = [str(r[0]) for r in db.execute("SELECT body FROM batches ORDER BY seq")]
+            bodies = [r[0] for r in db.execute("SELECT body FROM batches ORDER BY seq")]
             state, _ = _replay(bodies)
             db.execute("DELETE FROM batches")
-            self._insert(db, _chunks(list(state.values())))
+            db.execute(_APPEND, (orjson.dumps(list(state.values())),))
         return len(state)
-
-    @staticmethod
-    def _insert(db: sqlite3.Connection, payload: list[str]) -> None:
-        db.executemany("INSERT INTO batches (body) VALUES (?)", [(chunk,) for chunk in payload])
 
 
 def _threshold(live: int) -> int:
     return max(_COMPACT_MIN_ROWS, _COMPACT_RATIO * live)
 
 
-def _chunks(rows: list[list[Any]]) -> list[str]:
-    """Rows ``[id, outcome, applied, in_flight]`` as JSON arrays of ``_CHUNK`` rows."""
-    return [orjson.dumps(rows[i : i + _CHUNK]).decode() for i in range(0, len(rows), _CHUNK)]
-
-
-def _replay(bodies: Iterable[str]) -> tuple[dict[str, list[Any]], int]:
+def _replay(bodies: Iterable[bytes | str]) -> tuple[dict[str, list[Any]], int]:
     """The log replayed in order: each deployment's row, as settled, and how many rows were read.
 
     A row ``[id, 1, applied, in_flight]`` says all there is to know of a deployment;

@@ -17,6 +17,7 @@ from pilothouse.agent.actions.journal import ActionJournal, InFlight, JournalEnt
 from pilothouse.agent.errors import JournalError
 from pilothouse.foundation.domain.desired import DeploymentSettings, DesiredDeployment
 from pilothouse.foundation.domain.vocabulary import Action
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -125,22 +126,28 @@ async def test_an_unusable_state_dir_is_a_journal_error(tmp_path: Path) -> None:
     await journal.close()
 
 
+async def relaunch_all(journal: ActionJournal, specs: list[DesiredDeployment]) -> None:
+    """One relaunch of each deployment, begun together and settled at once."""
+    await asyncio.gather(*(journal.begin(s.id, Action.RELAUNCH, s) for s in specs))
+    for spec in specs:
+        journal.settle(spec.id, spec)
+
+
 async def test_the_log_is_compacted_to_one_row_per_deployment(tmp_path: Path) -> None:
     path = tmp_path / "actions.db"
     journal = ActionJournal(path)
     await journal.open()
-    specs = [SPEC.model_copy(update={"id": f"d{i}"}) for i in range(100)]
-    rounds = journal_module._COMPACT_MIN_ROWS // len(specs) + 2  # enough rows to compact
+    specs = [SPEC.model_copy(update={"id": f"d{i}"}) for i in range(500)]
+    # Without a pause, a log far longer than the compaction threshold is compacted anyway.
+    rounds = journal_module._OVERDUE * journal_module._COMPACT_MIN_ROWS // len(specs) + 4
     for generation in range(1, rounds + 1):
         reached = [s.model_copy(update={"generation": generation}) for s in specs]
-        await asyncio.gather(*(journal.begin(s.id, Action.RELAUNCH, s) for s in reached))
-        for spec in reached:
-            journal.settle(spec.id, spec)
+        await relaunch_all(journal, reached)
     await journal.begin("d0", Action.STOP, reached[0])  # left in flight
-    kept = await asyncio.to_thread(logged, path)
+    assert len(await asyncio.to_thread(logged, path)) < (rounds - 1) * len(specs)
+    # In the first pause after it grew past the threshold, it is compacted to one row each.
+    await eventually(lambda: len(logged(path)) == len(specs), timeout=10)
     await journal.close()
-    # About ``rounds`` rows per deployment were written; the log was compacted meanwhile.
-    assert len(kept) < 4 * len(specs), len(kept)
     left = await reopened(path)
     assert left["d0"] == JournalEntry(reached[0], InFlight(Action.STOP, reached[0]))
     assert all(left[s.id] == JournalEntry(s, None) for s in reached[1:])
