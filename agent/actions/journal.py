@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS batches (
 # recorded is kept). A deployment with neither is gone from the journal.
 
 _APPEND = "INSERT INTO batches (body) VALUES (?)"
+_LOG = "SELECT body FROM batches ORDER BY seq"
 
 _LEGACY_FOUND = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'deployments'"
 """An earlier version kept one row per deployment in ``deployments``: read once, then dropped."""
@@ -162,7 +163,7 @@ class ActionJournal:
         except (ValueError, TypeError) as exc:  # a log this version cannot replay
             raise JournalError(f"cannot read the action journal {self.path}: {exc}") from exc
         self._compact_at = _threshold(len(state))
-        return {dep_id: _entry(row[2], row[3]) for dep_id, row in state.items()}
+        return {dep_id: _entry(*spec_texts) for dep_id, spec_texts in state.items()}
 
     async def begin(self, deployment_id: str, action: Action, spec: DesiredDeployment) -> None:
         """Record that ``action`` is about to be asked of the plugin; return once on disk."""
@@ -288,7 +289,7 @@ class ActionJournal:
 
     # --- in the journal thread ----------------------------------------------------------
 
-    def _open(self) -> tuple[dict[str, list[Any]], int]:
+    def _open(self) -> tuple[dict[str, tuple[str | None, str | None]], int]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
@@ -297,8 +298,8 @@ class ActionJournal:
             db.execute("BEGIN IMMEDIATE")
             db.execute(_SCHEMA)
             self._migrate(db)
-            bodies = [r[0] for r in db.execute("SELECT body FROM batches ORDER BY seq")]
-        return _replay(bodies)
+            state, count = _replay(r[0] for r in db.execute(_LOG))
+        return dict(state.rows()), count
 
     def _migrate(self, db: sqlite3.Connection) -> None:
         """Move the rows of an earlier version's table into the log, as its first batch."""
@@ -322,10 +323,9 @@ class ActionJournal:
         db = self._db
         with db:
             db.execute("BEGIN IMMEDIATE")
-            bodies = [r[0] for r in db.execute("SELECT body FROM batches ORDER BY seq")]
-            state, _ = _replay(bodies)
+            state, _ = _replay(r[0] for r in db.execute(_LOG))  # a batch at a time
             db.execute("DELETE FROM batches")
-            db.execute(_APPEND, (orjson.dumps(list(state.values())),))
+            db.execute(_APPEND, (orjson.dumps([[k, 1, a, f] for k, (a, f) in state.rows()]),))
         return len(state)
 
 
@@ -333,28 +333,47 @@ def _threshold(live: int) -> int:
     return max(_COMPACT_MIN_ROWS, _COMPACT_RATIO * live)
 
 
-def _replay(bodies: Iterable[bytes | str]) -> tuple[dict[str, list[Any]], int]:
-    """The log replayed in order: each deployment's row, as settled, and how many rows were read.
+class _State:
+    """What the log says of each deployment, as two maps of strings.
 
-    A row ``[id, 1, applied, in_flight]`` says all there is to know of a deployment;
-    the rows parsed are reused for it (a compaction makes no more objects than it reads).
+    Strings, not an object per deployment: a compaction of ten thousand deployments
+    then adds no object for the garbage collector to scan, and little memory.
     """
-    state: dict[str, list[Any]] = {}
+
+    __slots__ = ("applied", "in_flight")
+
+    def __init__(self) -> None:
+        self.applied: dict[str, str] = {}
+        self.in_flight: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.applied.keys() | self.in_flight.keys())
+
+    def rows(self) -> Iterator[tuple[str, tuple[str | None, str | None]]]:
+        """Each deployment with its ``applied`` and ``in_flight`` texts."""
+        for dep_id in self.applied.keys() | self.in_flight.keys():
+            yield dep_id, (self.applied.get(dep_id), self.in_flight.get(dep_id))
+
+
+def _replay(bodies: Iterable[bytes | str]) -> tuple[_State, int]:
+    """The log replayed in order, a batch at a time; and how many rows were read."""
+    state = _State()
     count = 0
     for body in bodies:
         rows = orjson.loads(body)
         count += len(rows)
-        for row in rows:
-            dep_id, outcome, applied, in_flight = row
-            if not outcome:  # an action begun: what was reached before it is kept
-                before = state.get(dep_id)
-                applied = row[2] = None if before is None else before[2]
-                row[1] = 1
-            if applied is None and in_flight is None:
-                state.pop(dep_id, None)
-            else:
-                state[dep_id] = row
+        for dep_id, outcome, applied, in_flight in rows:
+            if outcome:  # settled: what it reached (an action begun only keeps it)
+                _put(state.applied, dep_id, applied)
+            _put(state.in_flight, dep_id, in_flight)
     return state, count
+
+
+def _put(texts: dict[str, str], dep_id: str, text: str | None) -> None:
+    if text is None:
+        texts.pop(dep_id, None)
+    else:
+        texts[dep_id] = text
 
 
 def _entry(applied: str | None, in_flight: str | None) -> JournalEntry:
