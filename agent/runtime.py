@@ -385,7 +385,7 @@ class Agent:
         self.dispatcher.report(report)
 
     def _count_event(self, event: Event) -> None:
-        self.metrics.events.labels(event.status.value).inc()
+        self.metrics.count_event(event.status.value)
 
     def _queue_depths(self) -> dict[str, int]:
         depths = self.dispatcher.queue_depths() if self.dispatcher else {}

@@ -91,13 +91,23 @@ def emitted(agent: Agent) -> int:
 
 
 def check_event_log(path: Path, expected: int) -> int:
-    """Every emitted event is in the log exactly once; return how many were written."""
-    ids = [orjson.loads(line)["id"] for line in path.read_bytes().splitlines() if line]
-    if len(set(ids)) != len(ids):
-        raise AgentFailed(f"{len(ids) - len(set(ids))} events were written more than once")
-    if len(ids) != expected:
-        raise AgentFailed(f"the agent emitted {expected} events but wrote {len(ids)}")
-    return len(ids)
+    """Every emitted event is in the log exactly once; return how many were written.
+
+    Read a line at a time, and only after the agent's peak RSS was taken: the
+    whole file and its parsed lines would be this script's memory, not the agent's.
+    """
+    ids: set[str] = set()
+    written = 0
+    with path.open("rb") as lines:
+        for line in lines:
+            if line.strip():
+                ids.add(orjson.loads(line)["id"])
+                written += 1
+    if len(ids) != written:
+        raise AgentFailed(f"{written - len(ids)} events were written more than once")
+    if written != expected:
+        raise AgentFailed(f"the agent emitted {expected} events but wrote {written}")
+    return written
 
 
 async def stop(agent: Agent, task: asyncio.Task[None], timeout_s: float = 60.0) -> None:
@@ -153,9 +163,9 @@ async def main(n: int, idle_s: float) -> dict[str, Any]:
         rates["stop"] = n / elapsed
         print(f"stop     {n} actions in {elapsed:.2f}s: {rates['stop']:,.0f} actions/s")
         await stop(agent, task)
+        peak = rss_mb()  # the agent's: before this script reads the event log
         events_emitted = emitted(agent)
         events = check_event_log(settings.event_log_path, events_emitted)
-    peak = rss_mb()
     print(f"floor    bare plugin calls: {floor_rate:,.0f} actions/s")
     print(f"events   {events} emitted, each written once")
     print(f"peak RSS {peak:.1f} MB")

@@ -78,8 +78,7 @@ class ActionRunner:
             raise
         finally:
             self.in_flight -= 1
-            self._metrics.actions.labels(action.value, result_label).inc()
-            self._metrics.action_duration.labels(action.value).observe(time.perf_counter() - began)
+            self._metrics.action_finished(action.value, result_label, time.perf_counter() - began)
 
     async def _attempts(
         self, action: Action, spec: DesiredDeployment, on_retry: Callable[[Retry], None]

@@ -52,6 +52,28 @@ class AgentMetrics:
             ["status"],
             registry=self.registry,
         )
+        # Labelled children looked up once: ``labels()`` validates its arguments at every
+        # call (about 2 us), and the hot paths count several times per action.
+        self._event_counts: dict[str, Counter] = {}
+        self._action_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+
+    def count_event(self, status: str) -> None:
+        """Count one event emitted with ``status``."""
+        child = self._event_counts.get(status)
+        if child is None:
+            child = self._event_counts[status] = self.events.labels(status)
+        child.inc()
+
+    def action_finished(self, action: str, result: str, seconds: float) -> None:
+        """Count one finished action and observe how long it took."""
+        children = self._action_children.get((action, result))
+        if children is None:
+            children = self._action_children[action, result] = (
+                self.actions.labels(action, result),
+                self.action_duration.labels(action),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def watch(
         self,

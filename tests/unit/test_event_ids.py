@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import random
 import re
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from pilothouse.foundation.domain.events import Event, UlidFactory, new_id
+from pilothouse.foundation.domain.events import Event, UlidFactory, _encode, new_id
 from pilothouse.foundation.domain.vocabulary import Source, Status
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -150,3 +151,14 @@ def test_each_event_gets_a_new_increasing_id() -> None:
     events = [make_event() for _ in range(100)]
     ids = [e.id for e in events]
     assert ids == sorted(ids) and len(set(ids)) == 100
+
+
+def test_ids_encode_time_then_randomness_digit_by_digit() -> None:
+    """The encoding against the definition: 10 digits of the time, 16 of the random part."""
+    rng = random.Random(7)
+    cases = [(0, 0), (2**48 - 1, 2**80 - 1), (1_700_000_000_123, 1)]
+    cases += [(rng.getrandbits(48), rng.getrandbits(80)) for _ in range(2000)]
+    for ms, rand in cases:
+        digits = "".join(CROCKFORD[ms >> 5 * i & 31] for i in reversed(range(10)))
+        digits += "".join(CROCKFORD[rand >> 5 * i & 31] for i in reversed(range(16)))
+        assert _encode(ms, rand) == digits, (ms, rand)
