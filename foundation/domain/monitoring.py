@@ -245,6 +245,7 @@ class StatsWindow(_Strict):
     features: dict[str, FeatureWindow] = Field(default_factory=dict, max_length=MAX_FEATURES)
     prediction: FeatureWindow | None = None
     challengers: list[ChallengerWindow] = Field(default_factory=list, max_length=MAX_CHALLENGERS)
+    associations: list[Association] = Field(default_factory=list, max_length=MAX_ASSOCIATIONS)
 
     @model_validator(mode="after")
     def _order(self) -> Self:

@@ -4,6 +4,8 @@ Every change bumps the generation by one, so the agent can tell a newer wish
 from an older one and drop a superseded pending change. ``launch`` and
 ``stop`` set the desired run state, ``replace_model`` changes the champion,
 ``relaunch`` changes the relaunch token (and asks for the deployment to run),
+a ``replace_model`` also clears the record of a rollback (its champion no
+longer stands),
 and any of them may replace the challengers. Deleting is one more change: the
 tombstone's generation grows too.
 """
@@ -50,6 +52,7 @@ def apply(desired: DesiredDeployment, request: ActionRequest) -> DesiredDeployme
         update["state"] = DesiredRun.STOPPED
     elif request.action is Action.REPLACE_MODEL:
         update["model_package_id"] = request.model_package_id
+        update["rollback"] = None  # a user's new champion: the rollback no longer stands
     else:
         update["state"] = DesiredRun.LAUNCHED
         update["relaunch_token"] = desired.relaunch_token + 1

@@ -43,8 +43,8 @@ async def test_upgrade_from_version_1_keeps_events_and_notifies_only_new_ones(
 
 
 async def _downgrade_to_version_1(hub_settings: HubSettings) -> None:
-    """Drop what migrations 4, 3 and 2 added, as if the hub before them had made this database."""
-    assert len(migrations.MIGRATIONS) == len(postgres_migrations.MIGRATIONS) == 4
+    """Drop what migrations 5, 4, 3 and 2 added, as if the hub before them had made this database."""
+    assert len(migrations.MIGRATIONS) == len(postgres_migrations.MIGRATIONS) == 5
     statements = [
         "DROP INDEX agent_tokens_by_pe",
         "ALTER TABLE agent_tokens DROP COLUMN revoked_at",
@@ -59,6 +59,10 @@ async def _downgrade_to_version_1(hub_settings: HubSettings) -> None:
 
 
 _VERSION_2_TABLES = (
+    "monitoring_windows",
+    "monitoring_hourly",
+    "monitoring_associations",
+    "monitoring_state",
     "management_paused",
     "notification_attempts",
     "notification_deliveries",
