@@ -811,7 +811,6 @@ class MonitoringPoint(BaseModel):
     start: datetime
     end: datetime
     package_id: str
-    windows: int
     requests: int
     rows: int
     client_errors: int
@@ -851,9 +850,7 @@ class MonitoringSeries(BaseModel):
 class Actual(_In):
     """What really happened for one predicted row."""
 
-    association_id: str = Field(
-        min_length=1, max_length=80, description="``<request_id>:<row>``."
-    )
+    association_id: str = Field(min_length=1, max_length=80, description="``<request_id>:<row>``.")
     value: str | float | bool = Field(description="The true label or value.")
 
 

@@ -1,6 +1,7 @@
 """Prediction statistics at the hub: ingest, time series, drift status, actuals, retraining.
 
-The agent ships :class:`~pilothouse.foundation.domain.monitoring.StatsWindow`\\ s;
+The agent ships statistics windows
+(:class:`~pilothouse.foundation.domain.monitoring.StatsWindow`);
 :mod:`.ingest` stores them once each and judges drift (:mod:`.drift`) on the
 way in; :mod:`.series` answers ``GET /deployments/{id}/monitoring`` from the
 stored counts (never from per-window figures); :mod:`.actuals` joins posted

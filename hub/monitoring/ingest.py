@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-
 from collections.abc import Sequence
 
 import orjson
 
+from pilothouse.foundation.domain.desired import DriftSettings
 from pilothouse.foundation.domain.events import new_id
 from pilothouse.foundation.domain.monitoring import StatsBatch, StatsWindow, merge
 from pilothouse.foundation.domain.vocabulary import Source, Status
@@ -168,7 +168,7 @@ def _stored(
 
 
 def _judged(
-    bodies: Sequence[str], package_id: str, from_us: int, settings: drift.DriftSettings
+    bodies: Sequence[str], package_id: str, from_us: int, settings: DriftSettings
 ) -> drift.Judgement | None:
     windows = [StatsWindow.model_validate_json(body) for body in bodies]
     recent = [w for w in windows if w.package_id == package_id and clock.to_us(w.end) > from_us]
@@ -190,6 +190,3 @@ def _changed(record: DeploymentRecord, before: Status, judgement: drift.Judgemen
         message=f"{name}: {judgement.message()}",
         data=data,
     )
-
-
-

@@ -178,7 +178,9 @@ class Retraining:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
-            return Outcome(False, "command", f"killed after {timeout:g}s", exit_code=proc.returncode)
+            return Outcome(
+                False, "command", f"killed after {timeout:g}s", exit_code=proc.returncode
+            )
         tail = err.decode(errors="replace")[-_OUTPUT_CHARS:].strip()
         code = proc.returncode
         error = "" if code == 0 else f"exited with {code}" + (f": {tail}" if tail else "")

@@ -67,7 +67,9 @@ class Scores:
             self.abs_error += abs(float(prediction) - float(actual))  # type: ignore[arg-type]
 
 
-def points(bodies: Sequence[str], joined: Sequence[JoinedActual], span: Span) -> list[MonitoringPoint]:
+def points(
+    bodies: Sequence[str], joined: Sequence[JoinedActual], span: Span
+) -> list[MonitoringPoint]:
     """The series of the stored window bodies and joined actuals (CPU work: run it in a thread)."""
     steps: dict[int, list[StatsWindow]] = defaultdict(list)
     for body in bodies:
@@ -81,8 +83,10 @@ def points(bodies: Sequence[str], joined: Sequence[JoinedActual], span: Span) ->
     out: list[MonitoringPoint] = []
     for index in sorted(steps):
         start, end = span.bounds(index)
-        for agg in merge(steps[index]):
-            out.append(point(agg, start, end, scores.get((index, agg.package_id), Scores())))
+        out.extend(
+            point(agg, start, end, scores.get((index, agg.package_id), Scores()))
+            for agg in merge(steps[index])
+        )
     return out
 
 
@@ -92,7 +96,6 @@ def point(agg: Aggregate, start: datetime, end: datetime, scores: Scores) -> Mon
         start=start,
         end=end,
         package_id=agg.package_id,
-        windows=agg.windows,
         requests=agg.requests,
         rows=agg.rows,
         client_errors=agg.client_errors,

@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.foundation.domain.vocabulary import Status
 from pilothouse.hub.api.schemas import (
     AgentTokenInfo,
     EventIn,
@@ -37,7 +38,6 @@ from pilothouse.hub.api.schemas import (
     Observed,
     PredictionEnvironment,
 )
-from pilothouse.foundation.domain.vocabulary import Status
 from pilothouse.hub.store.records import (
     AttemptRecord,
     ChannelRecord,

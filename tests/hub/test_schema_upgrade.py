@@ -43,7 +43,7 @@ async def test_upgrade_from_version_1_keeps_events_and_notifies_only_new_ones(
 
 
 async def _downgrade_to_version_1(hub_settings: HubSettings) -> None:
-    """Drop what migrations 5, 4, 3 and 2 added, as if the hub before them had made this database."""
+    """Drop what migrations 5, 4, 3 and 2 added, as if the hub before them had made it."""
     assert len(migrations.MIGRATIONS) == len(postgres_migrations.MIGRATIONS) == 5
     statements = [
         "DROP INDEX agent_tokens_by_pe",

@@ -104,17 +104,13 @@ async def add(
         return []
     columns = [list(c) for c in zip(*rows, strict=True)]
     fresh = {record[0] for record in await conn.fetch(_INSERT_WINDOWS, *columns)}
-    kept = {
-        (a.deployment_id, a.association_id): a for a in associations if a.window_id in fresh
-    }
+    kept = {(a.deployment_id, a.association_id): a for a in associations if a.window_id in fresh}
     if kept:
         assoc_rows = [
             (a.deployment_id, a.association_id, a.package_id, a.window_start_us, a.prediction)
             for a in kept.values()
         ]
-        await conn.execute(
-            _INSERT_ASSOCIATIONS, *[list(c) for c in zip(*assoc_rows, strict=True)]
-        )
+        await conn.execute(_INSERT_ASSOCIATIONS, *[list(c) for c in zip(*assoc_rows, strict=True)])
     return [w.id for w in windows if w.id in fresh]
 
 
