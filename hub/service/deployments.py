@@ -88,7 +88,8 @@ class Deployments:
         """
         record = await self._store.get_deployment(deployment_id)
         who.require_environment(record.prediction_environment_id)
-        await self._require_packages(request.to_package_id, [])
+        if not await self._store.known_packages([request.to_package_id]):
+            raise NotFound.of("model package", request.to_package_id, "to_package_id")
         at = clock.now()
         source = Source.USER if who.admin else Source.AGENT
 
