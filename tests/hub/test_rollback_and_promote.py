@@ -1,4 +1,4 @@
-"""Rollback recorded in the desired state (the agent's or the admin's), promotion of a challenger."""
+"""Rollbacks recorded in the desired state (the agent's or the admin's); promoting a challenger."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ async def test_an_agents_rollback_is_recorded_and_pushed_to_the_agent(hub: Runni
     pe_id = dep["prediction_environment_id"]
     rollback = {
         "from_package_id": new["id"], "to_package_id": old["id"],
-        "reason": "error rate 0.21 > 0.05 + old 0.01", "figures": {"error_rate": 0.21, "p99_s": None},
+        "reason": "error rate 0.21 > 0.05 + old 0.01",
+        "figures": {"error_rate": 0.21, "p99_s": None},
     }  # fmt: skip
     watch = agent.get(f"{V1}/prediction-environments/{pe_id}/watch", headers={"Last-Event-ID": "2"})
     async with watch as stream:
@@ -104,8 +105,12 @@ async def test_promote_makes_a_challenger_the_champion_with_the_cli(tmp_path: Pa
     async with running(settings(tmp_path / "hub")) as hub:
         pe = await hub.pe()
         champion, first, second = [await hub.package("m", v) for v in ("1", "2", "3")]
-        body = {"name": "dep", "prediction_environment_id": pe["id"],
-                "model_package_id": champion["id"], "challenger_ids": [first["id"], second["id"]]}  # fmt: skip
+        body = {
+            "name": "dep",
+            "prediction_environment_id": pe["id"],
+            "model_package_id": champion["id"],
+            "challenger_ids": [first["id"], second["id"]],
+        }
         dep = await ok(hub.admin.post(f"{V1}/deployments", json=body), 201)
         code, out, err = await _cli(hub, "deployment", "promote", dep["id"], second["id"], "--json")
         assert code == 0, err
