@@ -122,6 +122,7 @@ class Retraining:
             await self.due()
             until = self._clock.now_us() + us(self._settings.schedule_interval_s)
             while self._clock.now_us() < until:
+                wake.clear()  # a manual clock sets it on every advance
                 await self._clock.wait(wake, until)
 
     async def due(self) -> int:
