@@ -12,6 +12,7 @@ from pilothouse.foundation.domain.monitoring import ChallengerWindow
 from tests.hub.statistics import NORMAL, SHIFTED, latency, post, series, window
 from tests.hub.support import Running
 from tests.ui.support import PHONE, logged_in, shot
+from tests.ui.test_every_page_fits_and_is_labelled import LOW_CONTRAST, UNNAMED
 
 pytestmark = pytest.mark.anyio
 
@@ -70,6 +71,8 @@ async def test_the_monitoring_tab_charts_the_statistics(browser: Any, hub: Runni
     header = await page.evaluate(HEADER, "[data-chart='challengers']")
     assert header[1] == "champion p99 ms" and header[2].endswith("agreement %")
     await shot(page, "deployment-monitoring-1280", full=True)
+    assert await page.evaluate(UNNAMED) == []
+    assert await page.evaluate(LOW_CONTRAST) == []
     await page.set_viewport_size(PHONE)
     await page.reload()
     await page.wait_for_selector("[data-chart='challengers'] canvas")
