@@ -95,7 +95,7 @@ async def test_agent_channel_conforms_to_its_document(
     }
     totals = await _schemathesis(hub, tmp_path, token["token"], ids, include=AGENT_ROUTES)
     await _no_server_errors(hub, caplog)
-    assert totals.operations == len(AGENT_ROUTES) == 9, totals.summary
+    assert totals.operations == len(AGENT_ROUTES) == 11, totals.summary
     assert totals.failures == 0 and totals.errors == 0, totals.summary
 
 

@@ -110,6 +110,8 @@ def _freeze_as_version_2(path: Path, deployment_id: str) -> None:
         conn.execute("ALTER TABLE agent_tokens DROP COLUMN revoked_at")
         conn.execute("ALTER TABLE health_sources DROP COLUMN seq")
         conn.execute("DROP TABLE management_paused")  # migration 4, after the one under test
+        for table in ("windows", "hourly", "associations", "state"):  # migration 5
+            conn.execute(f"DROP TABLE monitoring_{table}")
         conn.execute("PRAGMA user_version = 2")
     finally:
         conn.close()
