@@ -783,10 +783,8 @@ class MonitoringQuery(_In):
         default=None, alias="from", description="Start of the span (default: an hour before to)."
     )
     to: Timestamp | None = Field(default=None, description="End of the span (default: now).")
-    step: Integer | None = Field(
+    step: Annotated[int, Field(ge=1, le=31 * 86_400)] | None = Field(
         default=None,
-        ge=1,
-        le=31 * 86_400,
         description="Seconds per point (default: the span in 60 steps, at least 60 s).",
     )
 
