@@ -2,9 +2,11 @@
 
 ``GET /deployments/{id}/monitoring?from&to&step``: the span defaults to the
 hour before now, the step to a sixtieth of the span (at least a minute); a
-span cut into more than :data:`MAX_POINTS` steps is refused (422 naming
-``step``). ``POST /deployments/{id}/actuals`` stores each actual whose
-association id (``<request_id>:<row>``) names a stored prediction of the
+step that would cut the span into more than :data:`MAX_POINTS` steps is
+widened to fit (the answer's ``step_s`` says so); a span that ends before it
+starts is empty.
+``POST /deployments/{id}/actuals`` stores each actual whose association id
+(``<request_id>:<row>``) names a stored prediction of the
 deployment — the last value given for an id wins — and counts the others as
 unmatched; with an ``accuracy_below`` retraining policy, the accuracy of the
 predictions of the last ``monitoring.minute_windows_hours`` with actuals is
@@ -26,7 +28,6 @@ from pilothouse.hub.api.schemas import (
     MonitoringQuery,
     MonitoringSeries,
 )
-from pilothouse.hub.errors import InvalidInput
 from pilothouse.hub.monitoring import series
 from pilothouse.hub.monitoring.retraining import Retraining
 from pilothouse.hub.settings import MonitoringSettings
@@ -51,9 +52,11 @@ class Statistics:
         """The deployment's statistics over the query's span, step by step."""
         await self._store.get_deployment(deployment_id)  # 404 for an unknown one
         span = _span(query)
-        bodies = await self._store.window_bodies(deployment_id, span.from_us, span.to_us)
-        joined = await self._store.joined_actuals(deployment_id, span.from_us, span.to_us)
-        found = await asyncio.to_thread(series.points, bodies, joined, span)
+        found = []
+        if span.to_us > span.from_us:
+            bodies = await self._store.window_bodies(deployment_id, span.from_us, span.to_us)
+            joined = await self._store.joined_actuals(deployment_id, span.from_us, span.to_us)
+            found = await asyncio.to_thread(series.points, bodies, joined, span)
         state = await self._store.monitoring_state(deployment_id)
         features = state.drift.get("features")
         rows = state.drift.get("rows")
@@ -98,13 +101,10 @@ class Statistics:
 def _span(query: MonitoringQuery) -> series.Span:
     to_us = clock.to_us(query.to) if query.to else clock.now_us()
     from_us = clock.to_us(query.from_) if query.from_ else to_us - DEFAULT_SPAN_US
-    if from_us >= to_us:
-        raise InvalidInput.field("from", "must be before to", query.from_)
+    to_us = max(to_us, from_us)  # a span that ends before it starts holds nothing
     if query.step is None:
         step_s = max(MIN_DEFAULT_STEP_S, math.ceil((to_us - from_us) / 1e6 / DEFAULT_STEPS))
     else:
         step_s = query.step
-    step_us = step_s * 1_000_000
-    if math.ceil((to_us - from_us) / step_us) > MAX_POINTS:
-        raise InvalidInput.field("step", f"cuts the span into more than {MAX_POINTS} steps", step_s)
-    return series.Span(from_us, to_us, step_us)
+    step_s = max(step_s, math.ceil((to_us - from_us) / 1e6 / MAX_POINTS))
+    return series.Span(from_us, to_us, step_s * 1_000_000)

@@ -169,7 +169,7 @@ def _config(ids: dict[str, str]) -> str:
         lines += [
             "[[operations]]",
             f'include-name = "{name}"',
-            f"checks.negative_data_rejection.expected-statuses = {negative + ['429', '5XX']}",
+            f"checks.negative_data_rejection.expected-statuses = {[*negative, '429', '5XX']}",
         ]
     for pattern, value in ids.items():
         lines += [
