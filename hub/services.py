@@ -8,6 +8,9 @@ from dataclasses import dataclass
 import aiohttp
 
 from pilothouse.hub.clock import Clock
+from pilothouse.hub.monitoring.ingest import Ingest
+from pilothouse.hub.monitoring.retraining import Retraining
+from pilothouse.hub.monitoring.statistics import Statistics
 from pilothouse.hub.notifications import composing
 from pilothouse.hub.notifications.management import Notifications
 from pilothouse.hub.notifications.notifier import Dispatcher
@@ -48,6 +51,12 @@ class Services:
     management: ManagementSwitch
     tail: EventTail
     """The live event streams; its feed is woken by the store's event commits."""
+    ingest: Ingest
+    """Statistics windows in, drift judged."""
+    statistics: Statistics
+    """The monitoring series and actuals."""
+    retraining: Retraining
+    """Retraining triggers (its sender and scheduler run in the background)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +94,14 @@ def build(
         outside.events_stored,
         outside.user_agent,
     )
+    retraining = Retraining(
+        store,
+        outside.http,
+        outside.clock,
+        settings.monitoring,
+        hub_url,
+        outside.user_agent,
+    )
     return Services(
         store=store,
         feed=feed,
@@ -104,7 +121,12 @@ def build(
             settings.notifications.allow_private_targets,
         ),
         dispatcher=dispatcher,
-        retention=EventRetention(store, outside.clock, settings.retention, metrics),
+        retention=EventRetention(
+            store, outside.clock, settings.retention, metrics, settings.monitoring
+        ),
         management=ManagementSwitch(store),
         tail=EventTail(store, event_feed or ChangeFeed()),
+        ingest=Ingest(store, settings.monitoring, settings.events, retraining),
+        statistics=Statistics(store, settings.monitoring, retraining),
+        retraining=retraining,
     )

@@ -157,6 +157,23 @@ class RetentionSettings(_Group):
     """Pause between two purge transactions."""
 
 
+class MonitoringSettings(_Group):
+    """How prediction statistics are kept, and how retraining triggers are sent."""
+
+    minute_windows_hours: float = Field(default=24.0, gt=0, le=24 * 366)
+    """Statistics windows are kept as received this long, then rolled up into hourly ones."""
+    max_batch_bytes: int = Field(default=16 * MIB, ge=KIB)
+    """Largest statistics upload (``POST /api/v1/agent/monitoring``) read (413 past it)."""
+    max_associations_per_window: int = Field(default=10_000, ge=0, le=1_000_000)
+    """Predictions per window kept for joining actuals (the first ones; the rest are dropped)."""
+    retraining_secret: SecretStr | None = Field(default=None, min_length=16)
+    """Signs retraining webhooks (``X-Pilothouse-Signature``, as notification webhooks)."""
+    retraining_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    """Time budget of one retraining trigger (the webhook call, or the command)."""
+    schedule_interval_s: float = Field(default=60.0, gt=0)
+    """How often scheduled retraining policies (``every_s``) are looked at."""
+
+
 class HubSettings(LayeredSettings):
     """Every setting of one hub process."""
 
@@ -193,7 +210,9 @@ class HubSettings(LayeredSettings):
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     """Notification delivery."""
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
-    """Event retention and purge."""
+    """Event retention and purge (the hourly statistics rollups are kept as long)."""
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    """Prediction statistics: how long windows stay unrolled, upload limits, retraining."""
     log: LogSettings = Field(default_factory=LogSettings)
     """Structured logging."""
 

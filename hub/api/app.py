@@ -9,7 +9,8 @@ order at startup and closed in reverse at cleanup:
    notifications, and the services over them;
 2. the guarded background tasks: the backend's own, on every replica (on
    PostgreSQL: the live channel between replicas and the lease keeper), and the
-   presence watcher, notification dispatcher and retention purger, which run
+   retraining trigger sender, and the presence watcher, notification dispatcher,
+   retention purger and retraining scheduler, which run
    only while this replica holds the lease (always, on SQLite) — cancelled and
    awaited (an in-flight notification is
    cancelled with the dispatcher; its lease makes the next start retry it).
@@ -116,12 +117,15 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         "presence watcher": hub.presence.watch,
         "notification dispatcher": hub.dispatcher.run,
         "retention purger": hub.retention.watch,
+        "retraining scheduler": hub.retraining.schedule,
     }
     # The hub never gives up on these: a failure is logged and the task restarted.
     supervisor = Supervisor(RestartPolicy(0.5, 30.0, crash_loop_failures=None))
     backend = app[keys.BACKEND]
     for name, body in backend.tasks.items():  # on every replica: the live channel, the lease
         await supervisor.start_eternal(name, body)
+    # on every replica: each sends the retraining triggers it claimed itself
+    await supervisor.start_eternal("retraining trigger", hub.retraining.run)
     for name, body in eternal.items():  # on one replica at a time: the lease holder
         await supervisor.start_eternal(name, exclusive.gated(backend.lease, name, body))
     yield

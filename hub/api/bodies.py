@@ -27,7 +27,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from pilothouse.hub.api import keys
-from pilothouse.hub.errors import RequestTimeout, UnsupportedMediaType
+from pilothouse.hub.errors import PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 from pilothouse.hub.service.auth import Principal
 from pilothouse.hub.services import Services
 
@@ -44,6 +44,26 @@ async def parse(request: web.Request, model: type[M]) -> M:
             f"expected Content-Type application/json, got {request.content_type!r}"
         )
     return model.model_validate_json(raw or b"{}", strict=True)
+
+
+async def parse_large(request: web.Request, model: type[M], limit: int) -> M:
+    """A large JSON body as ``model``: at most ``limit`` bytes read (413), validated off the loop.
+
+    Validating megabytes of JSON takes long enough to hold up every other
+    request, so it runs on a worker thread.
+    """
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the body is over {limit} bytes ({request.content_length})")
+    if not is_json(request.content_type):
+        raise UnsupportedMediaType(
+            f"expected Content-Type application/json, got {request.content_type!r}"
+        )
+    raw = bytearray()
+    async for chunk in chunks(request, 1 << 16):
+        raw += chunk
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"the body is over {limit} bytes")
+    return await asyncio.to_thread(model.model_validate_json, bytes(raw) or b"{}", strict=True)
 
 
 def is_json(content_type: str) -> bool:

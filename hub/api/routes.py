@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel
 
+from pilothouse.foundation.domain.monitoring import StatsBatch
 from pilothouse.hub.api import schemas as s
 from pilothouse.hub.api.handlers import (
     agents,
@@ -19,6 +20,7 @@ from pilothouse.hub.api.handlers import (
     environments,
     events,
     management,
+    monitoring,
     notifications,
     packages,
     retention,
@@ -134,6 +136,21 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", DEP + "/{id}/service-health", deployments.service_health,
           "Service health and recent events", Access.ADMIN, "deployments",
           {200: s.ServiceHealthView}),
+    Route("GET", DEP + "/{id}/monitoring", monitoring.series,
+          "Prediction statistics over time (requests, errors, latency, drift, challengers)",
+          Access.ADMIN, "monitoring", {200: s.MonitoringSeries}, query=s.MonitoringQuery),
+    Route("POST", DEP + "/{id}/actuals", monitoring.actuals,
+          "Post actuals for predictions (accuracy, error)", Access.ADMIN, "monitoring",
+          {200: s.ActualsResult}, body=s.ActualsUpload),
+    Route("POST", DEP + "/{id}/rollback", monitoring.rollback,
+          "Record a rollback of the champion (the agent's, or the admin's)", Access.AGENT,
+          "deployments", {200: s.Deployment}, body=s.RollbackRequest, errors=(404, 409)),
+    Route("POST", DEP + "/{id}/promote", monitoring.promote, "Make a challenger the champion",
+          Access.ADMIN, "deployments", {200: s.Deployment}, body=s.PromoteRequest,
+          errors=(409,)),
+    Route("POST", V1 + "/agent/monitoring", monitoring.ingest,
+          "Post a batch of statistics windows (idempotent)", Access.AGENT, "agent channel",
+          {200: s.StatsBatchResult}, body=StatsBatch, errors=(404, 413)),
     Route("POST", V1 + "/events", events.ingest, "Post a batch of events (idempotent)",
           Access.AGENT, "events", {200: s.EventBatchResult}, body=s.EventBatch, errors=(404,)),
     Route("GET", V1 + "/events", events.page, "Search events, newest first", Access.ADMIN,

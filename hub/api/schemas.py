@@ -31,6 +31,7 @@ from pilothouse.foundation.domain.desired import (
     DeploymentSettings,
     DesiredDeployment,
     Integer,
+    RollbackRecord,
     integral,
 )
 from pilothouse.foundation.domain.vocabulary import (
@@ -327,6 +328,9 @@ class Desired(BaseModel):
     challenger_ids: list[str]
     settings: DeploymentSettings
     generation: int
+    rollback: RollbackRecord | None = Field(
+        default=None, description="The last rollback, while its champion stands."
+    )
 
 
 class ObservedStatus(_In):
@@ -782,6 +786,125 @@ class Retention(BaseModel):
     purge_interval_s: float
     last_purge_at: datetime | None
     last_purge_removed: int | None
+
+
+# --- prediction statistics, rollback, promotion, actuals -----------------------------
+
+MAX_ACTUALS = 100_000
+"""Actuals in one ``POST /deployments/{id}/actuals``."""
+
+
+class StatsBatchResult(BaseModel):
+    """What a statistics upload stored: windows new to the hub, and those it had already."""
+
+    accepted: int
+    duplicates: int
+
+
+class MonitoringQuery(_In):
+    """The span and resolution of ``GET /deployments/{id}/monitoring``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: Timestamp | None = Field(
+        default=None, alias="from", description="Start of the span (default: an hour before to)."
+    )
+    to: Timestamp | None = Field(default=None, description="End of the span (default: now).")
+    step: Annotated[int, Field(ge=1, le=31 * 86_400)] | None = Field(
+        default=None,
+        description="Seconds per point (default: the span in 60 steps, at least 60 s).",
+    )
+
+
+class ChallengerPoint(BaseModel):
+    """How one challenger fared against the champion over a step."""
+
+    package_id: str
+    rows: int
+    compared: int
+    errors: int
+    dropped: int
+    agreement: float | None = Field(description="Share of rows with the champion's label.")
+    mean_abs_difference: float | None = Field(description="Mean |challenger - champion|.")
+    latency_p50_s: float | None
+    latency_p99_s: float | None
+
+
+class MonitoringPoint(BaseModel):
+    """One step of one package's traffic: counts, latency, drift, challengers, accuracy."""
+
+    start: datetime
+    end: datetime
+    package_id: str
+    requests: int
+    rows: int
+    client_errors: int
+    server_errors: int
+    error_rate: float | None
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    latency_p99_s: float | None
+    drift: dict[str, float] = Field(description="PSI per feature against the baseline.")
+    prediction_drift: float | None = Field(description="PSI of the predictions.")
+    challengers: list[ChallengerPoint]
+    actuals: int = Field(description="Predictions of the step with an actual posted.")
+    accuracy: float | None = Field(description="Share of actuals equal to the prediction.")
+    mae: float | None = Field(description="Mean absolute error (numeric predictions).")
+
+
+class DriftView(BaseModel):
+    """The deployment's drift status as last recorded (``deployment.drift_changed``)."""
+
+    status: Status
+    features: dict[str, float] = Field(description="Features at or past at_risk, with PSI.")
+    rows: int | None = None
+    package_id: str | None = None
+
+
+class MonitoringSeries(BaseModel):
+    """A deployment's prediction statistics over a span, step by step and package by package."""
+
+    deployment_id: str
+    start: datetime
+    end: datetime
+    step_s: int
+    points: list[MonitoringPoint]
+    drift: DriftView
+
+
+class Actual(_In):
+    """What really happened for one predicted row."""
+
+    association_id: str = Field(min_length=1, max_length=80, description="``<request_id>:<row>``.")
+    value: str | float | bool = Field(description="The true label or value.")
+
+
+class ActualsUpload(_In):
+    """Actuals for predictions the deployment made (``POST /deployments/{id}/actuals``)."""
+
+    actuals: list[Actual] = Field(max_length=MAX_ACTUALS)
+
+
+class ActualsResult(BaseModel):
+    """How many actuals met a stored prediction, and how many named none."""
+
+    matched: int
+    unmatched: int
+
+
+class RollbackRequest(_In):
+    """An agent's (or admin's) rollback to record: the champion goes back to ``to``."""
+
+    from_package_id: str = Field(min_length=1, max_length=200)
+    to_package_id: str = Field(min_length=1, max_length=200)
+    reason: str = Field(max_length=2000)
+    figures: dict[str, float | None] = Field(default_factory=dict, max_length=100)
+
+
+class PromoteRequest(_In):
+    """Make one of the deployment's challengers its champion."""
+
+    package_id: str = Field(min_length=1, max_length=200)
 
 
 ErrorBody.model_rebuild()

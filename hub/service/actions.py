@@ -2,10 +2,11 @@
 
 Every change bumps the generation by one, so the agent can tell a newer wish
 from an older one and drop a superseded pending change. ``launch`` and
-``stop`` set the desired run state, ``replace_model`` changes the champion,
-``relaunch`` changes the relaunch token (and asks for the deployment to run),
-and any of them may replace the challengers. Deleting is one more change: the
-tombstone's generation grows too.
+``stop`` set the desired run state, ``replace_model`` changes the champion
+(and clears the record of a rollback: the restored champion no longer
+stands), ``relaunch`` changes the relaunch token (and asks for the deployment
+to run), and any of them may replace the challengers. Deleting is one more
+change: the tombstone's generation grows too.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def apply(desired: DesiredDeployment, request: ActionRequest) -> DesiredDeployme
         update["state"] = DesiredRun.STOPPED
     elif request.action is Action.REPLACE_MODEL:
         update["model_package_id"] = request.model_package_id
+        update["rollback"] = None  # a user's new champion: the rollback no longer stands
     else:
         update["state"] = DesiredRun.LAUNCHED
         update["relaunch_token"] = desired.relaunch_token + 1

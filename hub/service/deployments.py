@@ -16,6 +16,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from pilothouse.foundation.domain.desired import RollbackRecord
 from pilothouse.foundation.domain.events import new_id as new_event_id
 from pilothouse.foundation.domain.vocabulary import Source, Status
 from pilothouse.hub import clock
@@ -29,6 +30,8 @@ from pilothouse.hub.api.schemas import (
     Observed,
     ObservedStatus,
     Page,
+    PromoteRequest,
+    RollbackRequest,
 )
 from pilothouse.hub.errors import Conflict, FieldProblem, NotFound
 from pilothouse.hub.service import actions, cursors, health
@@ -68,6 +71,96 @@ class Deployments:
             data = actions.describe(record.desired, desired, request.action)
             message = f"{request.action.value} requested"
             event = _event(new, "deployment.action_requested", message, data)
+            return _noted(new, event), event
+
+        return view(await self._store.update_deployment(deployment_id, change))
+
+    async def rollback(
+        self, deployment_id: str, request: RollbackRequest, who: Principal
+    ) -> Deployment:
+        """Record a rollback: the champion back to ``to_package_id``, with why, a new generation.
+
+        The agent of the deployment's PE (which rolled back by itself) or the admin
+        may ask. Refused with 409 when the desired champion is no longer
+        ``from_package_id`` (someone changed it since: the agent then follows the
+        desired state). Asked again for a rollback already recorded, it answers
+        the deployment unchanged — the agent's delivery is at least once.
+        """
+        record = await self._store.get_deployment(deployment_id)
+        who.require_environment(record.prediction_environment_id)
+        if not await self._store.known_packages([request.to_package_id]):
+            raise NotFound.of("model package", request.to_package_id, "to_package_id")
+        at = clock.now()
+        source = Source.USER if who.admin else Source.AGENT
+
+        def change(record: DeploymentRecord) -> tuple[DeploymentRecord, EventIn]:
+            desired = record.desired
+            done = desired.rollback
+            if (
+                done is not None
+                and desired.model_package_id == request.to_package_id
+                and (done.from_package_id, done.to_package_id)
+                == (request.from_package_id, request.to_package_id)
+            ):
+                raise _AlreadyRecorded(record)
+            if desired.model_package_id != request.from_package_id:
+                raise _moved(desired.model_package_id, request.from_package_id)
+            rollback = RollbackRecord(
+                from_package_id=request.from_package_id,
+                to_package_id=request.to_package_id,
+                reason=request.reason,
+                at=at,
+                figures=request.figures,
+            )
+            new_desired = desired.model_copy(
+                update={
+                    "model_package_id": request.to_package_id,
+                    "generation": desired.generation + 1,
+                    "rollback": rollback,
+                }
+            )
+            new = dataclasses.replace(record, desired=new_desired, updated_at=at)
+            data = {
+                "generation": new_desired.generation,
+                "from_package_id": request.from_package_id,
+                "to_package_id": request.to_package_id,
+                "reason": request.reason,
+                "figures": request.figures,
+            }
+            event = _event(new, "deployment.rollback_recorded", "rollback recorded", data)
+            event = event.model_copy(update={"source": source})
+            return _noted(new, event), event
+
+        try:
+            return view(await self._store.update_deployment(deployment_id, change))
+        except _AlreadyRecorded as done:
+            return view(done.record)
+
+    async def promote(self, deployment_id: str, request: PromoteRequest) -> Deployment:
+        """Make a challenger the champion; the old champion leaves the challengers."""
+        package = request.package_id
+
+        def change(record: DeploymentRecord) -> tuple[DeploymentRecord, EventIn]:
+            desired = record.desired
+            if package not in desired.challenger_ids:
+                message = f"model package {package!r} is not a challenger of this deployment"
+                raise Conflict(message, [FieldProblem("package_id", message, package)])
+            new_desired = desired.model_copy(
+                update={
+                    "model_package_id": package,
+                    "challenger_ids": tuple(c for c in desired.challenger_ids if c != package),
+                    "generation": desired.generation + 1,
+                    "rollback": None,
+                }
+            )
+            new = dataclasses.replace(record, desired=new_desired, updated_at=clock.now())
+            data = {
+                "generation": new_desired.generation,
+                "model_package_id": package,
+                "previous_model_package_id": desired.model_package_id,
+                "challenger_ids": list(new_desired.challenger_ids),
+            }
+            event = _event(new, "deployment.promoted", f"challenger {package} promoted", data)
             return _noted(new, event), event
 
         return view(await self._store.update_deployment(deployment_id, change))
@@ -144,6 +237,7 @@ def view(record: DeploymentRecord) -> Deployment:
             challenger_ids=list(desired.challenger_ids),
             settings=desired.settings,
             generation=desired.generation,
+            rollback=desired.rollback,
         ),
         observed=record.observed,
         service_health=health.decide(record.health),
@@ -151,6 +245,22 @@ def view(record: DeploymentRecord) -> Deployment:
         updated_at=record.updated_at,
         last_event_at=None if record.last_event_us is None else clock.from_us(record.last_event_us),
     )
+
+
+class _AlreadyRecorded(Exception):
+    """Raised inside a change to leave a deployment as it is (the rollback is recorded)."""
+
+    def __init__(self, record: DeploymentRecord) -> None:
+        super().__init__("rollback already recorded")
+        self.record = record
+
+
+def _moved(champion: str, expected: str) -> Conflict:
+    message = (
+        f"the desired champion is {champion!r}, no longer {expected!r}: it was changed since; "
+        "follow the desired state"
+    )
+    return Conflict(message, [FieldProblem("from_package_id", message, expected)])
 
 
 def _event(record: DeploymentRecord, kind: str, message: str, data: dict[str, Any]) -> EventIn:

@@ -12,6 +12,11 @@ with a pause of ``purge_pause_s`` between them, so ingest and the API go on
 while a million events are removed. It ends by recording an event,
 ``retention.purged`` (source ``hub``, PE ``hub``: it concerns the whole hub),
 with the count removed.
+
+The same purge keeps the prediction statistics: windows older than
+``monitoring.minute_windows_hours`` are rolled up into hourly windows (added,
+:mod:`pilothouse.hub.store.rollups`), and hourly windows, window ids and
+associations older than the event retention are removed — in the same batches.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from pilothouse.foundation.domain.vocabulary import Source, Status
 from pilothouse.hub import clock
 from pilothouse.hub.api.schemas import EventIn, Retention
 from pilothouse.hub.clock import Clock, us
-from pilothouse.hub.settings import RetentionSettings
+from pilothouse.hub.settings import MonitoringSettings, RetentionSettings
+from pilothouse.hub.store import rollups
 from pilothouse.hub.store.interface import Store
 from pilothouse.hub.store.records import RetentionState
 from pilothouse.hub.telemetry import HubMetrics
@@ -41,9 +47,15 @@ class EventRetention:
     """Reads and sets the retention; purges what is older."""
 
     def __init__(
-        self, store: Store, clock: Clock, settings: RetentionSettings, metrics: HubMetrics
+        self,
+        store: Store,
+        clock: Clock,
+        settings: RetentionSettings,
+        metrics: HubMetrics,
+        statistics: MonitoringSettings | None = None,
     ) -> None:
         self._store = store
+        self._statistics = statistics or MonitoringSettings()
         self._clock = clock
         self._settings = settings
         self._metrics = metrics
@@ -73,6 +85,7 @@ class EventRetention:
             if done < batch:
                 break
             await asyncio.sleep(pause)
+        await self.keep_statistics()
         state = await self._store.retention()
         days = state.days or self._settings.default_days
         recorded = [_purged(now_us, removed, days, time.perf_counter() - began)] if removed else []
@@ -81,6 +94,28 @@ class EventRetention:
         if removed:
             log.info("purged %d events older than %d days", removed, days)
         return removed
+
+    async def keep_statistics(self) -> tuple[int, int]:
+        """Roll up old statistics windows into hours, purge expired ones; return both counts."""
+        batch, pause = self._settings.purge_batch, self._settings.purge_pause_s
+        rolled = removed = 0
+        while True:
+            before = self._clock.now_us() - us(self._statistics.minute_windows_hours * 3600)
+            done = await self._store.roll_up_windows(before, batch, rollups.merge_bodies)
+            rolled += done
+            if done < batch:
+                break
+            await asyncio.sleep(pause)
+        while True:
+            now_us = self._clock.now_us()
+            done = await self._store.purge_statistics(now_us, self._settings.default_days, batch)
+            removed += done
+            if done < batch:
+                break
+            await asyncio.sleep(pause)
+        if rolled or removed:
+            log.info("statistics: %d windows rolled up into hours, %d rows purged", rolled, removed)
+        return rolled, removed
 
     async def watch(self) -> None:
         """Purge every interval, or at once when the retention is set, forever (run it guarded)."""

@@ -6,7 +6,9 @@ database — creating the same schema — and copies each table in dependency
 order: PEs and their tokens, packages, deployments and the change log, events
 (their full-text words indexed as they arrive), per-source health, the hub's
 own state, notification channels, policies, alert groups, deliveries and their
-attempts, the Use Management Agent switches. Ids, times and ``seq`` numbers are
+attempts, the Use Management Agent switches, the prediction statistics
+(windows, hourly rollups, associations with their actuals, drift and
+retraining state). Ids, times and ``seq`` numbers are
 kept, so watch streams resume at the same revisions and event cursors stay
 valid. Events the notification router had already looked at count as routed
 on PostgreSQL too: nothing old is notified again.
@@ -50,6 +52,10 @@ TABLES = (
     "notification_deliveries",
     "notification_attempts",
     "management_paused",
+    "monitoring_windows",
+    "monitoring_hourly",
+    "monitoring_associations",
+    "monitoring_state",
 )
 """Every table with rows to carry, parents before children (``hub_state`` is converted)."""
 _EVENT_COLUMNS = (

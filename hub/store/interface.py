@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.foundation.domain.vocabulary import Status
 from pilothouse.hub.api.schemas import (
     AgentTokenInfo,
     EventIn,
@@ -46,13 +47,18 @@ from pilothouse.hub.store.records import (
     DeploymentRecord,
     EventFilter,
     ExportChunk,
+    JoinedActual,
+    MonitoringState,
     NewDelivery,
     PageQuery,
     Replay,
     RetentionState,
     Router,
+    StoredAssociation,
+    StoredWindow,
     TailChunk,
     TokenKind,
+    WindowMerge,
 )
 
 DeploymentChange = Callable[[DeploymentRecord], tuple[DeploymentRecord, EventIn]]
@@ -271,3 +277,47 @@ class Store(Protocol):
 
     async def list_deliveries(self, query: DeliveryFilter) -> list[NotificationDelivery]:
         """Deliveries matching ``query``, newest first, with their attempts."""
+
+    # --- prediction statistics --------------------------------------------------
+
+    async def add_windows(
+        self, windows: Sequence[StoredWindow], associations: Sequence[StoredAssociation]
+    ) -> list[str]:
+        """Store the windows whose id is new, with their associations; return the new ids."""
+
+    async def window_bodies(self, deployment_id: str, from_us: int, to_us: int) -> list[str]:
+        """The deployment's window bodies (JSON) starting in the range: raw, then hourly rollups.
+
+        An hourly rollup is returned whole when its hour begins in
+        ``[hour of from_us, to_us)``.
+        """
+
+    async def roll_up_windows(self, before_us: int, limit: int, merge: WindowMerge) -> int:
+        """Add up to ``limit`` windows older than ``before_us`` into their hour; return how many."""
+
+    async def purge_statistics(self, now_us: int, default_days: int, limit: int) -> int:
+        """Remove up to ``limit`` rows per statistics table older than the event retention."""
+
+    async def monitoring_state(self, deployment_id: str) -> MonitoringState:
+        """The deployment's recorded drift status and last retraining trigger."""
+
+    async def set_drift(
+        self,
+        deployment_id: str,
+        expected: Status,
+        status: Status,
+        detail: dict[str, object],
+        event: EventIn,
+    ) -> bool:
+        """Record a new drift status with its event, if it is still ``expected`` (else False)."""
+
+    async def claim_retraining(self, deployment_id: str, now_us: int, cooldown_us: int) -> bool:
+        """Note a retraining trigger now unless one was within ``cooldown_us``; tell if noted."""
+
+    async def record_actuals(self, deployment_id: str, actuals: Sequence[tuple[str, str]]) -> int:
+        """Store actuals (association id, JSON value, ids distinct) of known associations; count."""
+
+    async def joined_actuals(
+        self, deployment_id: str, from_us: int, to_us: int
+    ) -> list[JoinedActual]:
+        """Predictions with their actuals, of windows starting in ``[from_us, to_us)``."""

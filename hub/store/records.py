@@ -336,3 +336,54 @@ class DeliveryFilter:
     state: DeliveryState | None = None
     kind: DeliveryKind | None = None
     after: Cursor | None = None
+
+
+# --- prediction statistics --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredWindow:
+    """One statistics window as stored: its keys and its JSON (associations left out)."""
+
+    id: str
+    deployment_id: str
+    package_id: str
+    start_us: int
+    end_us: int
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAssociation:
+    """What the champion predicted for one row, kept for joining an actual later."""
+
+    window_id: str
+    deployment_id: str
+    association_id: str
+    package_id: str
+    window_start_us: int
+    prediction: str
+    """The prediction, as JSON."""
+
+
+@dataclass(frozen=True, slots=True)
+class JoinedActual:
+    """A stored prediction and the actual posted for it (both as JSON)."""
+
+    package_id: str
+    window_start_us: int
+    prediction: str
+    actual: str
+
+
+@dataclass(frozen=True, slots=True)
+class MonitoringState:
+    """A deployment's drift status as last recorded, and its last retraining trigger."""
+
+    drift_status: Status = Status.UNKNOWN
+    drift: dict[str, object] = field(default_factory=dict)
+    retrained_us: int | None = None
+
+
+WindowMerge = Callable[[list[str]], str]
+"""Adds window bodies (JSON) of one deployment and package into one body (a pure function)."""

@@ -1,4 +1,4 @@
-"""``pilothouse deployment``: create deployments, run actions, watch them converge."""
+"""``pilothouse deployment``: create deployments, run actions, watch them converge, monitor them."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ _SETTLED = {"ready", "stopped", "errored"}
 
 
 def register(sub: Any) -> None:
-    """Add ``deployment create|list|get|action|delete``."""
+    """Add ``deployment create|list|get|action|delete|monitoring|promote``."""
     dep = sub.add_parser("deployment", help="deployments on a hub")
     cmds = dep.add_subparsers(dest="deployment_command", required=True, metavar="COMMAND")
     create = cmds.add_parser("create", help="create (and launch) a deployment")
@@ -55,7 +55,19 @@ def register(sub: Any) -> None:
     delete = cmds.add_parser("delete", help="delete a deployment (the agent stops it)")
     delete.add_argument("id")
     delete.set_defaults(handler=_delete)
-    for parser in (create, listing, get, action, delete):
+    monitoring = cmds.add_parser(
+        "monitoring", help="prediction statistics: requests, errors, latency, drift, challengers"
+    )
+    monitoring.add_argument("id")
+    monitoring.add_argument("--from", dest="start", help="RFC 3339 start (default: an hour ago)")
+    monitoring.add_argument("--to", dest="end", help="RFC 3339 end (default: now)")
+    monitoring.add_argument("--step", type=int, help="seconds per row (default: span / 60)")
+    monitoring.set_defaults(handler=_monitoring)
+    promote = cmds.add_parser("promote", help="make a challenger the champion")
+    promote.add_argument("id")
+    promote.add_argument("package", help="the challenger's model package id")
+    promote.set_defaults(handler=_promote)
+    for parser in (create, listing, get, action, delete, monitoring, promote):
         remote.add_connection_flags(parser)
 
 
@@ -111,6 +123,74 @@ def _action(args: argparse.Namespace) -> int:
         dep = await hub.request("POST", f"{API}/deployments/{args.id}/actions", body=body)
         if args.wait:
             return await _wait(hub, args, dep)
+        remote.emit(args, dep, _COLUMNS)
+        return 0
+
+    return remote.run(args, work)
+
+
+def _monitoring(args: argparse.Namespace) -> int:
+    params = {
+        key: str(value)
+        for key, value in (("from", args.start), ("to", args.end), ("step", args.step))
+        if value is not None
+    }
+
+    async def work(hub: HubClient) -> int:
+        found = await hub.request("GET", f"{API}/deployments/{args.id}/monitoring", params=params)
+        if args.json:
+            remote.emit(args, found, [])
+            return 0
+        drift = found["drift"]
+        named = ", ".join(f"{k} {v:.3f}" for k, v in drift["features"].items())
+        print(f"drift: {drift['status']}" + (f" ({named})" if named else ""))
+        remote.print_table([_row(p) for p in found["points"]], _MONITORING_COLUMNS)
+        return 0
+
+    return remote.run(args, work)
+
+
+_MONITORING_COLUMNS = [
+    "start", "package", "requests", "error_rate", "p50_ms", "p95_ms", "p99_ms", "max_psi",
+    "prediction_psi", "challengers", "accuracy",
+]  # fmt: skip
+
+
+def _row(point: dict[str, Any]) -> list[str]:
+    drift = point["drift"]
+    worst = max(drift.items(), key=lambda kv: kv[1], default=None)
+    challengers = " ".join(
+        f"{c['package_id']}:{_share(c['agreement'] if c['agreement'] is not None else None)}"
+        + (f"/mad={c['mean_abs_difference']:.3g}" if c["mean_abs_difference"] is not None else "")
+        for c in point["challengers"]
+    )
+    return [
+        point["start"],
+        point["package_id"],
+        str(point["requests"]),
+        _share(point["error_rate"]),
+        _ms(point["latency_p50_s"]),
+        _ms(point["latency_p95_s"]),
+        _ms(point["latency_p99_s"]),
+        f"{worst[1]:.3f} {worst[0]}" if worst else "-",
+        "-" if point["prediction_drift"] is None else f"{point['prediction_drift']:.3f}",
+        challengers or "-",
+        _share(point["accuracy"]),
+    ]
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f}"
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _promote(args: argparse.Namespace) -> int:
+    async def work(hub: HubClient) -> int:
+        body = {"package_id": args.package}
+        dep = await hub.request("POST", f"{API}/deployments/{args.id}/promote", body=body)
         remote.emit(args, dep, _COLUMNS)
         return 0
 

@@ -29,6 +29,7 @@ async def test_create_reads_back_desired_launched_at_generation_1(hub: Running) 
         "challenger_ids": [],
         "settings": DEFAULT_SETTINGS,
         "generation": 1,
+        "rollback": None,
     }
     assert set(dep["observed"]) == {
         "state", "model_package_id", "prediction_url", "grpc_target", "generation", "updated_at",

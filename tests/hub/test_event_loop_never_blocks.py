@@ -8,10 +8,13 @@ scenario starts and stops the hub and touches every kind of endpoint.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from blockbuster import blockbuster_ctx
 
+from pilothouse.foundation.domain.monitoring import Association
+from tests.hub.statistics import minute, post, window
 from tests.hub.support import V1, event, next_message, ok, running, settings
 
 pytestmark = pytest.mark.anyio
@@ -62,9 +65,24 @@ async def test_a_full_session_never_blocks_the_loop(tmp_path: Path, anyio_backen
             )
             await ok(admin.get(f"{V1}/events", params={"q": "ready"}))
             await ok(admin.get(f"{V1}/deployments/{dep['id']}/service-health"))
+            await _monitoring(admin, agent, dep["id"], pkg["id"])
             await ok(admin.delete(f"{V1}/deployments/{dep['id']}"), 202)
             await ok(admin.get("/metrics"))
             await ok(admin.get("/readyz"))
+
+
+async def _monitoring(admin: Any, agent: Any, dep_id: str, pkg_id: str) -> None:
+    """Statistics in (drift judged), the series, actuals, a purge that rolls up, promotion."""
+    predicted = [Association(request_id="r", predictions=["a", "b"])]
+    windows = [window(dep_id, pkg_id, minute(i), associations=predicted if not i else ())
+               for i in range(3)]  # fmt: skip
+    assert (await post(agent, windows))[0] == 200
+    await ok(admin.get(f"{V1}/deployments/{dep_id}/monitoring"))
+    actuals = {"actuals": [{"association_id": "r:0", "value": "a"}]}
+    await ok(admin.post(f"{V1}/deployments/{dep_id}/actuals", json=actuals))
+    await ok(admin.put(f"{V1}/settings/retention", json={"days": 30}))
+    rollback = {"from_package_id": pkg_id, "to_package_id": pkg_id, "reason": "test"}
+    await ok(admin.post(f"{V1}/deployments/{dep_id}/rollback", json=rollback))
 
 
 async def _admin_token(tmp_path: Path) -> str:

@@ -24,7 +24,7 @@ async def test_document_is_valid_and_complete(hub: Running) -> None:
     }
     described = {(method, path) for path, ops in doc["paths"].items() for method in ops}
     assert served == described
-    assert len(described) == len(ROUTES) == 47
+    assert len(described) == len(ROUTES) == 52
     events = doc["paths"][f"{V1}/events"]
     assert events["post"]["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/EventBatch"

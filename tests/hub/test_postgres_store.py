@@ -30,7 +30,7 @@ async def test_replicas_starting_together_migrate_an_empty_database_once(
     hub = HubSettings.load(None, {"database": {"url": postgres_url}})
     assert await query(hub, "SELECT version FROM schema_version") == [(len(migrations.MIGRATIONS),)]
     tables = await query(hub, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
-    assert tables == [(16,)]  # the 15 of the migrations and schema_version
+    assert tables == [(20,)]  # the 19 of the migrations and schema_version
 
 
 async def test_an_unreachable_database_is_a_clear_error() -> None:

@@ -43,8 +43,8 @@ async def test_upgrade_from_version_1_keeps_events_and_notifies_only_new_ones(
 
 
 async def _downgrade_to_version_1(hub_settings: HubSettings) -> None:
-    """Drop what migrations 6 to 2 added, as if the hub before them had made this database."""
-    assert len(migrations.MIGRATIONS) == len(postgres_migrations.MIGRATIONS) == 6
+    """Drop what migrations 7 to 2 added, as if the hub before them had made this database."""
+    assert len(migrations.MIGRATIONS) == len(postgres_migrations.MIGRATIONS) == 7
     statements = [
         "ALTER TABLE agent_tokens DROP COLUMN kind",
         "ALTER TABLE deployments DROP COLUMN observed_grpc_target",
@@ -61,6 +61,10 @@ async def _downgrade_to_version_1(hub_settings: HubSettings) -> None:
 
 
 _VERSION_2_TABLES = (
+    "monitoring_windows",
+    "monitoring_hourly",
+    "monitoring_associations",
+    "monitoring_state",
     "management_paused",
     "notification_attempts",
     "notification_deliveries",

@@ -71,3 +71,15 @@ async def test_serving_the_ui_and_its_stream_never_blocks_the_loop(
             async with hub.admin.get(f"{V1}/events/stream", params={"backlog": "5"}) as stream:
                 await next_message(stream)
                 assert (await next_message(stream)).event == "snapshot"
+
+
+@pytest.mark.backends("sqlite")
+def test_the_vendored_chart_library_is_the_pinned_one() -> None:
+    """uPlot's files are those of the pinned npm tarball, with its MIT licence beside them."""
+    from pilothouse.hub.ui import vendoring
+
+    for name, digest in vendoring.FILES.values():
+        assert vendoring.sha256((vendoring.TARGET / name).read_bytes()) == digest, name
+    licence = (vendoring.TARGET / "LICENSE").read_text()
+    assert licence.startswith("The MIT License") and vendoring.LICENSE == "MIT"
+    assert f"(v{vendoring.VERSION})" in (vendoring.TARGET / "uPlot.esm.js").read_text()[:400]

@@ -8,7 +8,14 @@
   they are a valid package is the manifest's schema, inside a tar.gz. Random
   bytes are rightly refused with 422 ``package_rejected``.
 
-For those two operations the conformance test turns schemathesis's
+* A statistics window's counts must add up — a latency histogram has one count
+  more than its bounds, a window ends after it starts and has no more errors
+  than requests, a distribution has one baseline fraction per count — and its
+  times lie within the allowance; its counts are integers as JSON numbers
+  (``3.0`` is not one, as everywhere the hub reads agents' counts strictly); and
+  a body past ``monitoring.max_batch_bytes`` is refused whole (413).
+
+For those three operations the conformance test turns schemathesis's
 ``positive_data_acceptance`` off and runs :func:`valid_input_accepted` instead:
 the same check, except that a 422 is accepted when — and only when — it is for
 exactly that reason (every field named is an event ``time`` that is indeed
@@ -31,6 +38,21 @@ from pilothouse.hub.settings import EventSettings
 
 EVENTS = "POST /api/v1/events"
 UPLOAD = "POST /api/v1/model-packages"
+MONITORING = "POST /api/v1/agent/monitoring"
+WINDOW_RULES = (
+    "counts must have one more entry than bounds",
+    "bounds must increase",
+    "end must be after start",
+    "more errors than requests",
+    "a distribution has either edges",
+    "baseline must have one fraction per count",
+    "edges must have one more entry than counts",
+    "labels must have one entry per count",
+    "input should be a valid integer",
+    "is ahead of the hub's clock",
+    "is older than the hub keeps",
+)
+"""What a 422 of the statistics upload may say of a schema-valid body (rules of counts)."""
 ACCEPTED = {*range(200, 400), 401, 403, 404, 409, 429, *range(500, 600)}
 ALLOWANCE = EventSettings()  # the conformance hub runs with the default allowance
 SLACK = timedelta(seconds=30)  # the hub's "now" and this process's differ a little
@@ -46,8 +68,12 @@ def valid_input_accepted(
     """``positive_data_acceptance`` for events and uploads, knowing their dynamic rules."""
     meta = case.meta
     label = case.operation.label
-    if label not in (EVENTS, UPLOAD) or meta is None or not meta.generation.mode.is_positive:
+    if label not in (EVENTS, UPLOAD, MONITORING) or meta is None:
         return None
+    if not meta.generation.mode.is_positive:
+        return None
+    if label == MONITORING and response.status_code == 413:
+        return None  # over monitoring.max_batch_bytes: a configured size, not in any schema
     if response.status_code in ACCEPTED or (
         response.status_code == 422 and _explained(label, case, response)
     ):
@@ -58,6 +84,11 @@ def valid_input_accepted(
 def _explained(label: str, case: schemathesis.Case, response: schemathesis.Response) -> bool:
     if label == UPLOAD:
         return bool(json.loads(response.content).get("error") == "package_rejected")
+    if label == MONITORING:
+        fields = json.loads(response.content).get("fields", [])
+        return bool(fields) and all(
+            any(rule in problem["message"] for rule in WINDOW_RULES) for problem in fields
+        )
     return _only_times_outside_the_allowance(case, response)
 
 

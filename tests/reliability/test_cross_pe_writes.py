@@ -20,6 +20,8 @@ import pytest
 from pilothouse.foundation.domain.events import new_id
 from pilothouse.hub.api.keys import Access
 from pilothouse.hub.api.routes import ROUTES
+from tests.hub import statistics
+from tests.hub.statistics import minute
 from tests.hub.support import V1, Running, answer, event, ok, rows
 
 pytestmark = pytest.mark.anyio
@@ -71,6 +73,15 @@ MATRIX: dict[str, Call] = {
     "POST /api/v1/events": lambda http, own, target: http.post(
         f"{V1}/events",
         json={"events": [event(target.pe, deployment_id=target.deployment, status="failing")]},
+    ),
+    "POST /api/v1/agent/monitoring": lambda http, own, target: http.post(
+        f"{V1}/agent/monitoring",
+        data=statistics.body([statistics.window(target.deployment, target.package, minute(0))]),
+        headers={"Content-Type": "application/json"},
+    ),
+    "POST /api/v1/deployments/{id}/rollback": lambda http, own, target: http.post(
+        f"{V1}/deployments/{target.deployment}/rollback",
+        json={"from_package_id": target.package, "to_package_id": target.package, "reason": "x"},
     ),
 }
 SHARED: dict[str, Call] = {  # model packages: readable by every agent, owned by no PE

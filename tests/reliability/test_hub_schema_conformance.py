@@ -42,7 +42,13 @@ pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 20261127
 MAX_EXAMPLES = 8
-CHECKED_BY_HOOKS = ("POST /api/v1/events", "POST /api/v1/model-packages")
+CHECKED_BY_HOOKS = (
+    "POST /api/v1/events",
+    "POST /api/v1/model-packages",
+    "POST /api/v1/agent/monitoring",
+)
+TOO_LARGE_REFUSED = ("POST /api/v1/agent/monitoring",)
+"""Operations whose schema-violating bodies can be larger than their limit: 413 refuses them."""
 AGENT_ROUTES = [
     f"{r.method} {r.path}" for r in ROUTES if r.access in (Access.AGENT, Access.PACKAGES)
 ]
@@ -97,7 +103,7 @@ async def test_agent_channel_conforms_to_its_document(
     }
     totals = await _schemathesis(hub, tmp_path, token["token"], ids, include=AGENT_ROUTES)
     await _no_server_errors(hub, caplog)
-    assert totals.operations == len(AGENT_ROUTES) == 11, totals.summary
+    assert totals.operations == len(AGENT_ROUTES) == 13, totals.summary
     assert totals.failures == 0 and totals.errors == 0, totals.summary
 
 
@@ -159,6 +165,13 @@ def _config(ids: dict[str, str]) -> str:
             "[[operations]]",
             f'include-name = "{name}"',
             "checks.positive_data_acceptance.enabled = false",
+        ]
+    negative = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428"]
+    for name in TOO_LARGE_REFUSED:
+        lines += [
+            "[[operations]]",
+            f'include-name = "{name}"',
+            f"checks.negative_data_rejection.expected-statuses = {[*negative, '429', '5XX']}",
         ]
     for pattern, value in ids.items():
         lines += [

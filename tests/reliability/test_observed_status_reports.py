@@ -112,6 +112,8 @@ def _freeze_as_version_2(path: Path, deployment_id: str) -> None:
         conn.execute("DROP TABLE management_paused")  # migration 4, after the one under test
         conn.execute("ALTER TABLE deployments DROP COLUMN observed_grpc_target")  # migration 5
         conn.execute("ALTER TABLE agent_tokens DROP COLUMN kind")  # migration 6
+        for table in ("windows", "hourly", "associations", "state"):  # migration 7
+            conn.execute(f"DROP TABLE monitoring_{table}")
         conn.execute("PRAGMA user_version = 2")
     finally:
         conn.close()

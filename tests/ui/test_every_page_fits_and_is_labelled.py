@@ -16,6 +16,7 @@ PAGES = {
     "inventory": ("#/deployments", "table.inventory tbody tr"),
     "deployment": ("#/deployments/{dep}", "ol.activity li"),
     "deployment-overview": ("#/deployments/{dep}/overview", "dl.facts"),
+    "deployment-monitoring": ("#/deployments/{dep}/monitoring", ".drift-status"),
     "events": ("#/events", "table.events tbody tr"),
     "environments": ("#/environments", "[role=switch]"),
     "environment": ("#/environments/{pe}", "[role=switch]"),

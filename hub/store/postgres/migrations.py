@@ -256,6 +256,49 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE agent_tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'agent';
     """,
+    # 7: prediction statistics: windows, hourly rollups, associations, drift and retraining state
+    """
+    CREATE TABLE monitoring_windows (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        deployment_id TEXT COLLATE "C" NOT NULL,
+        package_id TEXT COLLATE "C" NOT NULL,
+        start_at BIGINT NOT NULL,
+        end_at BIGINT NOT NULL,
+        body TEXT
+    );
+    CREATE INDEX monitoring_windows_by_deployment
+        ON monitoring_windows(deployment_id, start_at) WHERE body IS NOT NULL;
+    CREATE INDEX monitoring_windows_by_start ON monitoring_windows(start_at);
+
+    CREATE TABLE monitoring_hourly (
+        deployment_id TEXT COLLATE "C" NOT NULL,
+        package_id TEXT COLLATE "C" NOT NULL,
+        hour BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (deployment_id, hour, package_id)
+    );
+    CREATE INDEX monitoring_hourly_by_hour ON monitoring_hourly(hour);
+
+    CREATE TABLE monitoring_associations (
+        deployment_id TEXT COLLATE "C" NOT NULL,
+        association_id TEXT COLLATE "C" NOT NULL,
+        package_id TEXT COLLATE "C" NOT NULL,
+        window_start BIGINT NOT NULL,
+        prediction TEXT NOT NULL,
+        actual TEXT,
+        PRIMARY KEY (deployment_id, association_id)
+    );
+    CREATE INDEX monitoring_associations_by_start
+        ON monitoring_associations(deployment_id, window_start);
+    CREATE INDEX monitoring_associations_by_age ON monitoring_associations(window_start);
+
+    CREATE TABLE monitoring_state (
+        deployment_id TEXT COLLATE "C" PRIMARY KEY,
+        drift_status TEXT NOT NULL DEFAULT 'unknown',
+        drift TEXT NOT NULL DEFAULT '{}',
+        retrained_at BIGINT
+    );
+    """,
 )
 
 _VERSION_TABLE = """

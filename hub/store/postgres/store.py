@@ -25,6 +25,7 @@ from typing import Any
 import asyncpg
 
 from pilothouse.foundation.domain.desired import DesiredDeployment
+from pilothouse.foundation.domain.vocabulary import Status
 from pilothouse.hub.api.schemas import (
     AgentTokenInfo,
     EventIn,
@@ -48,6 +49,7 @@ from pilothouse.hub.store.postgres import (
     environments,
     management,
     migrations,
+    monitoring,
     packages,
     policies,
     retention,
@@ -66,13 +68,18 @@ from pilothouse.hub.store.records import (
     DeploymentRecord,
     EventFilter,
     ExportChunk,
+    JoinedActual,
+    MonitoringState,
     NewDelivery,
     PageQuery,
     Replay,
     RetentionState,
     Router,
+    StoredAssociation,
+    StoredWindow,
     TailChunk,
     TokenKind,
+    WindowMerge,
 )
 
 log = logging.getLogger("pilothouse.hub.store")
@@ -566,3 +573,73 @@ class PostgresStore:
         if _unstorable(*_filters(query)):
             return []
         return await self._db.read(partial(deliveries.page, query=query), snapshot=True)
+
+    async def add_windows(
+        self, windows: Sequence[StoredWindow], associations: Sequence[StoredAssociation]
+    ) -> list[str]:
+        """Store the windows whose id is new, with their associations; return the new ids."""
+        return await self._db.write(
+            partial(monitoring.add, windows=windows, associations=associations)
+        )
+
+    async def window_bodies(self, deployment_id: str, from_us: int, to_us: int) -> list[str]:
+        """The deployment's window bodies (JSON) starting in the range: raw, then hourly."""
+        if _unstorable(deployment_id):
+            return []
+        return await self._db.read(
+            partial(monitoring.bodies, deployment_id=deployment_id, from_us=from_us, to_us=to_us),
+            snapshot=True,
+        )
+
+    async def roll_up_windows(self, before_us: int, limit: int, merge: WindowMerge) -> int:
+        """Add up to ``limit`` windows older than ``before_us`` into their hour; return how many."""
+        return await self._db.write(
+            partial(monitoring.roll_up, before_us=before_us, limit=limit, merge=merge)
+        )
+
+    async def purge_statistics(self, now_us: int, default_days: int, limit: int) -> int:
+        """Remove up to ``limit`` rows per statistics table older than the event retention."""
+        return await self._db.write(
+            partial(monitoring.purge, now_us=now_us, default_days=default_days, limit=limit)
+        )
+
+    async def monitoring_state(self, deployment_id: str) -> MonitoringState:
+        """The deployment's recorded drift status and last retraining trigger."""
+        if _unstorable(deployment_id):
+            return MonitoringState()
+        return await self._db.read(partial(monitoring.state, deployment_id=deployment_id))
+
+    async def set_drift(
+        self,
+        deployment_id: str,
+        expected: Status,
+        status: Status,
+        detail: dict[str, object],
+        event: EventIn,
+    ) -> bool:
+        """Record a new drift status with its event, if it is still ``expected`` (else False)."""
+        change = partial(monitoring.set_drift, deployment_id=deployment_id, expected=expected)
+        return await self._db.write(
+            partial(change, status=status, detail=detail, event=event), after=self._events_if
+        )
+
+    async def claim_retraining(self, deployment_id: str, now_us: int, cooldown_us: int) -> bool:
+        """Note a retraining trigger now unless one was within ``cooldown_us``; tell if noted."""
+        claim = partial(monitoring.claim_retraining, deployment_id=deployment_id)
+        return await self._db.write(partial(claim, now_us=now_us, cooldown_us=cooldown_us))
+
+    async def record_actuals(self, deployment_id: str, actuals: Sequence[tuple[str, str]]) -> int:
+        """Store actuals (association id, JSON value, ids distinct) of known associations; count."""
+        return await self._db.write(
+            partial(monitoring.record_actuals, deployment_id=deployment_id, actuals=actuals)
+        )
+
+    async def joined_actuals(
+        self, deployment_id: str, from_us: int, to_us: int
+    ) -> list[JoinedActual]:
+        """Predictions with their actuals, of windows starting in ``[from_us, to_us)``."""
+        if _unstorable(deployment_id):
+            return []
+        return await self._db.read(
+            partial(monitoring.joined, deployment_id=deployment_id, from_us=from_us, to_us=to_us)
+        )

@@ -46,6 +46,16 @@ Migration 6 gives tokens a ``kind``: ``agent`` (every token so far) or
 the model packages the PE's deployments use (the Kubernetes pods' init
 containers fetch packages with one). Both are kept hashed in ``agent_tokens``,
 listed and revoked the same way.
+
+Migration 7 adds prediction statistics (issue 14). ``monitoring_windows``
+holds each window as received (its JSON, associations left out) under its
+id: the id stays after the window is rolled up into ``monitoring_hourly``
+(``body`` then NULL), so a window delivered again is still a duplicate.
+``monitoring_associations`` keeps what the champion predicted per association
+id (``request_id:row``) and the actual once posted. ``monitoring_state``
+holds, per deployment, the drift status last recorded (changed only together
+with its ``deployment.drift_changed`` event) and when retraining was last
+triggered (the cooldown).
 """
 
 from __future__ import annotations
@@ -266,6 +276,49 @@ MIGRATIONS: tuple[str, ...] = (
     # 6: token kinds: agent tokens and read-only package tokens
     """
     ALTER TABLE agent_tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'agent';
+    """,
+    # 7: prediction statistics: windows, hourly rollups, associations, drift and retraining state
+    """
+    CREATE TABLE monitoring_windows (
+        id TEXT PRIMARY KEY,
+        deployment_id TEXT NOT NULL,
+        package_id TEXT NOT NULL,
+        start_at INTEGER NOT NULL,
+        end_at INTEGER NOT NULL,
+        body TEXT
+    );
+    CREATE INDEX monitoring_windows_by_deployment
+        ON monitoring_windows(deployment_id, start_at) WHERE body IS NOT NULL;
+    CREATE INDEX monitoring_windows_by_start ON monitoring_windows(start_at);
+
+    CREATE TABLE monitoring_hourly (
+        deployment_id TEXT NOT NULL,
+        package_id TEXT NOT NULL,
+        hour INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (deployment_id, hour, package_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX monitoring_hourly_by_hour ON monitoring_hourly(hour);
+
+    CREATE TABLE monitoring_associations (
+        deployment_id TEXT NOT NULL,
+        association_id TEXT NOT NULL,
+        package_id TEXT NOT NULL,
+        window_start INTEGER NOT NULL,
+        prediction TEXT NOT NULL,
+        actual TEXT,
+        PRIMARY KEY (deployment_id, association_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX monitoring_associations_by_start
+        ON monitoring_associations(deployment_id, window_start);
+    CREATE INDEX monitoring_associations_by_age ON monitoring_associations(window_start);
+
+    CREATE TABLE monitoring_state (
+        deployment_id TEXT PRIMARY KEY,
+        drift_status TEXT NOT NULL DEFAULT 'unknown',
+        drift TEXT NOT NULL DEFAULT '{}',
+        retrained_at INTEGER
+    ) WITHOUT ROWID;
     """,
 )
 

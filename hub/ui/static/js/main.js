@@ -6,7 +6,7 @@ import * as panel from "./panel.js";
 
 const ROUTES = [
   [/^\/deployments$/, "deployments", () => import("./pages/inventory.js")],
-  [/^\/deployments\/([^/]+)(?:\/(overview|service-health))?$/, "deployments", () => import("./pages/deployment.js")],
+  [/^\/deployments\/([^/]+)(?:\/(overview|service-health|monitoring))?$/, "deployments", () => import("./pages/deployment.js")],
   [/^\/events$/, "events", () => import("./pages/events.js")],
   [/^\/environments$/, "environments", () => import("./pages/environments.js")],
   [/^\/environments\/([^/]+)$/, "environments", () => import("./pages/environment.js")],

@@ -1,8 +1,10 @@
-// One deployment: desired vs observed, its actions (each confirmed), and two tabs — Service
+// One deployment: desired vs observed, its actions (each confirmed), and three tabs — Service
 // Health (the current status, the rule that decided it, and the live Recent Management Agent
-// Activity list with a side panel) and Overview (generation, URL, packages, settings).
+// Activity list with a side panel), Monitoring (charts of its prediction statistics: charts.js)
+// and Overview (generation, URL, packages, settings, the last rollback).
 import { EventList } from "../activity.js";
 import * as api from "../api.js";
+import { renderMonitoring } from "../charts.js";
 import { confirm } from "../dialogs.js";
 import { STATUS, announce, fill, copyButton, errorBox, formatTime, h, json, options, statusIcon, time } from "../dom.js";
 import { STATES, byId, packageName, stateOf } from "../words.js";
@@ -12,7 +14,7 @@ const RULE = "The worst latest status reported by any source (agent, monitor, hu
 
 export async function render(main, { params, signal }) {
   const [id, tabName] = params;
-  const tab = tabName === "overview" ? "overview" : "service-health";
+  const tab = ["overview", "monitoring"].includes(tabName) ? tabName : "service-health";
   const path = `/deployments/${encodeURIComponent(id)}`;
   const state = { dep: null, env: null, packages: new Map() };
   const head = h("div", { class: "deployment-head" });
@@ -61,6 +63,7 @@ export async function render(main, { params, signal }) {
 
   const tabs = h("div", { class: "tabs", role: "tablist", "aria-label": "Deployment views" },
     tabLink("Service Health", `#${path}`, tab === "service-health"),
+    tabLink("Monitoring", `#${path}/monitoring`, tab === "monitoring"),
     tabLink("Overview", `#${path}/overview`, tab === "overview"));
   main.append(
     h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/deployments", text: "Deployments" }), " › ", h("span", { "aria-current": "page", text: state.dep.name })),
@@ -72,7 +75,7 @@ export async function render(main, { params, signal }) {
       state.dep = await api.get(path, {}, signal);
       drawHead();
       if (tab === "service-health") drawHealth();
-      else drawOverview();
+      else if (tab === "overview") drawOverview();
     } catch (error) {
       if (!signal.aborted) status.replaceChildren(errorBox(error));
     }
@@ -111,6 +114,9 @@ export async function render(main, { params, signal }) {
         activity.element));
     await snapshot;
     activity.scrollLoads(signal);
+  } else if (tab === "monitoring") {
+    drawHead();
+    await renderMonitoring(content, id, { signal });
   } else {
     drawHead();
     drawOverview();
@@ -129,6 +135,10 @@ export async function render(main, { params, signal }) {
       ["Prediction URL", url ? h("span", { class: "url-row" }, h("code", { text: url }), copyButton(url)) : h("span", { class: "muted", text: "not serving" })],
       ["Champion model package", pkgLink(dep.desired.model_package_id)],
       ["Running model package", dep.observed.model_package_id ? pkgLink(dep.observed.model_package_id) : h("span", { class: "muted", text: "—" })],
+      ["Last rollback", dep.desired.rollback
+        ? h("span", { class: "rollback" }, `${packageName(state.packages, dep.desired.rollback.from_package_id)} → ${packageName(state.packages, dep.desired.rollback.to_package_id)}: `,
+          h("q", { text: dep.desired.rollback.reason }), h("span", { class: "hint" }, " · ", time(dep.desired.rollback.at)))
+        : h("span", { class: "muted", text: "none" })],
       ["Challengers", dep.desired.challenger_ids.length ? h("ul", { class: "plain" }, dep.desired.challenger_ids.map((c) => h("li", {}, pkgLink(c)))) : h("span", { class: "muted", text: "none" })],
       ["Created", formatTime(dep.created_at)],
       ["Last changed", formatTime(dep.updated_at)],
