@@ -17,7 +17,7 @@
 # engine lost a base image), the wheels. A second run with nothing changed takes seconds.
 #
 # Environment: IMAGE (pilothouse:latest), BASE (auto), OFFICIAL_BASE (python:3.11-slim),
-# LOCAL_BASE (pilothouse-base:bookworm), EXTRAS (sklearn,docker), PIP (.venv/bin/pip),
+# LOCAL_BASE (pilothouse-base:bookworm), EXTRAS (sklearn,docker,postgres), PIP (.venv/bin/pip),
 # DEBIAN_MIRROR (http://deb.debian.org/debian), PULL_TIMEOUT_S (60), DOCKER (docker).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,7 @@ IMAGE=${IMAGE:-pilothouse:latest}
 BASE=${BASE:-auto}
 OFFICIAL_BASE=${OFFICIAL_BASE:-python:3.11-slim}
 LOCAL_BASE=${LOCAL_BASE:-pilothouse-base:bookworm}
-EXTRAS=${EXTRAS:-sklearn,docker}
+EXTRAS=${EXTRAS:-sklearn,docker,postgres}
 PIP=${PIP:-.venv/bin/pip}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PULL_TIMEOUT_S=${PULL_TIMEOUT_S:-60}
@@ -247,4 +247,7 @@ main() {
     say "built $IMAGE ($("$DOCKER" image inspect --format '{{.Size}}' "$IMAGE") bytes)"
 }
 
-main "$@"
+# Sourced (tools/postgres_image.sh reuses the bases): define only.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    main "$@"
+fi
