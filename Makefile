@@ -57,14 +57,16 @@ image: $(STAMP)
 ## The demo stack (docker-compose.yml; README, "Run it in containers"): hub, agent for a
 ## docker PE, one-shot setup. `make demo` builds the image if needed and waits for a
 ## prediction; demo-down stops it (named volumes kept), demo-clean removes those too.
+## PROFILE=postgres: PostgreSQL (its image built here too) and two hub replicas on it.
+PROFILE ?= sqlite
 demo: $(STAMP)
-	IMAGE='$(IMAGE)' PIP='$(BIN)/pip' $(BIN)/python tools/demo.py up
+	IMAGE='$(IMAGE)' PIP='$(BIN)/pip' PROFILE='$(PROFILE)' $(BIN)/python tools/demo.py up
 
 demo-down:
-	$(PYTHON) tools/demo.py down
+	PROFILE='$(PROFILE)' $(PYTHON) tools/demo.py down
 
 demo-clean:
-	$(PYTHON) tools/demo.py clean
+	PROFILE='$(PROFILE)' $(PYTHON) tools/demo.py clean
 
 clean:
 	rm -rf $(VENV) .pilothouse .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

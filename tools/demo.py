@@ -1,7 +1,9 @@
 """``make demo``, ``make demo-down``, ``make demo-clean``: the compose stack, from the host.
 
-``up`` builds the image if needed (``tools/docker_image.sh``, cached: seconds), brings the
-stack of ``docker-compose.yml`` up (its ``setup`` registers everything, idempotently), waits
+``up`` builds the image if needed (``tools/docker_image.sh``, cached: seconds; with the
+``postgres`` profile PostgreSQL's image too, ``tools/postgres_image.sh``), brings the stack of
+``docker-compose.yml`` up in the profile asked for (``sqlite``: one hub; ``postgres``:
+PostgreSQL and two hub replicas; its ``setup`` registers everything, idempotently), waits
 until a model served in a container the agent started answers a prediction, and prints where
 the hub is, where the tokens are, and the ``curl`` that predicts.
 
@@ -11,7 +13,7 @@ project's name), then the stack's containers and network; the stack's named volu
 so the next ``up`` resumes. ``clean`` removes those too.
 
 Also the tests' handle on the stack (``tests/containers``): :class:`Stack` runs a project of
-any name on any hub port. Standard library only: the host needs nothing but Python.
+any name and profile on any hub port. Standard library only: the host needs nothing but Python.
 """
 
 from __future__ import annotations
@@ -33,12 +35,43 @@ ROOT = Path(__file__).resolve().parent.parent
 SOCKET = Path("/var/run/docker.sock")
 OWNER_LABEL = "io.pilothouse.owner"
 HUB_PORT = "8700"
+POSTGRES_IMAGE = "pilothouse-postgres:15"
 ADMIN_TOKEN = "/var/lib/pilothouse/hub/admin-token"
 """Where the hub keeps the admin token it generated, in its container (its volume)."""
+SHARED_ADMIN_TOKEN = "/var/lib/pilothouse/secrets/admin-token"
+"""Where the replicas of the ``postgres`` profile read their shared admin token."""
 AGENT_TOKEN = "/run/pilothouse/agent-token"
 """Where the agent reads its token, in its container (the ``secrets`` volume)."""
 DEPLOYMENT = "iris"
 SAMPLE = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A profile of ``docker-compose.yml``: which services play which part."""
+
+    name: str
+    project: str
+    """The default project name (two profiles' stacks can run side by side)."""
+    hubs: tuple[str, ...]
+    """The hub services, the first one's port published on ``hub_port``."""
+    setup: str
+    agent: str
+    admin_token: str
+    """Where the admin token is, in the first hub's container."""
+
+
+PROFILES = {
+    "sqlite": Profile("sqlite", "pilothouse-demo", ("hub",), "setup", "agent", ADMIN_TOKEN),
+    "postgres": Profile(
+        name="postgres",
+        project="pilothouse-demo-pg",
+        hubs=("hub-a", "hub-b"),
+        setup="pg-setup",
+        agent="pg-agent",
+        admin_token=SHARED_ADMIN_TOKEN,
+    ),
+}
 
 
 def compose_command() -> list[str]:
@@ -63,17 +96,23 @@ class Stack:
     project: str = "pilothouse-demo"
     image: str = "pilothouse:latest"
     hub_port: str = HUB_PORT
-    """The hub's port on 127.0.0.1; empty: any free port."""
+    """The (first) hub's port on 127.0.0.1, the next port the second replica's; empty: any."""
     log: list[str] = field(default_factory=list)
+    profile: Profile = PROFILES["sqlite"]
+    postgres_image: str = POSTGRES_IMAGE
 
     def env(self) -> dict[str, str]:
         """The environment ``docker-compose.yml`` reads."""
+        second = str(int(self.hub_port) + 1) if self.hub_port.isdigit() else self.hub_port
         return {
             **os.environ,
             "COMPOSE_PROJECT_NAME": self.project,
+            "COMPOSE_PROFILES": self.profile.name,
             "PILOTHOUSE_IMAGE": self.image,
+            "PILOTHOUSE_POSTGRES_IMAGE": self.postgres_image,
             "PILOTHOUSE_DOCKER_GID": str(docker_gid()),
             "PILOTHOUSE_DEMO_HUB_PORT": self.hub_port,
+            "PILOTHOUSE_DEMO_HUB_B_PORT": second,
         }
 
     def compose(self, *args: str, check: bool = True, timeout: float = 300) -> str:
@@ -92,9 +131,10 @@ class Stack:
     def up(self) -> None:
         """Bring the stack up; returns once ``setup`` has done its work."""
         self.compose("up", "-d", "--remove-orphans")
-        code = self.container_state("setup").get("ExitCode")
+        setup = self.profile.setup
+        code = self.container_state(setup).get("ExitCode")
         if code != 0:
-            raise RuntimeError(f"setup exited {code}:\n{self.compose('logs', 'setup')}")
+            raise RuntimeError(f"{setup} exited {code}:\n{self.compose('logs', setup)}")
 
     def container_id(self, service: str) -> str:
         """The id of the service's container."""
@@ -110,14 +150,16 @@ class Stack:
             raise RuntimeError(f"no container of service {service}")
         return dict(docker_json("inspect", found[0])[0]["State"])
 
-    def hub_url(self) -> str:
-        """The hub on 127.0.0.1, on the port the engine published."""
-        host_port = self.compose("port", "hub", HUB_PORT).strip().rsplit(":", 1)[-1]
+    def hub_url(self, service: str | None = None) -> str:
+        """A hub (the first one) on 127.0.0.1, on the port the engine published."""
+        service = service or self.profile.hubs[0]
+        host_port = self.compose("port", service, HUB_PORT).strip().rsplit(":", 1)[-1]
         return f"http://127.0.0.1:{host_port}"
 
     def admin_token(self) -> str:
-        """The admin token the hub generated in its volume."""
-        return self.compose("exec", "-T", "hub", "cat", ADMIN_TOKEN).strip()
+        """The admin token: generated by the hub in its volume, or shared by the replicas."""
+        hub = self.profile.hubs[0]
+        return self.compose("exec", "-T", hub, "cat", self.profile.admin_token).strip()
 
     def servers(self, *, running_only: bool = False) -> list[str]:
         """The ids of the containers the stack's agent started (by owner label)."""
@@ -126,7 +168,7 @@ class Stack:
 
     def down(self) -> None:
         """Stop the stack, remove the servers the agent started; keep the named volumes."""
-        self.compose("stop", "agent", check=False)
+        self.compose("stop", self.profile.agent, check=False)
         servers = self.servers()
         if servers:
             docker("rm", "-f", "-v", *servers)
@@ -198,21 +240,32 @@ def build_image(image: str) -> None:
                    check=True)  # fmt: skip
 
 
+def build_postgres_image(image: str) -> None:
+    """PostgreSQL's image, built or found up to date by ``tools/postgres_image.sh``."""
+    env = {**os.environ, "POSTGRES_IMAGE": image}
+    subprocess.run(["bash", str(ROOT / "tools" / "postgres_image.sh")], cwd=ROOT, env=env,
+                   check=True)  # fmt: skip
+
+
 def up(stack: Stack, *, wait_s: float) -> None:
     """Build, bring up, wait for a prediction, print where everything is."""
     started = time.monotonic()
     build_image(stack.image)
+    if stack.profile.name == "postgres":
+        build_postgres_image(stack.postgres_image)
     built = time.monotonic()
     stack.up()
     url, token = stack.hub_url(), stack.admin_token()
     dep = served(url, token, DEPLOYMENT, wait_s)
     done = time.monotonic()
     prediction_url = dep["observed"]["prediction_url"]
-    compose = " ".join([*compose_command(), "-p", stack.project])
+    profile = stack.profile
+    compose = " ".join([*compose_command(), "-p", stack.project, "--profile", profile.name])
+    hubs = ", ".join(f"{hub} at {stack.hub_url(hub)}" for hub in profile.hubs)
     print(f"""
-demo: image {built - started:.1f} s, stack up to the first prediction {done - built:.1f} s
-demo: hub at {url} (web UI at {url}/)
-demo: admin token: `{compose} exec hub cat {ADMIN_TOKEN}`
+demo: images {built - started:.1f} s, stack up to the first prediction {done - built:.1f} s
+demo: {hubs} (web UI at {url}/)
+demo: admin token: `{compose} exec {profile.hubs[0]} cat {profile.admin_token}`
 demo: agent token: {AGENT_TOKEN} in the agent's container (volume {stack.project}_secrets)
 demo: deployment {DEPLOYMENT} is served by container(s) {", ".join(stack.servers(running_only=True))}; try:
   curl -s -X POST {prediction_url} -H 'Content-Type: application/json' \\
@@ -229,12 +282,22 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("action", choices=["up", "down", "clean"])
-    parser.add_argument("--project", default=os.environ.get("PROJECT", "pilothouse-demo"))
+    parser.add_argument(
+        "--profile", choices=sorted(PROFILES), default=os.environ.get("PROFILE") or "sqlite"
+    )
+    parser.add_argument("--project", default=os.environ.get("PROJECT"))
     parser.add_argument("--image", default=os.environ.get("IMAGE", "pilothouse:latest"))
+    parser.add_argument(
+        "--postgres-image", default=os.environ.get("POSTGRES_IMAGE", POSTGRES_IMAGE)
+    )
     parser.add_argument("--hub-port", default=os.environ.get("HUB_PORT", HUB_PORT))
     parser.add_argument("--wait-s", type=float, default=180.0)
     args = parser.parse_args(argv)
-    stack = Stack(args.project, args.image, args.hub_port)
+    profile = PROFILES[args.profile]
+    stack = Stack(
+        args.project or profile.project, args.image, args.hub_port, profile=profile,
+        postgres_image=args.postgres_image,
+    )  # fmt: skip
     try:
         if args.action == "up":
             up(stack, wait_s=args.wait_s)

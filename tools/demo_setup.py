@@ -13,7 +13,8 @@ Run in the project's image (``python /demo/demo_setup.py``), against the hub of 
 
 A second run therefore creates nothing (``make demo`` twice resumes). The token and config
 files are written under a temporary name and renamed, so the agent never reads half of one.
-Environment: DEMO_HUB_URL, DEMO_ADMIN_TOKEN_FILE, DEMO_SECRETS_DIR, DEMO_MODELS_DIR.
+Environment: DEMO_HUB_URL (replicas comma-separated), DEMO_ADMIN_TOKEN_FILE, DEMO_SECRETS_DIR,
+DEMO_MODELS_DIR.
 """
 
 from __future__ import annotations
@@ -123,7 +124,9 @@ async def main() -> int:
     if not token:
         say("the hub's admin token is not there yet")
         return 1
-    admin = HubClient(env.get("DEMO_HUB_URL", "http://hub:8700"), token)
+    # Hub replicas comma-separated: a replica that does not answer is skipped.
+    urls = [url.strip() for url in env.get("DEMO_HUB_URL", "http://hub:8700").split(",")]
+    admin = HubClient([url for url in urls if url], token)
     try:
         pe_id = await environment(admin)
         await agent_credentials(admin, pe_id, Path(env.get("DEMO_SECRETS_DIR", "/secrets")))

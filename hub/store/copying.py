@@ -63,7 +63,7 @@ _EVENT_COLUMNS = (
 )
 _INSERT_EVENTS = (
     f"INSERT INTO events ({_EVENT_COLUMNS}, search) OVERRIDING SYSTEM VALUE "
-    "SELECT s, i, t, p, d, so, ty, st, m, da, to_tsvector('simple', w) FROM unnest("
+    "SELECT s, i, t, p, d, so, ty, st, m, da, w::tsvector FROM unnest("
     "$1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], "
     "$8::text[], $9::text[], $10::text[], $11::text[]) AS u(s, i, t, p, d, so, ty, st, m, da, w)"
 )

@@ -9,7 +9,7 @@ import pytest
 
 from pilothouse.hub.errors import StorageError
 from pilothouse.hub.settings import DatabaseSettings
-from pilothouse.hub.store.postgres import migrations
+from pilothouse.hub.store.postgres import migrations, search
 from pilothouse.hub.store.postgres.store import open_postgres
 from tests.hub.support import V1, HubSettings, Running, event, next_message, ok, query
 
@@ -67,3 +67,38 @@ async def test_a_live_stream_neither_misses_nor_repeats_events_of_a_slow_transac
     finally:
         await slow.close()
     assert got == [e["id"] for e in during]
+
+
+SEARCHED_TEXTS = [
+    "Hello World hello",
+    "Café crème: drift détectée ✓ 🚀",
+    'gpu-worker-7 crashed (exit 137) {"node": "node-12", "ms": 0.25}',
+    "Привет мир 日本語 a_b c.d e/f 1e5 0x1F v1.2.3",
+    "x" * 3000 + " after the long word",  # too long to index: left out, no position taken
+    " ".join(["a", "b", "a", "c"] * 100),  # a word seen more than 255 times
+    " ".join(f"w{i}" for i in range(16_390)) + " z z z",  # positions beyond 16383
+    "",
+]
+
+
+@pytest.mark.parametrize("text", SEARCHED_TEXTS, ids=range(len(SEARCHED_TEXTS)))
+async def test_the_search_vector_the_hub_makes_is_what_to_tsvector_made_of_its_words(
+    postgres_url: str, text: str
+) -> None:
+    """Rows stored with ``to_tsvector('simple', words)`` are found as the new ones are."""
+    import asyncpg
+
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        joined = " ".join(search.words(text[: search.MAX_INDEXED_CHARS]))
+        parsed = await conn.fetchval("SELECT to_tsvector('simple', $1)::text", joined)
+        given = await conn.fetchval("SELECT $1::tsvector::text", search.document(text, ""))
+        phrase = search.tsquery('"' + " ".join(search.words(text)[:2]) + '"*')
+        if phrase is not None:
+            found = await conn.fetchval(
+                "SELECT to_tsvector('simple', $1) @@ $2::tsquery", joined, phrase
+            )
+            assert found, phrase
+    finally:
+        await conn.close()
+    assert given == parsed

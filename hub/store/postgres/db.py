@@ -1,8 +1,9 @@
 """Connections to PostgreSQL: the pool, transactions, and where asyncpg's errors become the hub's.
 
 Every store method is one call of :meth:`Database.write` (a read-committed
-transaction) or :meth:`Database.read` (one statement, or a read-only
-repeatable-read transaction when it needs a single snapshot). A write runs in a
+transaction, or one statement, which is a transaction of its own: no ``BEGIN``
+and ``COMMIT`` round trips) or :meth:`Database.read` (one statement, or a
+read-only repeatable-read transaction when it needs a single snapshot). A write runs in a
 task of its own, shielded from its caller: once started it commits or rolls
 back whole, and its ``after`` callback (waking watch streams, the notification
 dispatcher) runs once committed even if the request that asked for it went away —
@@ -80,9 +81,14 @@ class Database:
         self.pool = pool
         self._writes: set[asyncio.Task[Any]] = set()
 
-    async def write(self, fn: Job[T], *, after: Callable[[T], None] | None = None) -> T:
-        """Run ``fn`` in one transaction, to its end even if the caller is cancelled."""
-        task = asyncio.create_task(self._commit(fn, after), name="hub db write")
+    async def write(
+        self, fn: Job[T], *, after: Callable[[T], None] | None = None, one_statement: bool = False
+    ) -> T:
+        """Run ``fn`` in one transaction, to its end even if the caller is cancelled.
+
+        ``one_statement``: ``fn`` runs a single statement, its own transaction.
+        """
+        task = asyncio.create_task(self._commit(fn, after, one_statement), name="hub db write")
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
         return await asyncio.shield(task)
@@ -109,12 +115,18 @@ class Database:
             await asyncio.gather(*self._writes, return_exceptions=True)
         await self.pool.close()
 
-    async def _commit(self, fn: Job[T], after: Callable[[T], None] | None) -> T:
+    async def _commit(
+        self, fn: Job[T], after: Callable[[T], None] | None, one_statement: bool
+    ) -> T:
         for attempt in range(RETRIES + 1):
             try:
                 with translated():
-                    async with self.pool.acquire() as conn, conn.transaction():
-                        result = await fn(conn)
+                    async with self.pool.acquire() as conn:
+                        if one_statement:
+                            result = await fn(conn)
+                        else:
+                            async with conn.transaction():
+                                result = await fn(conn)
             except StorageError as exc:
                 if attempt == RETRIES or not isinstance(exc.__cause__, _RETRIED):
                     raise

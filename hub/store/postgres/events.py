@@ -1,14 +1,16 @@
 """SQL of events on PostgreSQL: idempotent batch ingest, filtered newest-first pages, search.
 
-Ingest is one ``INSERT … SELECT FROM unnest(…) ON CONFLICT (id) DO NOTHING``
-per batch — one round trip whatever its size, and a retried batch adds nothing
-— returning the ``seq`` of each new row, given in the batch's order; then one
-upsert of each deployment's latest status per source, by ingest order
-(``seq``) as on SQLite, in key order. Two replicas storing overlapping batches
-at once (an agent's retry) may deadlock on the event ids; PostgreSQL breaks the
-tie and the loser's transaction runs again (:class:`~.db.Database`).
-The words to search are extracted in Python (:mod:`.search`) and indexed by
-PostgreSQL as a ``tsvector``.
+Ingest is one statement per batch — one round trip whatever its size, and on
+its own a transaction of its own, so no ``BEGIN`` and ``COMMIT`` round trips
+either: an ``INSERT … SELECT FROM unnest(…) ON CONFLICT (id) DO NOTHING`` (a
+retried batch adds nothing; ``seq`` numbers the new rows in the batch's order)
+whose new rows feed, in the same statement, the upsert of each deployment's
+latest status per source, by ingest order (``seq``) as on SQLite, in key order.
+Two replicas storing overlapping batches at once (an agent's retry) may
+deadlock on the event ids; PostgreSQL breaks the tie and the loser's statement
+runs again (:class:`~.db.Database`).
+The words to search are extracted in Python and handed to PostgreSQL as a
+``tsvector`` (:mod:`.search`).
 """
 
 from __future__ import annotations
@@ -26,28 +28,34 @@ from pilothouse.hub.store.postgres.db import Connection, dumps, loads
 from pilothouse.hub.store.records import EventFilter, SourceStatus
 
 COLUMNS = "id, time, prediction_environment_id, deployment_id, source, type, status, message, data"
-_INSERT = (
-    f"INSERT INTO events ({COLUMNS}, search) "
-    "SELECT i, t, p, d, s, ty, st, m, da, to_tsvector('simple', w) FROM unnest("
-    "$1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], "
-    "$8::text[], $9::text[], $10::text[]) AS u(i, t, p, d, s, ty, st, m, da, w) "
-    "ON CONFLICT (id) DO NOTHING RETURNING id, seq"
+_INSERT = f"""
+WITH stored AS (
+    INSERT INTO events ({COLUMNS}, search)
+    SELECT i, t, p, d, s, ty, st, m, da, w::tsvector FROM unnest(
+        $1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+        $8::text[], $9::text[], $10::text[]) AS u(i, t, p, d, s, ty, st, m, da, w)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING deployment_id, source, status, message, id, time, seq
+), latest AS (
+    SELECT DISTINCT ON (deployment_id, source) * FROM stored
+    WHERE deployment_id IS NOT NULL AND status <> '{Status.INFORMATIONAL.value}'
+    ORDER BY deployment_id, source, seq DESC
+), health AS (
+    INSERT INTO health_sources (deployment_id, source, status, message, event_id, time, seq)
+    SELECT * FROM latest ORDER BY deployment_id, source
+    ON CONFLICT (deployment_id, source) DO UPDATE SET
+        status = excluded.status, message = excluded.message,
+        event_id = excluded.event_id, time = excluded.time, seq = excluded.seq
+    WHERE excluded.seq > health_sources.seq
 )
-_UPSERT_HEALTH = (
-    "INSERT INTO health_sources (deployment_id, source, status, message, event_id, time, seq) "
-    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], "
-    "$6::bigint[], $7::bigint[]) "
-    "ON CONFLICT (deployment_id, source) DO UPDATE SET "
-    "status = excluded.status, message = excluded.message, "
-    "event_id = excluded.event_id, time = excluded.time, seq = excluded.seq "
-    "WHERE excluded.seq > health_sources.seq"
-)
+SELECT count(*) FROM stored
+"""
 
 Row = tuple[str, int, str, str | None, str, str, str, str, str]
 
 
 async def insert(conn: Connection, events: Sequence[EventIn]) -> int:
-    """Store the events whose id is new; return how many were."""
+    """Store the events whose id is new, in one statement; return how many were."""
     first: dict[str, Row] = {}
     for row in map(_row, events):
         first.setdefault(row[0], row)  # a repeated id counts once, as its first occurrence
@@ -56,12 +64,7 @@ async def insert(conn: Connection, events: Sequence[EventIn]) -> int:
     rows = list(first.values())  # in the batch's order: ``seq`` is the order of ingest
     columns = [list(column) for column in zip(*rows, strict=True)]
     columns.append([search.document(row[7], row[8]) for row in rows])
-    stored = {record[0]: record[1] for record in await conn.fetch(_INSERT, *columns)}
-    if stored:
-        latest = _latest_per_source(rows, stored)
-        if latest:
-            await conn.execute(_UPSERT_HEALTH, *[list(c) for c in zip(*latest, strict=True)])
-    return len(stored)
+    return int(await conn.fetchval(_INSERT, *columns))
 
 
 async def select(conn: Connection, query: EventFilter) -> list[EventOut]:
@@ -107,19 +110,6 @@ def _row(event: EventIn) -> Row:
     )
 
 
-def _latest_per_source(rows: list[Row], stored: dict[str, int]) -> list[tuple[Any, ...]]:
-    """Per (deployment, source), the status event this batch stored last (``stored``: new ids)."""
-    latest: dict[tuple[str, str], tuple[int, Row]] = {}
-    for row in rows:
-        dep, status, seq = row[3], row[6], stored.get(row[0])
-        if dep is None or status == Status.INFORMATIONAL or seq is None:
-            continue  # no deployment, no status, or a duplicate stored before
-        known = latest.get((dep, row[4]))
-        if known is None or seq > known[0]:
-            latest[(dep, row[4])] = (seq, row)
-    return sorted((r[3], r[4], r[6], r[7], r[0], r[1], seq) for seq, r in latest.values())
-
-
 def where(query: EventFilter, first: int = 1) -> tuple[str, list[Any]]:
     """The ``WHERE`` clause of ``query`` (placeholders from ``$first``) and its parameters."""
     equal = {
@@ -147,9 +137,7 @@ def where(query: EventFilter, first: int = 1) -> tuple[str, list[Any]]:
         clauses.append(f"(time, id) < ({param(query.after.time_us)}, {param(query.after.id)})")
     if query.match is not None:
         found = search.tsquery(query.match)
-        clauses.append(
-            "false" if found is None else f"search @@ to_tsquery('simple', {param(found)})"
-        )
+        clauses.append("false" if found is None else f"search @@ {param(found)}::tsquery")
     return " AND ".join(clauses) or "true", params
 
 

@@ -4,9 +4,18 @@ SQLite's ``unicode61`` tokenizer splits text into runs of letters and digits
 (anything else, ``_`` included, separates words), folds case and drops
 diacritics. PostgreSQL's own parser knows more kinds of token (a host name, a
 path, a version number each stay one word), so a search for ``example`` would
-miss ``example.com``. The hub therefore extracts the words itself, the FTS5
-way, and hands PostgreSQL plain words: the ``search`` column is
-``to_tsvector('simple', <words>)`` and a query is built from the same words.
+miss ``example.com``; and which characters it takes for letters depends on the
+database's locale. The hub therefore extracts the words itself, the FTS5 way,
+and hands PostgreSQL the ``tsvector`` itself, as its text (``'word':1
+'other':2 'word':3``, each word at its position): the ``search`` column is
+``<document>::tsvector``. Nothing is parsed again in the database (its text
+parser was a sixth of the database's work of an ingest), and a query is a
+``tsquery`` of the same words, ``<query>::tsquery``, so both sides hold exactly
+the hub's words whatever the locale. The result is what ``to_tsvector('simple',
+…)`` of the words made before (rows stored that way are found the same): the
+same lexemes at the same positions, a word of ``MAX_WORD_BYTES`` or more left
+out without taking a position, positions beyond ``MAX_POSITION`` counted as it,
+``MAX_POSITIONS`` of one word kept.
 
 The query arrives as the FTS5 query the service layer made of the user's text
 (:func:`pilothouse.hub.service.events.match_query`): quoted phrases, each
@@ -18,12 +27,24 @@ query without any matches nothing.
 
 from __future__ import annotations
 
+import operator
 import re
 import unicodedata
 
 _WORD = re.compile(r"[^\W_]+")
+_ASCII_SEPARATORS = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
+"""Every ASCII character that is not a letter or digit, to a space: the words of ASCII text
+are then what ``str.split`` finds (several times faster than the regular expression)."""
 MAX_INDEXED_CHARS = 250_000
 """Of an event's message and data, only this much is indexed: a ``tsvector`` holds 1 MiB."""
+MAX_WORD_BYTES = 2047
+"""PostgreSQL indexes no word this long (UTF-8 bytes) or longer (its ``MAXSTRLEN``)."""
+MAX_POSITION = 16383
+"""The largest position a ``tsvector`` holds; later words are all at this one."""
+MAX_POSITIONS = 255
+"""Positions ``to_tsvector`` keeps of one word (the first ones; a ``tsvector``'s text keeps 256)."""
+_AFTER = tuple(f"':{position} '" for position in range(1, MAX_POSITIONS + 1))
+"""What follows the n-th word in a ``tsvector``'s text: its position, the next one's quote."""
 _PHRASE = re.compile(r'"((?:[^"]|"")*)"(\*?)')
 
 
@@ -38,20 +59,45 @@ def fold(text: str) -> str:
 
 def words(text: str) -> list[str]:
     """The words FTS5 would index in ``text``."""
-    return _WORD.findall(fold(text))
+    folded = fold(text)
+    if folded.isascii():
+        return folded.translate(_ASCII_SEPARATORS).split()
+    return _WORD.findall(folded)
 
 
 def document(message: str, data: str) -> str:
-    """The text to index for an event: the words of its message and its data, space-separated."""
-    text = message + " " + data
-    return " ".join(words(text[:MAX_INDEXED_CHARS]))
+    """The ``tsvector`` of an event, as text: the words of its message and data, positioned."""
+    text = (message + " " + data)[:MAX_INDEXED_CHARS]
+    found = words(text)
+    # Words are letters and digits only: nothing in them needs escaping between quotes. A
+    # text shorter than a word may be long has no word too long (and most texts are).
+    short = len(text) * 4 < MAX_WORD_BYTES or max(map(len, found), default=0) * 4 < MAX_WORD_BYTES
+    if len(found) > MAX_POSITIONS or not short:
+        return _long_document(found)
+    if not found:
+        return ""
+    # 'w1':1 'w2':2 … as the words with a separator ("':1 '", "':2 '", …) after each.
+    return "'" + "".join(map(operator.add, found, _AFTER))[:-2]
+
+
+def _long_document(found: list[str]) -> str:
+    """:func:`document` of many or long words, with every limit of ``to_tsvector`` applied."""
+    kept = [word for word in found if len(word.encode()) < MAX_WORD_BYTES]
+    positions: dict[str, list[int]] = {}
+    for position, word in enumerate(kept, 1):
+        held = positions.setdefault(word, [])
+        at = min(position, MAX_POSITION)
+        if len(held) < MAX_POSITIONS and (not held or held[-1] != at):
+            held.append(at)
+    return " ".join(f"'{word}':{','.join(map(str, held))}" for word, held in positions.items())
 
 
 def tsquery(match: str) -> str | None:
-    """The ``to_tsquery('simple', …)`` text of an FTS5 phrase query; None: it matches nothing."""
+    """The ``tsquery`` text of an FTS5 phrase query; None: it matches nothing."""
     parts = []
     for phrase, star in _PHRASE.findall(match):
-        found = words(phrase.replace('""', '"'))
+        # As in the documents: a word too long to index is left out (the literal would fail).
+        found = [w for w in words(phrase.replace('""', '"')) if len(w.encode()) < MAX_WORD_BYTES]
         if not found:
             continue
         terms = [f"'{word}'" for word in found]
