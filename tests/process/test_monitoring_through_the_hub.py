@@ -1,0 +1,139 @@
+"""Issue 14 end to end: a real hub, a real agent (process plugin), real prediction servers.
+
+The agent's statistics relay and rollback guard (serving + agent half) and the
+hub's ingest, series, drift status, rollback/promote and actuals (hub half)
+were built apart against one contract; these tests run them together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from pilothouse.agent.runtime import Agent
+from pilothouse.agent.settings import AgentSettings
+from pilothouse.modelpkg import build_package
+from pilothouse.plugins.process import ProcessPlugin
+from tests.helpers import running
+from tests.hub.support import V1, Running, ok, upload
+from tests.hub.support import running as hub_running
+from tests.hub.support import settings as hub_settings
+from tests.process.support import ROWS, RULES, TIMEOUT, free_port, predict, reaped, until
+
+pytestmark = pytest.mark.anyio
+
+
+def agent_settings(tmp: Path, url: str, pe: str, token: str, **extra: Any) -> AgentSettings:
+    """An agent on the process plugin, reading statistics every half second."""
+    base: dict[str, Any] = {
+        "prediction_environment": pe,
+        "plugin": "process",
+        "plugin_settings": {"stop_servers_on_unload": True, "check_interval_s": 0.2},
+        "state_dir": tmp / "agent",
+        "hub": {"url": url, "token": token, "poll_interval_s": 0.3,
+                "reconnect_backoff_max_s": 0.3},
+        "actions": {"backoff_initial_s": 0.05, "errored_retry_s": 600, "backoff_max_s": 600},
+        "health": {"interval_s": 3600, "heartbeat_interval_s": 0.5},
+        "monitoring": {"interval_s": 0.5, "guard_poll_s": 0.3},
+        "shutdown": {"grace_period_s": 10},
+    }  # fmt: skip
+    return AgentSettings.load(None, base | extra)
+
+
+async def upload_dir(hub: Running, directory: Path, tmp: Path) -> str:
+    """Build and upload a package directory; its hub id."""
+    _, archive = build_package(directory, tmp / "archives" / f"{directory.name}.tar.gz")
+    created = await ok(upload(hub.admin, archive.read_bytes()), 201)
+    return str(created["id"])
+
+
+async def series(hub: Running, dep: str) -> list[dict[str, Any]]:
+    """Every point of the last hour, in one-hour steps (one point per package)."""
+    now = datetime.now(UTC)
+    params = {"from": (now - timedelta(hours=1)).isoformat(),
+              "to": (now + timedelta(minutes=5)).isoformat(), "step": "3600"}  # fmt: skip
+    got = await ok(hub.admin.get(f"{V1}/deployments/{dep}/monitoring", params=params))
+    points: list[dict[str, Any]] = got["points"]
+    return points
+
+
+def total(points: list[dict[str, Any]], key: str, package: str | None = None) -> int:
+    """``key`` added over the points (of ``package``)."""
+    return sum(p[key] for p in points if package is None or p["package_id"] == package)
+
+
+async def observed_ready(hub: Running, dep: str, generation: int = 1) -> dict[str, Any]:
+    """The deployment's observed state once ready at ``generation``."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            got = await ok(hub.admin.get(f"{V1}/deployments/{dep}"))
+            obs: dict[str, Any] = got["observed"]
+            if obs["state"] == "ready" and obs["generation"] >= generation:
+                return obs
+            await asyncio.sleep(0.05)
+
+
+async def test_windows_reach_the_hub_and_those_made_while_it_is_down_arrive_once(
+    tmp_path: Path,
+) -> None:
+    settings = hub_settings(tmp_path / "hub", listen={"port": free_port()})
+    first = contextlib.AsyncExitStack()  # the first hub: stopped in the middle
+    with reaped(tmp_path):
+        async with first, contextlib.AsyncExitStack() as outer:
+            hub = await first.enter_async_context(hub_running(settings))
+            pe = await hub.pe("local", platform="process")
+            token = await ok(
+                hub.admin.post(f"{V1}/prediction-environments/{pe['id']}/agent-tokens"), 201
+            )
+            rules = await upload_dir(hub, RULES, tmp_path)
+            agent = Agent(agent_settings(tmp_path, hub.url, pe["id"], token["token"]),
+                          plugin=ProcessPlugin())  # fmt: skip
+            await outer.enter_async_context(running(agent))
+            http = await outer.enter_async_context(aiohttp.ClientSession())
+            dep = (await hub.deployment(pe["id"], rules, name="iris"))["id"]
+            url = (await observed_ready(hub, dep))["prediction_url"]
+            # The launch's probe is the first request, on the package's samples.
+            await until_counted(hub, dep, 1)
+            probe_rows = total(await series(hub, dep), "rows")
+            for _ in range(7):
+                assert (await predict(http, url))[0] == 200
+            await until_counted(hub, dep, 1 + 7)
+            points = await series(hub, dep)
+            assert total(points, "requests") == 1 + 7
+            assert total(points, "rows") == probe_rows + 7 * len(ROWS)
+            assert [p["latency_p99_s"] > 0 for p in points] == [True], points
+            store = agent.monitoring.store if agent.monitoring else None
+            assert store is not None
+            await first.aclose()  # its HTTP server stops; the database stays on disk
+            for _ in range(5):  # windows made while the hub is down
+                assert (await predict(http, url))[0] == 200
+            await until(lambda: store.size_bytes > 0, what="windows kept for the hub")
+            await asyncio.sleep(1.5)  # more windows, and uploads failing against nothing
+            async with hub_running(settings) as again:
+                assert again.url == hub.url
+                await until_counted(again, dep, 1 + 7 + 5)
+                await until(lambda: store.size_bytes == 0, what="the store emptied")
+                await asyncio.sleep(1.5)  # a duplicate upload would have landed by now
+                points = await series(again, dep)
+                await outer.aclose()
+    assert total(points, "requests") == 1 + 7 + 5, points
+    assert total(points, "rows") == probe_rows + 12 * len(ROWS)
+    assert total(points, "server_errors") == 0 and total(points, "client_errors") == 0
+    assert {p["package_id"] for p in points} == {rules}
+
+
+async def until_counted(hub: Running, dep: str, requests: int) -> None:
+    """Wait until the hub's series counts ``requests`` (fails past it at once)."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            seen = total(await series(hub, dep), "requests")
+            if seen >= requests:
+                break
+            await asyncio.sleep(0.2)
+    assert seen == requests, (seen, requests)
