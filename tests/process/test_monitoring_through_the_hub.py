@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from sklearn.datasets import load_iris
 
 from pilothouse.agent.runtime import Agent
 from pilothouse.agent.settings import AgentSettings
@@ -137,3 +139,111 @@ async def until_counted(hub: Running, dep: str, requests: int) -> None:
                 break
             await asyncio.sleep(0.2)
     assert seen == requests, (seen, requests)
+
+
+FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+IRIS_ROWS = [dict(zip(FEATURES, map(float, row), strict=True)) for row in load_iris().data]
+# Long petals: the same flowers, their petals 2 cm longer and 1 cm wider than ever seen.
+SHIFTED = [r | {"petal_length": r["petal_length"] + 2, "petal_width": r["petal_width"] + 1}
+           for r in IRIS_ROWS]  # fmt: skip
+
+
+async def events(hub: Running, **filters: str) -> list[dict[str, Any]]:
+    """Every event matching ``filters``, oldest first."""
+    params = {"limit": "1000", **filters}
+    items: list[dict[str, Any]] = []
+    while True:
+        page = await ok(hub.admin.get(f"{V1}/events", params=params))
+        items.extend(page["items"])
+        if not page["next_cursor"]:
+            return items[::-1]
+        params["cursor"] = page["next_cursor"]
+
+
+async def until_event(hub: Running, after: int, **filters: str) -> dict[str, Any]:
+    """The first event matching ``filters`` past the ``after`` first ones."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            found = await events(hub, **filters)
+            if len(found) > after:
+                return found[after]
+            await asyncio.sleep(0.1)
+
+
+async def until_status(hub: Running, status: str, after: int, **filters: str) -> dict[str, Any]:
+    """The first event of ``status`` matching ``filters`` past the ``after`` first ones."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            found = [e for e in (await events(hub, **filters))[after:] if e["status"] == status]
+            if found:
+                return found[0]
+            await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def sending(url: str, rows: list[dict[str, Any]]) -> AsyncIterator[list[int]]:
+    """Requests of ``rows`` one after another until the block ends; their statuses."""
+    statuses: list[int] = []
+    stop = asyncio.Event()
+
+    async def loop(http: aiohttp.ClientSession) -> None:
+        while not stop.is_set():
+            statuses.append((await predict(http, url, rows))[0])
+            await asyncio.sleep(0.02)
+
+    async with aiohttp.ClientSession() as http:
+        task = asyncio.create_task(loop(http))
+        try:
+            yield statuses
+        finally:
+            stop.set()
+            await task
+
+
+async def test_drift_turns_the_deployment_failing_naming_the_features_and_back(
+    tmp_path: Path,
+) -> None:
+    drift = {"window_s": 1.5, "min_rows": 300, "at_risk_psi": 0.1, "failing_psi": 0.25}
+    with reaped(tmp_path):
+        async with hub_running(hub_settings(tmp_path / "hub")) as hub:
+            pe = await hub.pe("local", platform="process")
+            token = await ok(
+                hub.admin.post(f"{V1}/prediction-environments/{pe['id']}/agent-tokens"), 201
+            )
+            rules = await upload_dir(hub, RULES, tmp_path)
+            agent = Agent(agent_settings(tmp_path, hub.url, pe["id"], token["token"]),
+                          plugin=ProcessPlugin())  # fmt: skip
+            async with running(agent):
+                body = {"name": "iris", "prediction_environment_id": pe["id"],
+                        "model_package_id": rules, "settings": {"drift": drift}}  # fmt: skip
+                dep = (await ok(hub.admin.post(f"{V1}/deployments", json=body), 201))["id"]
+                url = (await observed_ready(hub, dep))["prediction_url"]
+                kind = {"type": "deployment.drift_changed", "deployment_id": dep}
+                async with sending(url, IRIS_ROWS) as normal:
+                    # Judged for the first time: the iris data itself does not drift.
+                    first = await until_event(hub, 0, **kind)
+                async with sending(url, SHIFTED) as shifted:
+                    failing = await until_status(hub, "failing", 1, **kind)
+                    during = await ok(hub.admin.get(f"{V1}/deployments/{dep}"))
+                async with sending(url, IRIS_ROWS) as back:
+                    # The drift window holds both kinds of rows for a moment: at_risk on the
+                    # way down, maybe, then passing.
+                    passing = await until_status(hub, "passing", 2, **kind)
+                changes = await events(hub, **kind)
+                deployment = await ok(hub.admin.get(f"{V1}/deployments/{dep}"))
+    assert set(normal) == set(shifted) == set(back) == {200}
+    assert (first["status"], first["data"]["previous"]) == ("passing", "unknown"), first
+    assert first["data"]["max_psi"] < 0.1 and first["data"]["rows"] >= 300
+    assert failing["status"] in ("at_risk", "failing"), failing
+    named = failing["data"]["features"]
+    assert set(named) == {"petal_length", "petal_width"}, failing
+    assert all(psi >= 0.1 for psi in named.values()) and failing["data"]["rows"] >= 300
+    assert "petal_length" in failing["message"] and "petal_width" in failing["message"]
+    assert during["service_health"]["status"] == failing["status"], "health shows the drift"
+    assert passing["status"] == "passing" and passing["data"]["features"] == {}, passing
+    statuses = [e["status"] for e in changes]
+    assert statuses[0] == "passing" and statuses[-1] == "passing", statuses
+    assert set(statuses[1:-1]) <= {"at_risk", "failing"} and "failing" in statuses, statuses
+    for change in changes[1:-1]:
+        assert set(change["data"]["features"]) <= {"petal_length", "petal_width"}, change
+    assert deployment["service_health"]["status"] == "passing", deployment
