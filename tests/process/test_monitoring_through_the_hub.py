@@ -26,7 +26,7 @@ from tests.helpers import running
 from tests.hub.support import V1, Running, ok, upload
 from tests.hub.support import running as hub_running
 from tests.hub.support import settings as hub_settings
-from tests.process.support import ROWS, RULES, TIMEOUT, free_port, predict, reaped, until
+from tests.process.support import EXAMPLES, ROWS, RULES, TIMEOUT, free_port, predict, reaped, until
 
 pytestmark = pytest.mark.anyio
 
@@ -247,3 +247,104 @@ async def test_drift_turns_the_deployment_failing_naming_the_features_and_back(
     for change in changes[1:-1]:
         assert set(change["data"]["features"]) <= {"petal_length", "petal_width"}, change
     assert deployment["service_health"]["status"] == "passing", deployment
+
+
+FLAKY = EXAMPLES / "iris-flaky-2.0.0"
+
+
+@contextlib.asynccontextmanager
+async def steady(url: str, clients: int = 2) -> AsyncIterator[list[tuple[int, str]]]:
+    """Single iris rows, one after another per client: (status, answering package or error)."""
+    seen: list[tuple[int, str]] = []
+    stop = asyncio.Event()
+
+    async def client(http: aiohttp.ClientSession, offset: int) -> None:
+        i = offset
+        while not stop.is_set():
+            row = IRIS_ROWS[i % len(IRIS_ROWS)]
+            i += 7  # a stride coprime with 150: every row, in a mixed order
+            try:
+                async with http.post(url, json={"rows": [row]}) as resp:
+                    doc = await resp.json()
+                    seen.append((resp.status, str(doc.get("model_package_id"))))
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                seen.append((0, f"{type(exc).__name__}: {exc}"))
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        workers = [asyncio.create_task(client(http, n * 75)) for n in range(clients)]
+        try:
+            yield seen
+        finally:
+            stop.set()
+            await asyncio.gather(*workers)
+
+
+async def until_rolled_back(hub: Running, dep: str, champion: str) -> dict[str, Any]:
+    """The deployment once the hub recorded a rollback and the agent serves ``champion``."""
+    async with asyncio.timeout(TIMEOUT + GUARD_S):
+        while True:
+            got: dict[str, Any] = await ok(hub.admin.get(f"{V1}/deployments/{dep}"))
+            desired, observed = got["desired"], got["observed"]
+            if (
+                desired["rollback"] is not None
+                and observed["state"] == "ready"
+                and observed["generation"] >= desired["generation"]
+                and observed["model_package_id"] == champion
+            ):
+                return got
+            await asyncio.sleep(0.1)
+
+
+GUARD_S = 30.0
+
+
+async def test_a_regressing_replacement_is_rolled_back_and_recorded_at_the_hub(
+    tmp_path: Path,
+) -> None:
+    with reaped(tmp_path):
+        async with hub_running(hub_settings(tmp_path / "hub")) as hub:
+            pe = await hub.pe("local", platform="process")
+            token = await ok(
+                hub.admin.post(f"{V1}/prediction-environments/{pe['id']}/agent-tokens"), 201
+            )
+            rules = await upload_dir(hub, RULES, tmp_path)
+            flaky = await upload_dir(hub, FLAKY, tmp_path)
+            agent = Agent(agent_settings(tmp_path, hub.url, pe["id"], token["token"]),
+                          plugin=ProcessPlugin())  # fmt: skip
+            async with running(agent):
+                body = {"name": "iris", "prediction_environment_id": pe["id"],
+                        "model_package_id": rules,
+                        "settings": {"rollback": {"guard_s": GUARD_S}}}  # fmt: skip
+                dep = (await ok(hub.admin.post(f"{V1}/deployments", json=body), 201))["id"]
+                url = (await observed_ready(hub, dep))["prediction_url"]
+                async with steady(url) as seen:
+                    await until(lambda: len(seen) > 100, what="the old model's traffic")
+                    action = {"action": "replace_model", "model_package_id": flaky}
+                    await ok(hub.admin.post(f"{V1}/deployments/{dep}/actions", json=action))
+                    got = await until_rolled_back(hub, dep, rules)
+                    mark = len(seen)
+                    await until(lambda: len(seen) > mark + 50, what="traffic after the rollback")
+                    await asyncio.sleep(2.0)  # time to (wrongly) apply the bad package again
+                after = seen[mark:]
+                again = await ok(hub.admin.get(f"{V1}/deployments/{dep}"))
+                assert agent.link is not None
+                await until(lambda: agent.link is not None and agent.link.outbox.size_bytes == 0)
+                history = await events(hub, deployment_id=dep, source="agent")
+    desired = got["desired"]
+    assert desired["model_package_id"] == rules, desired
+    record = desired["rollback"]
+    assert (record["from_package_id"], record["to_package_id"]) == (flaky, rules), record
+    assert "error rate" in record["reason"] and record["figures"]["new_error_rate"] > 0.05
+    assert again["desired"]["generation"] == desired["generation"], "no change since"
+    assert again["observed"]["model_package_id"] == rules
+    assert {p for s, p in after if s == 200} == {rules}, "the bad package never came back"
+    own = [s for s in seen if s == (500, flaky)]
+    others = [s for s in seen if s[0] != 200 and s != (500, flaky)]
+    assert others == [], f"failed requests besides the bad model's own errors: {others[:5]}"
+    assert own, "the bad model did fail on some rows"
+    replaced = [e["data"].get("model_package_id") for e in history
+                if e["type"] == "action.replace_model.succeeded"]  # fmt: skip
+    assert replaced == [flaky, rules], "the bad package was applied once, never again"
+    (rolled,) = [e for e in history if e["type"] == "deployment.rolled_back"]
+    assert rolled["status"] == "failing"
+    assert (rolled["data"]["from_package_id"], rolled["data"]["to_package_id"]) == (flaky, rules)
