@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -348,3 +350,86 @@ async def test_a_regressing_replacement_is_rolled_back_and_recorded_at_the_hub(
     (rolled,) = [e for e in history if e["type"] == "deployment.rolled_back"]
     assert rolled["status"] == "failing"
     assert (rolled["data"]["from_package_id"], rolled["data"]["to_package_id"]) == (flaky, rules)
+
+
+def stricter_rules(tmp: Path) -> Path:
+    """iris-rules 1.1.0: virginica only above a petal width of 1.7 (1.5 in 1.0.0)."""
+    directory = tmp / "iris-rules-1.1.0"
+    shutil.copytree(RULES, directory)
+    manifest = directory / "model.yaml"
+    manifest.write_text(manifest.read_text().replace("version: 1.0.0", "version: 1.1.0"))
+    cuts = {"petal_length_setosa_below": 2.45, "petal_width_virginica_above": 1.7}
+    (directory / "thresholds.json").write_text(json.dumps(cuts))
+    return directory
+
+
+def disagreeing(rows: list[dict[str, Any]]) -> int:
+    """Rows the two rule sets label differently: not setosa, petal width in (1.5, 1.7]."""
+    return sum(r["petal_length"] >= 2.45 and 1.5 < r["petal_width"] <= 1.7 for r in rows)
+
+
+async def test_a_challengers_agreement_is_right_and_promoting_it_under_load_drops_nothing(
+    tmp_path: Path,
+) -> None:
+    with reaped(tmp_path):
+        async with hub_running(hub_settings(tmp_path / "hub")) as hub:
+            pe = await hub.pe("local", platform="process")
+            token = await ok(
+                hub.admin.post(f"{V1}/prediction-environments/{pe['id']}/agent-tokens"), 201
+            )
+            rules = await upload_dir(hub, RULES, tmp_path)
+            stricter = await upload_dir(hub, stricter_rules(tmp_path), tmp_path)
+            agent = Agent(agent_settings(tmp_path, hub.url, pe["id"], token["token"]),
+                          plugin=ProcessPlugin())  # fmt: skip
+            async with running(agent), aiohttp.ClientSession() as http:
+                body = {"name": "iris", "prediction_environment_id": pe["id"],
+                        "model_package_id": rules, "challenger_ids": [stricter]}  # fmt: skip
+                dep = (await ok(hub.admin.post(f"{V1}/deployments", json=body), 201))["id"]
+                url = (await observed_ready(hub, dep))["prediction_url"]
+                await until_counted(hub, dep, 1)  # the launch's probe
+                before = await series(hub, dep)
+                for _ in range(4):  # one after another: the mirror queue never sheds
+                    assert (await predict(http, url, IRIS_ROWS))[0] == 200
+                await until_counted(hub, dep, 1 + 4)
+
+                async def compared() -> int:
+                    return sum(c["compared"] for p in await series(hub, dep)
+                               for c in p["challengers"])  # fmt: skip
+
+                probe = sum(c["compared"] for p in before for c in p["challengers"])
+                async with asyncio.timeout(TIMEOUT):
+                    while True:
+                        if await compared() >= probe + 4 * len(IRIS_ROWS):
+                            break
+                        await asyncio.sleep(0.2)
+                points = await series(hub, dep)
+                async with steady(url, clients=4) as seen:
+                    await until(lambda: len(seen) > 100, what="traffic before the promotion")
+                    promoted = await ok(
+                        hub.admin.post(f"{V1}/deployments/{dep}/promote",
+                                       json={"package_id": stricter})
+                    )  # fmt: skip
+                    generation = promoted["desired"]["generation"]
+                    await observed_ready(hub, dep, generation)
+                    mark = len(seen)
+                    await until(lambda: len(seen) > mark + 100, what="traffic after it")
+    (point,) = points
+    (challenger,) = point["challengers"]
+    assert challenger["package_id"] == stricter
+    assert challenger["errors"] == 0 and challenger["dropped"] == 0, challenger
+    assert challenger["compared"] == challenger["rows"] == probe + 4 * len(IRIS_ROWS)
+    # The probe's rows (the package's samples) were compared too: counted before the traffic.
+    probe_agreeing = sum(round((c["agreement"] or 0) * c["compared"])
+                         for p in before for c in p["challengers"])  # fmt: skip
+    assert 0 < disagreeing(IRIS_ROWS) < len(IRIS_ROWS)
+    expected = probe_agreeing + 4 * (len(IRIS_ROWS) - disagreeing(IRIS_ROWS))
+    assert challenger["agreement"] == pytest.approx(expected / challenger["compared"]), (
+        challenger, expected, probe
+    )  # fmt: skip
+    assert challenger["latency_p99_s"] is not None
+    assert promoted["desired"]["model_package_id"] == stricter
+    assert promoted["desired"]["challenger_ids"] == []
+    failures = [s for s in seen if s[0] != 200]
+    assert not failures, failures[:5]
+    answered = [package for _, package in seen]
+    assert list(dict.fromkeys(answered)) == [rules, stricter], "switches once, never back"
