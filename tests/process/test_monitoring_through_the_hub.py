@@ -433,3 +433,43 @@ async def test_a_challengers_agreement_is_right_and_promoting_it_under_load_drop
     assert not failures, failures[:5]
     answered = [package for _, package in seen]
     assert list(dict.fromkeys(answered)) == [rules, stricter], "switches once, never back"
+
+
+async def test_actuals_for_the_request_ids_the_server_returned_give_exact_accuracy(
+    tmp_path: Path,
+) -> None:
+    truth = [str(load_iris().target_names[t]) for t in load_iris().target]
+    with reaped(tmp_path):
+        async with hub_running(hub_settings(tmp_path / "hub")) as hub:
+            pe = await hub.pe("local", platform="process")
+            token = await ok(
+                hub.admin.post(f"{V1}/prediction-environments/{pe['id']}/agent-tokens"), 201
+            )
+            rules = await upload_dir(hub, RULES, tmp_path)
+            agent = Agent(agent_settings(tmp_path, hub.url, pe["id"], token["token"]),
+                          plugin=ProcessPlugin())  # fmt: skip
+            async with running(agent), aiohttp.ClientSession() as http:
+                dep = (await hub.deployment(pe["id"], rules, name="iris"))["id"]
+                url = (await observed_ready(hub, dep))["prediction_url"]
+                actuals: list[dict[str, Any]] = []
+                equal = 0
+                for start in range(0, 150, 30):  # 5 requests of 30 rows
+                    async with http.post(url, json={"rows": IRIS_ROWS[start : start + 30]}) as r:
+                        assert r.status == 200
+                        doc = await r.json()
+                        header = r.headers["Pilothouse-Request-Id"]
+                    assert doc["request_id"] == header
+                    for row, predicted in enumerate(doc["predictions"]):
+                        value = truth[start + row]
+                        equal += predicted == value
+                        actuals.append({"association_id": f"{header}:{row}", "value": value})
+                await until_counted(hub, dep, 1 + 5)
+                actuals.append({"association_id": "no-such-request:0", "value": "setosa"})
+                result = await ok(hub.admin.post(f"{V1}/deployments/{dep}/actuals",
+                                                 json={"actuals": actuals}))  # fmt: skip
+                points = await series(hub, dep)
+    assert result == {"matched": 150, "unmatched": 1}, result
+    (point,) = points
+    assert point["actuals"] == 150
+    assert 0 < equal < 150, "the rules get some of iris wrong"
+    assert point["accuracy"] == pytest.approx(equal / 150), (point["accuracy"], equal)
