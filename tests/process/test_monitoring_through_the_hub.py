@@ -281,6 +281,12 @@ async def steady(url: str, clients: int = 2) -> AsyncIterator[list[tuple[int, st
             await asyncio.gather(*workers)
 
 
+def desired_generation(deployment: dict[str, Any]) -> int:
+    """The desired state's revision."""
+    generation: int = deployment["desired"]["generation"]
+    return generation
+
+
 async def until_rolled_back(hub: Running, dep: str, champion: str) -> dict[str, Any]:
     """The deployment once the hub recorded a rollback and the agent serves ``champion``."""
     async with asyncio.timeout(TIMEOUT + GUARD_S):
@@ -332,6 +338,20 @@ async def test_a_regressing_replacement_is_rolled_back_and_recorded_at_the_hub(
                 assert agent.link is not None
                 await until(lambda: agent.link is not None and agent.link.outbox.size_bytes == 0)
                 history = await events(hub, deployment_id=dep, source="agent")
+                # The user names the bad package again, in a new revision: the agent applies
+                # it (the user's choice), and its guard rolls it back once more.
+                async with steady(url) as seen_again:
+                    await until(lambda: len(seen_again) > 20, what="traffic")
+                    await ok(hub.admin.post(f"{V1}/deployments/{dep}/actions", json=action))
+                    second = await until_rolled_back(hub, dep, rules)
+                await until(lambda: agent.link is not None and agent.link.outbox.size_bytes == 0)
+                later = await events(hub, deployment_id=dep, source="agent")
+    assert second["desired"]["generation"] > desired_generation(got) + 1
+    assert second["desired"]["rollback"]["at"] > got["desired"]["rollback"]["at"]
+    assert (500, flaky) in seen_again and seen_again[-1] == (200, rules)
+    assert [s for s in seen_again if s[0] != 200 and s != (500, flaky)] == []
+    assert [e["data"].get("model_package_id") for e in later
+            if e["type"] == "action.replace_model.succeeded"] == [flaky, rules] * 2  # fmt: skip
     desired = got["desired"]
     assert desired["model_package_id"] == rules, desired
     record = desired["rollback"]
