@@ -493,3 +493,63 @@ async def test_actuals_for_the_request_ids_the_server_returned_give_exact_accura
     assert point["actuals"] == 150
     assert 0 < equal < 150, "the rules get some of iris wrong"
     assert point["accuracy"] == pytest.approx(equal / 150), (point["accuracy"], equal)
+
+
+async def test_a_rollback_made_while_the_hub_is_down_yields_to_a_users_later_choice(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    settings = hub_settings(tmp_path / "hub", listen={"port": port})
+    aside = hub_settings(tmp_path / "hub", listen={"port": free_port()})  # same database
+    first = contextlib.AsyncExitStack()
+    with reaped(tmp_path):
+        async with first, contextlib.AsyncExitStack() as outer:
+            hub = await first.enter_async_context(hub_running(settings))
+            pe = await hub.pe("local", platform="process")
+            token = await ok(
+                hub.admin.post(f"{V1}/prediction-environments/{pe['id']}/agent-tokens"), 201
+            )
+            rules = await upload_dir(hub, RULES, tmp_path)
+            flaky = await upload_dir(hub, FLAKY, tmp_path)
+            stricter = await upload_dir(hub, stricter_rules(tmp_path), tmp_path)
+            agent = Agent(agent_settings(tmp_path, hub.url, pe["id"], token["token"]),
+                          plugin=ProcessPlugin())  # fmt: skip
+            await outer.enter_async_context(running(agent))
+            body = {"name": "iris", "prediction_environment_id": pe["id"],
+                    "model_package_id": rules,
+                    "settings": {"rollback": {"guard_s": GUARD_S}}}  # fmt: skip
+            dep = (await ok(hub.admin.post(f"{V1}/deployments", json=body), 201))["id"]
+            url = (await observed_ready(hub, dep))["prediction_url"]
+            async with steady(url) as seen:
+                await until(lambda: len(seen) > 100, what="the old model's traffic")
+            action = {"action": "replace_model", "model_package_id": flaky}
+            await ok(hub.admin.post(f"{V1}/deployments/{dep}/actions", json=action))
+            await observed_ready(hub, dep, 2)
+            await first.aclose()  # the hub goes down before the bad model saw any traffic
+            guard = agent.monitoring.guard if agent.monitoring else None
+            assert guard is not None
+            async with steady(url) as seen:
+                await until(
+                    lambda: guard.rollbacks == 1 and seen[-10:] == [(200, rules)] * 10,
+                    timeout=GUARD_S, what="rolled back locally, the hub down",
+                )  # fmt: skip
+            assert [s for s in seen if s[0] != 200 and s != (500, flaky)] == []
+            # Meanwhile a user picks another package (the hub answers elsewhere for a moment).
+            async with hub_running(aside) as elsewhere:
+                choice = {"action": "replace_model", "model_package_id": stricter}
+                await ok(elsewhere.admin.post(f"{V1}/deployments/{dep}/actions", json=choice))
+            async with hub_running(settings) as again:
+                superseded = await until_event(
+                    again, 0, type="deployment.rollback_superseded", deployment_id=dep
+                )
+                got = await ok(again.admin.get(f"{V1}/deployments/{dep}"))
+                observed = await observed_ready(again, dep, got["desired"]["generation"])
+                async with steady(url) as after:
+                    await until(lambda: len(after) > 20, what="traffic")
+                final = await ok(again.admin.get(f"{V1}/deployments/{dep}"))
+                await outer.aclose()
+    assert superseded["status"] == "informational" and superseded["data"]["status"] == 409
+    assert got["desired"]["model_package_id"] == stricter and got["desired"]["rollback"] is None
+    assert observed["model_package_id"] == stricter, "the agent follows the user's choice"
+    assert set(after) == {(200, stricter)}
+    assert final["desired"]["generation"] == got["desired"]["generation"]
