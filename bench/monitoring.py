@@ -412,6 +412,8 @@ async def hub_ingest(work: Path, deployments: int, minutes: int) -> dict[str, An
             began = time.perf_counter()
             await asyncio.gather(*(sender(http) for _ in range(4)))
             took = time.perf_counter() - began
+    if accepted != len(windows):  # every window is new: a shortfall is a hub fault, not a rate
+        raise RuntimeError(f"the hub accepted {accepted} of {len(windows)} new windows")
     rate = accepted / took
     say("hub ingest", f"{accepted} windows of {deployments} deployments in {took:.2f}s: "
         f"{rate:.0f} windows/s")  # fmt: skip

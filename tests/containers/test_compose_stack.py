@@ -167,7 +167,8 @@ def test_a_second_up_creates_nothing(stack: demo.Stack) -> None:
         )  # fmt: skip
 
     before = inventory()
-    assert [len(part) for part in before] == [1, 3, 2, 1]
+    # Every example package is uploaded: iris 1.0.0 and 2.0.0, iris-rules, iris-flaky.
+    assert [len(part) for part in before] == [1, 4, 2, 1]
     stack.up()
     assert inventory() == before
     assert "setup: done" in stack.compose("logs", "setup")
@@ -177,7 +178,9 @@ def test_a_model_is_replaced_under_a_steady_stream_without_a_failure(stack: demo
     hub = Hub(stack)
     dep = hub.deployment(demo.DEPLOYMENT)
     old = dep["observed"]["model_package_id"]
-    (new,) = [p["id"] for p in hub.items("/model-packages") if p["manifest"]["version"] == "2.0.0"]
+    iris_2 = ("iris", "2.0.0")  # not iris-flaky 2.0.0, also uploaded
+    (new,) = [p["id"] for p in hub.items("/model-packages")
+              if (p["manifest"]["name"], p["manifest"]["version"]) == iris_2]  # fmt: skip
     with Stream(dep["observed"]["prediction_url"]) as stream:
         wait_for("the stream's first answers", lambda: stream.total >= 20)
         hub.call("POST", f"/deployments/{dep['id']}/actions",

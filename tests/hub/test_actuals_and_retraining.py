@@ -17,7 +17,7 @@ from pilothouse.foundation.domain.monitoring import Association
 from pilothouse.hub.clock import ManualClock
 from pilothouse.hub.notifications import signing
 from tests.hub.receivers import LOCAL_TARGETS, receiving
-from tests.hub.statistics import NORMAL, SHIFTED, minute, post, series, stamp, window
+from tests.hub.stats_windows import NORMAL, SHIFTED, minute, post, series, stamp, window
 from tests.hub.support import V1, Running, ok, running, settings
 
 pytestmark = pytest.mark.anyio

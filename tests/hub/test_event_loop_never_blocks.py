@@ -14,7 +14,7 @@ import pytest
 from blockbuster import blockbuster_ctx
 
 from pilothouse.foundation.domain.monitoring import Association
-from tests.hub.statistics import minute, post, window
+from tests.hub.stats_windows import minute, post, window
 from tests.hub.support import V1, event, next_message, ok, running, settings
 
 pytestmark = pytest.mark.anyio

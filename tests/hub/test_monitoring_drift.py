@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.hub.statistics import NORMAL, SHIFTED, SLIGHT, minute, post, series, window
+from tests.hub.stats_windows import NORMAL, SHIFTED, SLIGHT, minute, post, series, window
 from tests.hub.support import V1, Running, event, ok
 
 pytestmark = pytest.mark.anyio

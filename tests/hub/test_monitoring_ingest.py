@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from pilothouse.foundation.domain.monitoring import MAX_WINDOWS_PER_BATCH
-from tests.hub.statistics import AGENT_MONITORING, minute, post, series, stamp, window
+from tests.hub.stats_windows import AGENT_MONITORING, minute, post, series, stamp, window
 from tests.hub.support import Running, answer, rows, running, settings
 
 pytestmark = pytest.mark.anyio

@@ -11,7 +11,7 @@ import pytest
 
 from pilothouse.foundation.domain.monitoring import ChallengerWindow, StatsWindow, merge
 from pilothouse.hub.clock import ManualClock
-from tests.hub.statistics import (
+from tests.hub.stats_windows import (
     NORMAL,
     SHIFTED,
     SLIGHT,

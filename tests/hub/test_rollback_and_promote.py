@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.hub.statistics import minute, post, window
+from tests.hub.stats_windows import minute, post, window
 from tests.hub.support import ADMIN, V1, Running, answer, next_message, ok, running, settings
 
 pytestmark = pytest.mark.anyio

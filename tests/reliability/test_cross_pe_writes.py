@@ -20,8 +20,8 @@ import pytest
 from pilothouse.foundation.domain.events import new_id
 from pilothouse.hub.api.keys import Access
 from pilothouse.hub.api.routes import ROUTES
-from tests.hub import statistics
-from tests.hub.statistics import minute
+from tests.hub import stats_windows as statistics
+from tests.hub.stats_windows import minute
 from tests.hub.support import V1, Running, answer, event, ok, rows
 
 pytestmark = pytest.mark.anyio

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pilothouse.foundation.domain.monitoring import ChallengerWindow
-from tests.hub.statistics import NORMAL, SHIFTED, latency, post, series, window
+from tests.hub.stats_windows import NORMAL, SHIFTED, latency, post, series, window
 from tests.hub.support import Running
 from tests.ui.support import PHONE, logged_in, shot
 from tests.ui.test_every_page_fits_and_is_labelled import LOW_CONTRAST, UNNAMED
