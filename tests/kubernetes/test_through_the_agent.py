@@ -22,7 +22,7 @@ from pilothouse.foundation.domain.desired import DeploymentSettings
 from pilothouse.foundation.domain.vocabulary import DeploymentState, DesiredRun, Status
 from pilothouse.plugins.kubernetes import KubernetesPlugin, names
 from tests.helpers import eventually, read_events, running
-from tests.kubernetes.conftest import Cluster
+from tests.kubernetes.conftest import Cluster, emulator_only
 from tests.kubernetes.support import PE, packages
 from tests.kubernetes.test_rollouts import crashing
 from tests.process.support import traffic
@@ -75,11 +75,10 @@ def _objects(cluster: Cluster) -> list[str]:
     )
 
 
+@emulator_only  # counts the emulator's objects; a real cluster runs the conformance suite
 async def test_an_agent_launches_sees_an_undone_rollout_adopts_and_stops(
     cluster: Cluster, tmp_path: Path, make_settings: Any
 ) -> None:
-    if cluster.api is None:
-        pytest.skip("counts the emulator's objects; a real cluster runs the conformance suite")
     pkgs = {**packages(tmp_path), "crash": crashing(tmp_path / "crash")}
     settings = _settings(make_settings, cluster, pkgs)
     events_file = settings.state_dir / "events.jsonl"
