@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from pilothouse.hub.clock import ManualClock
+from pilothouse.hub.api.schemas import EventIn
+from pilothouse.hub.clock import ManualClock, to_us
+from pilothouse.hub.store.backends import open_store
 from tests.hub.receivers import LOCAL_TARGETS
 from tests.hub.support import V1, Running, answer, event, ok, query, running, settings
 
@@ -165,6 +167,20 @@ async def test_purging_the_newest_rows_never_hides_a_later_event_from_notificati
         await receiver.wait_for(3)
     sent = [e["id"] for r in receiver.requests for e in r.json()["events"]]
     assert sent[:2] == [e["id"] for e in ancient] and fresh["id"] in sent[2:]
+
+
+async def test_with_no_policy_a_purge_removes_events_the_router_never_looked_at(
+    tmp_path: Path,
+) -> None:
+    """Events stored a moment before a purge, with no dispatcher run since, are purged all the
+    same when no policy could route them (CI found a purge of 0 when it ran first)."""
+    old = [
+        EventIn.model_validate(event("pe-x", time=(NOW - timedelta(days=100)).isoformat()))
+        for _ in range(5)
+    ]
+    async with open_store(settings(tmp_path / "hub"), lambda _: None, lambda: None) as store:
+        await store.add_events(old)  # only the store: no dispatcher routes them
+        assert await store.purge_events(to_us(NOW), 90, 100) == 5
 
 
 async def search_index_intact(hub: Running) -> bool:

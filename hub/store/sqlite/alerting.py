@@ -50,15 +50,26 @@ _NEXT_DUE = (
 )
 
 
+def skip_unwatched(conn: sqlite3.Connection) -> bool:
+    """With no enabled policy, move the routing cursor past every stored event; True if so.
+
+    Routing would do nothing else with them, and the purge removes only routed events.
+    """
+    if policies.enabled(conn):
+        return False
+    cursor = int(state.get(conn, state.ROUTED_SEQ) or 0)
+    newest = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+    if newest > cursor:
+        state.put(conn, state.ROUTED_SEQ, newest)
+    return True
+
+
 def route(conn: sqlite3.Connection, now_us: int, limit: int, router: Router) -> int:
     """Route up to ``limit`` events after the cursor; return how many were looked at."""
+    if skip_unwatched(conn):
+        return 0
     cursor = int(state.get(conn, state.ROUTED_SEQ) or 0)
     active = policies.enabled(conn)
-    if not active:
-        newest = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
-        if newest > cursor:
-            state.put(conn, state.ROUTED_SEQ, newest)
-        return 0
     rows = conn.execute(
         f"SELECT seq, {events.COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
         (cursor, limit),

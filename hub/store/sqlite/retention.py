@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from pilothouse.hub.api.schemas import EventIn
 from pilothouse.hub.store.records import RetentionState
-from pilothouse.hub.store.sqlite import events, state
+from pilothouse.hub.store.sqlite import alerting, events, state
 
 DAY_US = 86_400 * 1_000_000
 
@@ -61,6 +61,7 @@ def purge_batch(conn: sqlite3.Connection, now_us: int, default_days: int, limit:
     """Remove up to ``limit`` of the oldest events older than the retention; return how many."""
     days = read(conn).days or default_days
     cutoff = now_us - days * DAY_US
+    alerting.skip_unwatched(conn)  # no policy: nothing waits to be routed
     routed = int(state.get(conn, state.ROUTED_SEQ) or 0)
     rows = conn.execute(_OLDEST, (cutoff, routed, limit)).fetchall()
     if rows:
