@@ -235,3 +235,42 @@ async def traffic(url: str, clients: int = 4) -> AsyncIterator[list[tuple[int, s
         finally:
             stop.set()
             await asyncio.gather(*tasks)
+
+
+IRIS_FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+
+
+def iris_rows() -> list[dict[str, float]]:
+    """The 150 iris flowers as rows of the iris example's features."""
+    from sklearn.datasets import load_iris  # slow to import: only the tests that use it pay
+
+    data = load_iris().data
+    return [dict(zip(IRIS_FEATURES, map(float, row), strict=True)) for row in data]
+
+
+@contextlib.asynccontextmanager
+async def steady(url: str, clients: int = 2) -> AsyncIterator[list[tuple[int, str]]]:
+    """Single iris rows, one after another per client: (status, answering package or error)."""
+    seen: list[tuple[int, str]] = []
+    stop = asyncio.Event()
+    rows = iris_rows()
+
+    async def client(http: aiohttp.ClientSession, offset: int) -> None:
+        i = offset
+        while not stop.is_set():
+            row = rows[i % len(rows)]
+            i += 7  # a stride coprime with 150: every row, in a mixed order
+            try:
+                async with http.post(url, json={"rows": [row]}) as resp:
+                    doc = await resp.json()
+                    seen.append((resp.status, str(doc.get("model_package_id"))))
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                seen.append((0, f"{type(exc).__name__}: {exc}"))
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        workers = [asyncio.create_task(client(http, n * 75)) for n in range(clients)]
+        try:
+            yield seen
+        finally:
+            stop.set()
+            await asyncio.gather(*workers)

@@ -28,7 +28,18 @@ from tests.helpers import running
 from tests.hub.support import V1, Running, ok, upload
 from tests.hub.support import running as hub_running
 from tests.hub.support import settings as hub_settings
-from tests.process.support import EXAMPLES, ROWS, RULES, TIMEOUT, free_port, predict, reaped, until
+from tests.process.support import (
+    EXAMPLES,
+    ROWS,
+    RULES,
+    TIMEOUT,
+    free_port,
+    iris_rows,
+    predict,
+    reaped,
+    steady,
+    until,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -143,8 +154,7 @@ async def until_counted(hub: Running, dep: str, requests: int) -> None:
     assert seen == requests, (seen, requests)
 
 
-FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
-IRIS_ROWS = [dict(zip(FEATURES, map(float, row), strict=True)) for row in load_iris().data]
+IRIS_ROWS = iris_rows()
 # Long petals: the same flowers, their petals 2 cm longer and 1 cm wider than ever seen.
 SHIFTED = [r | {"petal_length": r["petal_length"] + 2, "petal_width": r["petal_width"] + 1}
            for r in IRIS_ROWS]  # fmt: skip
@@ -252,33 +262,6 @@ async def test_drift_turns_the_deployment_failing_naming_the_features_and_back(
 
 
 FLAKY = EXAMPLES / "iris-flaky-2.0.0"
-
-
-@contextlib.asynccontextmanager
-async def steady(url: str, clients: int = 2) -> AsyncIterator[list[tuple[int, str]]]:
-    """Single iris rows, one after another per client: (status, answering package or error)."""
-    seen: list[tuple[int, str]] = []
-    stop = asyncio.Event()
-
-    async def client(http: aiohttp.ClientSession, offset: int) -> None:
-        i = offset
-        while not stop.is_set():
-            row = IRIS_ROWS[i % len(IRIS_ROWS)]
-            i += 7  # a stride coprime with 150: every row, in a mixed order
-            try:
-                async with http.post(url, json={"rows": [row]}) as resp:
-                    doc = await resp.json()
-                    seen.append((resp.status, str(doc.get("model_package_id"))))
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                seen.append((0, f"{type(exc).__name__}: {exc}"))
-
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-        workers = [asyncio.create_task(client(http, n * 75)) for n in range(clients)]
-        try:
-            yield seen
-        finally:
-            stop.set()
-            await asyncio.gather(*workers)
 
 
 def desired_generation(deployment: dict[str, Any]) -> int:

@@ -13,28 +13,22 @@ re-sending the same desired state never applies the bad package again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from sklearn.datasets import load_iris
 
 from pilothouse.agent import DesiredDeployment, DesiredState
 from pilothouse.agent.runtime import Agent
 from pilothouse.foundation.domain.desired import DeploymentSettings, RollbackSettings
 from pilothouse.plugins.process import ProcessPlugin
 from tests.helpers import read_events, running, written_through
-from tests.process.support import EXAMPLES, RULES, TIMEOUT, reaped, until
+from tests.process.support import EXAMPLES, RULES, TIMEOUT, reaped, steady, until
 
 pytestmark = pytest.mark.anyio
 
 FLAKY = EXAMPLES / "iris-flaky-2.0.0"
 GUARD_S = 30.0
-FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
-IRIS_ROWS = [dict(zip(FEATURES, map(float, row), strict=True)) for row in load_iris().data]
 
 
 def state(champion: str) -> DesiredState:
@@ -46,33 +40,6 @@ def state(champion: str) -> DesiredState:
             ),
         )
     )
-
-
-@contextlib.asynccontextmanager
-async def steady(url: str, clients: int = 2) -> AsyncIterator[list[tuple[int, str]]]:
-    """Single iris rows, one after another per client: (status, answering package or error)."""
-    seen: list[tuple[int, str]] = []
-    stop = asyncio.Event()
-
-    async def client(http: aiohttp.ClientSession, offset: int) -> None:
-        i = offset
-        while not stop.is_set():
-            row = IRIS_ROWS[i % len(IRIS_ROWS)]
-            i += 7  # a stride coprime with 150: every row, in a mixed order
-            try:
-                async with http.post(url, json={"rows": [row]}) as resp:
-                    doc = await resp.json()
-                    seen.append((resp.status, str(doc.get("model_package_id"))))
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                seen.append((0, f"{type(exc).__name__}: {exc}"))
-
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-        workers = [asyncio.create_task(client(http, n * 75)) for n in range(clients)]
-        try:
-            yield seen
-        finally:
-            stop.set()
-            await asyncio.gather(*workers)
 
 
 async def test_a_regressing_replacement_is_rolled_back_within_the_guard_window(
