@@ -6,8 +6,9 @@ a worker can keep the spec it last applied and compare it with a newer one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -93,18 +94,32 @@ class RetrainingSettings(BaseModel):
     cooldown_s: float = Field(default=86400.0, ge=0, description="At most one trigger per.")
 
 
+_Frozen = TypeVar("_Frozen", bound=BaseModel)
+
+
+def _shared(model: type[_Frozen]) -> Callable[[], _Frozen]:
+    """A default factory that hands out one instance of a frozen model to every field it fills.
+
+    An agent holds thousands of desired deployments, nearly all with default
+    settings: one shared instance instead of eight models each keeps them out of
+    memory and out of every garbage collection (frozen: nobody can change it).
+    """
+    instance = model()
+    return lambda: instance
+
+
 class DeploymentSettings(BaseModel):
     """How a deployment runs: replicas, resources, environment, monitoring policies."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     replicas: Integer = Field(default=1, ge=0, le=1000, description="Replicas to run.")
-    resources: Resources = Field(default_factory=Resources)
+    resources: Resources = Field(default_factory=_shared(Resources))
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment.")
-    challengers: ChallengerSettings = Field(default_factory=ChallengerSettings)
-    rollback: RollbackSettings = Field(default_factory=RollbackSettings)
-    drift: DriftSettings = Field(default_factory=DriftSettings)
-    retraining: RetrainingSettings = Field(default_factory=RetrainingSettings)
+    challengers: ChallengerSettings = Field(default_factory=_shared(ChallengerSettings))
+    rollback: RollbackSettings = Field(default_factory=_shared(RollbackSettings))
+    drift: DriftSettings = Field(default_factory=_shared(DriftSettings))
+    retraining: RetrainingSettings = Field(default_factory=_shared(RetrainingSettings))
 
 
 class RollbackRecord(BaseModel):
@@ -129,7 +144,7 @@ class DesiredDeployment(BaseModel):
     model_package_id: str = Field(min_length=1, description="The champion model package.")
     challenger_ids: tuple[str, ...] = Field(default=(), description="Challenger packages.")
     state: DesiredRun = Field(default=DesiredRun.LAUNCHED)
-    settings: DeploymentSettings = Field(default_factory=DeploymentSettings)
+    settings: DeploymentSettings = Field(default_factory=_shared(DeploymentSettings))
     generation: int = Field(default=0, ge=0, description="Bumped by every change.")
     relaunch_token: int = Field(
         default=0, ge=0, description="Changing it asks for a relaunch with the same spec."
