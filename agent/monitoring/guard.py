@@ -181,6 +181,8 @@ class RollbackGuard:
             )  # fmt: skip
 
     async def _read(self, watch: _Watch) -> Reading | None:
+        if not self._relay.readable:
+            return None  # only a failing probe can show a regression then
         try:
             return await self._relay.read(watch.deployment_id, associations=False)
         except (PluginError, StatisticsError, TimeoutError) as exc:

@@ -53,6 +53,10 @@ class StatisticsRelay:
         self._store = store
         self._timeout = call_timeout_s
         self._cursors: dict[str, Cursor] = {}
+        # A plugin that runs no prediction server keeps ``Plugin.statistics`` (always None):
+        # asking it for each of thousands of deployments every round would only burn CPU.
+        self.readable = type(plugin).statistics is not Plugin.statistics
+        """Whether the plugin answers statistics at all."""
         self.windows_made = 0
         self.readings_failed = 0
 
@@ -73,7 +77,7 @@ class StatisticsRelay:
 
     async def relay_all(self) -> int:
         """One round over every served deployment; how many windows it made."""
-        queue = list(self._served())
+        queue = list(self._served()) if self.readable else []
         made = 0
 
         async def reader() -> None:

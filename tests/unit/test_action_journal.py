@@ -51,6 +51,23 @@ async def test_an_action_is_on_disk_when_begin_returns(tmp_path: Path) -> None:
     assert await reopened(path) == {"d1": JournalEntry(None, InFlight(Action.LAUNCH, SPEC))}
 
 
+async def test_a_spec_is_logged_without_its_defaults_and_read_back_whole(tmp_path: Path) -> None:
+    path = tmp_path / "actions.db"
+    journal = ActionJournal(path)
+    await journal.open()
+    plain = DesiredDeployment(id="d2", model_package_id="m1")
+    await journal.begin("d1", Action.LAUNCH, NEXT)
+    await journal.begin("d2", Action.LAUNCH, plain)
+    journal.settle("d2", plain)
+    await journal.close()
+    rows = await asyncio.to_thread(logged, path)
+    assert orjson.loads(rows[-1][2]) == {"id": "d2", "model_package_id": "m1"}  # 42 bytes
+    left = await reopened(path)
+    assert left["d2"].applied == plain
+    assert left["d1"].in_flight == InFlight(Action.LAUNCH, NEXT)  # non-defaults kept
+    assert left["d1"].in_flight.spec.settings.replicas == 2
+
+
 async def test_an_outcome_replaces_the_action_and_keeps_the_spec_reached(tmp_path: Path) -> None:
     path = tmp_path / "actions.db"
     journal = ActionJournal(path)
