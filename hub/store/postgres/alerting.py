@@ -21,6 +21,7 @@ import asyncpg
 
 from pilothouse.foundation.domain.vocabulary import Status
 from pilothouse.hub.api.schemas import EventOut
+from pilothouse.hub.store import mapping
 from pilothouse.hub.store.postgres import channels, deliveries, events, policies, state
 from pilothouse.hub.store.postgres.db import Connection, dumps, loads
 from pilothouse.hub.store.records import (
@@ -106,7 +107,7 @@ async def _route(conn: Connection, now_us: int, limit: int, router: Router) -> i
     tx, seq = await state.routed(conn)
     active = await policies.enabled(conn)
     rows = await conn.fetch(
-        f"SELECT tx, seq, {events.COLUMNS} FROM events "
+        f"SELECT tx, seq, {mapping.EVENT_COLUMNS} FROM events "
         f"WHERE (tx, seq) > ($1::xid8, $2) AND tx < {SETTLED} ORDER BY tx, seq LIMIT $3",
         tx,
         seq,
@@ -114,7 +115,7 @@ async def _route(conn: Connection, now_us: int, limit: int, router: Router) -> i
     )
     if not rows:
         return 0
-    batch = [RoutedEvent(row[1], events.from_row(row[2:])) for row in rows]
+    batch = [RoutedEvent(row[1], mapping.event(row[2:])) for row in rows]
     keys = {group_key(r.event.prediction_environment_id, r.event.deployment_id) for r in batch}
     deployments = sorted({r.event.deployment_id for r in batch if r.event.deployment_id})
     health = await events.health_sources(conn, deployments)

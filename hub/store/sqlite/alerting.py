@@ -22,6 +22,7 @@ from typing import Any
 
 from pilothouse.foundation.domain.vocabulary import Status
 from pilothouse.hub.api.schemas import EventOut
+from pilothouse.hub.store import mapping
 from pilothouse.hub.store.records import (
     AlertGroup,
     Composer,
@@ -71,12 +72,12 @@ def route(conn: sqlite3.Connection, now_us: int, limit: int, router: Router) -> 
     cursor = int(state.get(conn, state.ROUTED_SEQ) or 0)
     active = policies.enabled(conn)
     rows = conn.execute(
-        f"SELECT seq, {events.COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+        f"SELECT seq, {mapping.EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
         (cursor, limit),
     ).fetchall()
     if not rows:
         return 0
-    batch = [RoutedEvent(row[0], events.from_row(row[1:])) for row in rows]
+    batch = [RoutedEvent(row[0], mapping.event(row[1:])) for row in rows]
     keys = {group_key(r.event.prediction_environment_id, r.event.deployment_id) for r in batch}
     deployments = sorted({r.event.deployment_id for r in batch if r.event.deployment_id})
     routed = router(
