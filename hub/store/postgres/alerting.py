@@ -17,13 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
-from pilothouse.foundation.domain.vocabulary import Status
 from pilothouse.hub.api.schemas import EventOut
 from pilothouse.hub.store import mapping
 from pilothouse.hub.store.postgres import channels, deliveries, events, policies, state
-from pilothouse.hub.store.postgres.db import Connection, dumps, loads
+from pilothouse.hub.store.postgres.db import Connection
 from pilothouse.hub.store.records import (
     AlertGroup,
     Composer,
@@ -145,7 +142,7 @@ async def flush(conn: Connection, now_us: int, limit: int, composer: Composer) -
         limit,
     )
     for row in rows:
-        group = _group(row)
+        group = mapping.group(row)
         out = composer(await _due(conn, group, now_us))
         await conn.execute(
             "DELETE FROM notification_pending WHERE policy_id = $1 AND group_key = $2",
@@ -212,45 +209,11 @@ async def _groups_with_keys(conn: Connection, keys: set[str]) -> list[AlertGroup
         "WHERE group_key = any($1::text[])",
         sorted(keys),
     )
-    return [_group(row) for row in rows]
+    return [mapping.group(row) for row in rows]
 
 
 async def _upsert(conn: Connection, groups: list[AlertGroup]) -> None:
     if groups:
         last = {(g.policy_id, g.key): g for g in groups}  # a group changed twice: its last state
-        rows = sorted(_group_row(g) for g in last.values())
+        rows = sorted(mapping.group_row(g) for g in last.values())
         await conn.execute(_UPSERT, *[list(c) for c in zip(*rows, strict=True)])
-
-
-def _group_row(group: AlertGroup) -> tuple[Any, ...]:
-    body = {
-        "prediction_environment_id": group.prediction_environment_id,
-        "deployment_id": group.deployment_id,
-        "firing": group.firing,
-        "resolving": group.resolving,
-        "notified_severity": group.notified_severity,
-        "status": group.status.value,
-        "last_sent_us": group.last_sent_us,
-        "last_incident": (
-            None if group.last_incident is None else group.last_incident.model_dump(mode="json")
-        ),
-    }
-    return (group.policy_id, group.key, group.flush_at_us, dumps(body))
-
-
-def _group(row: asyncpg.Record) -> AlertGroup:
-    body = loads(row[3])
-    incident = body.get("last_incident")
-    return AlertGroup(
-        policy_id=row[0],
-        key=row[1],
-        prediction_environment_id=body["prediction_environment_id"],
-        deployment_id=body["deployment_id"],
-        flush_at_us=row[2],
-        firing=body["firing"],
-        resolving=body["resolving"],
-        notified_severity=body["notified_severity"],
-        status=Status(body["status"]),
-        last_sent_us=body["last_sent_us"],
-        last_incident=None if incident is None else EventOut.model_validate(incident),
-    )

@@ -17,17 +17,11 @@ from typing import Any
 
 import asyncpg
 
-from pilothouse.hub import clock
-from pilothouse.hub.api.schemas import DeliveryAttempt, NotificationDelivery
+from pilothouse.hub.api.schemas import NotificationDelivery
 from pilothouse.hub.errors import NotFound
-from pilothouse.hub.store.postgres.db import Connection, dumps, loads
+from pilothouse.hub.store import mapping
+from pilothouse.hub.store.postgres.db import Connection, dumps
 from pilothouse.hub.store.records import AttemptRecord, DeliveryFilter, DeliveryJob, NewDelivery
-
-_COLUMNS = (
-    "id, channel_id, policy_id, kind, status, prediction_environment_id, deployment_id, "
-    "event_ids, state, attempts, next_attempt_at, last_error, created_at, updated_at"
-)
-_CHANNEL_GONE = "the channel was deleted"
 
 
 async def add(conn: Connection, new: NewDelivery, attempt: AttemptRecord | None = None) -> None:
@@ -66,13 +60,12 @@ async def claim(
         now_us,
         limit,
     )
-    orphans = [row[0] for row in rows if row[2] is None]
-    jobs = [_job(row) for row in rows if row[2] is not None]
+    jobs, orphans = mapping.claimed(rows)
     if orphans:
         await conn.execute(
             "UPDATE notification_deliveries SET state = 'failed', last_error = $1, "
             "next_attempt_at = NULL, updated_at = $2, claimed_by = NULL WHERE id = any($3::text[])",
-            _CHANNEL_GONE,
+            mapping.CHANNEL_GONE,
             now_us,
             orphans,
         )
@@ -128,7 +121,7 @@ async def record(conn: Connection, attempt: AttemptRecord) -> None:
 async def get(conn: Connection, delivery_id: str) -> NotificationDelivery:
     """One delivery with its attempts, or ``NotFound``."""
     row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM notification_deliveries WHERE id = $1", delivery_id
+        f"SELECT {mapping.DELIVERY_COLUMNS} FROM notification_deliveries WHERE id = $1", delivery_id
     )
     if row is None:
         raise NotFound.of("notification delivery", delivery_id)
@@ -137,13 +130,7 @@ async def get(conn: Connection, delivery_id: str) -> NotificationDelivery:
 
 async def page(conn: Connection, query: DeliveryFilter) -> list[NotificationDelivery]:
     """Deliveries matching ``query``, newest first, with their attempts."""
-    equal = {
-        "channel_id": query.channel_id,
-        "policy_id": query.policy_id,
-        "deployment_id": query.deployment_id,
-        "state": query.state,
-        "kind": query.kind,
-    }
+    equal = mapping.delivery_equalities(query)
     clauses: list[str] = []
     params: list[Any] = []
     for column, value in equal.items():
@@ -155,7 +142,7 @@ async def page(conn: Connection, query: DeliveryFilter) -> list[NotificationDeli
         clauses.append(f"(created_at, id) < (${len(params) - 1}, ${len(params)})")
     where = " AND ".join(clauses) or "true"
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM notification_deliveries WHERE {where} "
+        f"SELECT {mapping.DELIVERY_COLUMNS} FROM notification_deliveries WHERE {where} "
         f"ORDER BY created_at DESC, id DESC LIMIT ${len(params) + 1}",
         *params,
         query.limit,
@@ -163,60 +150,15 @@ async def page(conn: Connection, query: DeliveryFilter) -> list[NotificationDeli
     return await _with_attempts(conn, rows)
 
 
-def _job(row: asyncpg.Record) -> DeliveryJob:
-    return DeliveryJob(
-        id=row[0],
-        channel_id=row[1],
-        channel_type=row[2],
-        url_sealed=bytes(row[3]),
-        secret_sealed=None if row[4] is None else bytes(row[4]),
-        body=bytes(row[5]),
-        kind=row[6],
-        attempts=row[7],
-        max_attempts=row[8],
-    )
-
-
 async def _with_attempts(
     conn: Connection, rows: list[asyncpg.Record]
 ) -> list[NotificationDelivery]:
     ids = [row[0] for row in rows]
-    log: dict[str, list[DeliveryAttempt]] = {i: [] for i in ids}
     found = await conn.fetch(
-        "SELECT delivery_id, number, at, duration_ms, outcome, http_status, error "
+        f"SELECT {mapping.ATTEMPT_COLUMNS} "
         "FROM notification_attempts WHERE delivery_id = any($1::text[]) "
         "ORDER BY delivery_id, number",
         ids,
     )
-    for dlv, number, at, duration_ms, outcome, http_status, error in found:
-        log[dlv].append(
-            DeliveryAttempt(
-                number=number,
-                at=clock.from_us(at),
-                outcome=outcome,
-                http_status=http_status,
-                error=error,
-                duration_ms=duration_ms,
-            )
-        )
-    return [_delivery(row, log[row[0]]) for row in rows]
-
-
-def _delivery(row: asyncpg.Record, attempts: list[DeliveryAttempt]) -> NotificationDelivery:
-    return NotificationDelivery(
-        id=row[0],
-        channel_id=row[1],
-        policy_id=row[2],
-        kind=row[3],
-        status=row[4],
-        prediction_environment_id=row[5],
-        deployment_id=row[6],
-        event_ids=loads(row[7]),
-        state=row[8],
-        attempts=row[9],
-        next_attempt_at=None if row[10] is None else clock.from_us(row[10]),
-        last_error=row[11],
-        created_at=clock.from_us(row[12]),
-        updated_at=clock.from_us(row[13]),
-        attempt_log=attempts,
-    )
+    log = mapping.attempt_logs(ids, found)
+    return [mapping.delivery(row, log[row[0]]) for row in rows]

@@ -13,17 +13,11 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from pilothouse.hub import clock
-from pilothouse.hub.api.schemas import DeliveryAttempt, NotificationDelivery
+from pilothouse.hub.api.schemas import NotificationDelivery
 from pilothouse.hub.errors import NotFound
+from pilothouse.hub.store import mapping
 from pilothouse.hub.store.records import AttemptRecord, DeliveryFilter, DeliveryJob, NewDelivery
-from pilothouse.hub.store.sqlite.rows import dumps, loads, placeholders
-
-_COLUMNS = (
-    "id, channel_id, policy_id, kind, status, prediction_environment_id, deployment_id, "
-    "event_ids, state, attempts, next_attempt_at, last_error, created_at, updated_at"
-)
-_CHANNEL_GONE = "the channel was deleted"
+from pilothouse.hub.store.sqlite.rows import dumps, placeholders
 
 
 def add(conn: sqlite3.Connection, new: NewDelivery, attempt: AttemptRecord | None = None) -> None:
@@ -62,28 +56,11 @@ def claim(conn: sqlite3.Connection, now_us: int, lease_us: int, limit: int) -> l
         "WHERE d.state = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at LIMIT ?",
         (now_us, limit),
     ).fetchall()
-    jobs, orphans = [], []
-    for row in rows:
-        if row[2] is None:
-            orphans.append((_CHANNEL_GONE, now_us, row[0]))
-            continue
-        jobs.append(
-            DeliveryJob(
-                id=row[0],
-                channel_id=row[1],
-                channel_type=row[2],
-                url_sealed=bytes(row[3]),
-                secret_sealed=None if row[4] is None else bytes(row[4]),
-                body=bytes(row[5]),
-                kind=row[6],
-                attempts=row[7],
-                max_attempts=row[8],
-            )
-        )
+    jobs, orphans = mapping.claimed(rows)
     conn.executemany(
         "UPDATE notification_deliveries SET state = 'failed', last_error = ?, "
         "next_attempt_at = NULL, updated_at = ? WHERE id = ?",
-        orphans,
+        [(mapping.CHANNEL_GONE, now_us, orphan) for orphan in orphans],
     )
     conn.executemany(
         "UPDATE notification_deliveries SET next_attempt_at = ? WHERE id = ?",
@@ -124,7 +101,8 @@ def record(conn: sqlite3.Connection, attempt: AttemptRecord) -> None:
 def get(conn: sqlite3.Connection, delivery_id: str) -> NotificationDelivery:
     """One delivery with its attempts, or ``NotFound``."""
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM notification_deliveries WHERE id = ?", (delivery_id,)
+        f"SELECT {mapping.DELIVERY_COLUMNS} FROM notification_deliveries WHERE id = ?",
+        (delivery_id,),
     ).fetchone()
     if row is None:
         raise NotFound.of("notification delivery", delivery_id)
@@ -133,13 +111,7 @@ def get(conn: sqlite3.Connection, delivery_id: str) -> NotificationDelivery:
 
 def page(conn: sqlite3.Connection, query: DeliveryFilter) -> list[NotificationDelivery]:
     """Deliveries matching ``query``, newest first, with their attempts."""
-    equal = {
-        "channel_id": query.channel_id,
-        "policy_id": query.policy_id,
-        "deployment_id": query.deployment_id,
-        "state": query.state,
-        "kind": query.kind,
-    }
+    equal = mapping.delivery_equalities(query)
     clauses = [f"{column} = ?" for column, value in equal.items() if value is not None]
     params: list[Any] = [value for value in equal.values() if value is not None]
     if query.after is not None:
@@ -147,7 +119,7 @@ def page(conn: sqlite3.Connection, query: DeliveryFilter) -> list[NotificationDe
         params += [query.after.time_us, query.after.id]
     where = " AND ".join(clauses) or "1"
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM notification_deliveries WHERE {where} "
+        f"SELECT {mapping.DELIVERY_COLUMNS} FROM notification_deliveries WHERE {where} "
         "ORDER BY created_at DESC, id DESC LIMIT ?",
         [*params, query.limit],
     ).fetchall()
@@ -158,42 +130,11 @@ def _with_attempts(
     conn: sqlite3.Connection, rows: list[tuple[Any, ...]]
 ) -> list[NotificationDelivery]:
     ids = [row[0] for row in rows]
-    log: dict[str, list[DeliveryAttempt]] = {i: [] for i in ids}
     found = conn.execute(
-        "SELECT delivery_id, number, at, duration_ms, outcome, http_status, error "
+        f"SELECT {mapping.ATTEMPT_COLUMNS} "
         f"FROM notification_attempts WHERE delivery_id IN ({placeholders(len(ids))}) "
         "ORDER BY delivery_id, number",
         ids,
     ).fetchall()
-    for dlv, number, at, duration_ms, outcome, http_status, error in found:
-        log[dlv].append(
-            DeliveryAttempt(
-                number=number,
-                at=clock.from_us(at),
-                outcome=outcome,
-                http_status=http_status,
-                error=error,
-                duration_ms=duration_ms,
-            )
-        )
-    return [_delivery(row, log[row[0]]) for row in rows]
-
-
-def _delivery(row: tuple[Any, ...], attempts: list[DeliveryAttempt]) -> NotificationDelivery:
-    return NotificationDelivery(
-        id=row[0],
-        channel_id=row[1],
-        policy_id=row[2],
-        kind=row[3],
-        status=row[4],
-        prediction_environment_id=row[5],
-        deployment_id=row[6],
-        event_ids=loads(row[7]),
-        state=row[8],
-        attempts=row[9],
-        next_attempt_at=None if row[10] is None else clock.from_us(row[10]),
-        last_error=row[11],
-        created_at=clock.from_us(row[12]),
-        updated_at=clock.from_us(row[13]),
-        attempt_log=attempts,
-    )
+    log = mapping.attempt_logs(ids, found)
+    return [mapping.delivery(row, log[row[0]]) for row in rows]
