@@ -33,6 +33,7 @@ from pilothouse.hub.api.schemas import (
 )
 from pilothouse.hub.store.records import (
     AlertGroup,
+    AttemptRecord,
     Change,
     ChannelRecord,
     DeliveryFilter,
@@ -40,6 +41,7 @@ from pilothouse.hub.store.records import (
     DeploymentRecord,
     EventFilter,
     MonitoringState,
+    NewDelivery,
     RetentionState,
     SourceStatus,
     StoredAssociation,
@@ -228,6 +230,26 @@ DEPLOYMENT_COLUMNS = (
 """The columns :func:`deployment` reads, in order."""
 
 
+NEW_DEPLOYMENT_COLUMNS = (
+    "id, prediction_environment_id, name, desired, generation, created_at, updated_at"
+)
+"""The columns of a new deployment that :func:`deployment_row` writes, in order."""
+
+
+def deployment_row(record: DeploymentRecord) -> tuple[Any, ...]:
+    """The values of :data:`NEW_DEPLOYMENT_COLUMNS` that store a new deployment."""
+    desired = record.desired
+    return (
+        desired.id,
+        record.prediction_environment_id,
+        desired.name,
+        desired.model_dump_json(),
+        desired.generation,
+        clock.to_us(record.created_at),
+        clock.to_us(record.updated_at),
+    )
+
+
 def deployment(
     row: Row, health: tuple[SourceStatus, ...], last_event_us: int | None = None
 ) -> DeploymentRecord:
@@ -287,8 +309,21 @@ DELIVERY_COLUMNS = (
     "event_ids, state, attempts, next_attempt_at, last_error, created_at, updated_at"
 )
 """The columns :func:`delivery` reads, in order."""
+NEW_DELIVERY_COLUMNS = (
+    "id, channel_id, policy_id, kind, status, prediction_environment_id, deployment_id, "
+    "event_ids, body, max_attempts, next_attempt_at, created_at, updated_at"
+)
+"""The columns of a new delivery that :func:`new_delivery_row` writes (its state: pending)."""
+CLAIM_COLUMNS = (
+    "d.id, d.channel_id, c.type, c.url_sealed, c.secret_sealed, d.body, d.kind, "
+    "d.attempts, d.max_attempts"
+)
+"""What :func:`claimed` reads of a delivery ``d`` and its channel ``c`` (joined, if any)."""
 ATTEMPT_COLUMNS = "delivery_id, number, at, duration_ms, outcome, http_status, error"
-"""The columns of ``notification_attempts`` that :func:`attempt_logs` reads, in order."""
+"""The columns of ``notification_attempts`` :func:`attempt_logs` reads and
+:func:`attempt_row` writes, in order."""
+GROUP_COLUMNS = "policy_id, group_key, flush_at, state"
+"""The columns of an alert group that :func:`group` reads and :func:`group_row` writes."""
 CHANNEL_GONE = "the channel was deleted"
 """Why a delivery whose channel was deleted failed."""
 
@@ -382,12 +417,29 @@ def delivery_equalities(query: DeliveryFilter) -> dict[str, Any]:
     }
 
 
+def new_delivery_row(new: NewDelivery) -> tuple[Any, ...]:
+    """The values of :data:`NEW_DELIVERY_COLUMNS` that store ``new``, due now."""
+    return (
+        new.id,
+        new.channel_id,
+        new.policy_id,
+        new.kind,
+        new.status.value,
+        new.prediction_environment_id,
+        new.deployment_id,
+        dumps(new.event_ids),
+        new.body,
+        new.max_attempts,
+        new.created_us,
+        new.created_us,
+        new.created_us,
+    )
+
+
 def claimed(rows: Iterable[Row]) -> tuple[list[DeliveryJob], list[str]]:
     """Due deliveries, as jobs, and the ids of those whose channel is gone.
 
-    A row: the delivery's ``id, channel_id``, its channel's ``type, url_sealed,
-    secret_sealed`` (NULL when the channel was deleted), then its ``body, kind,
-    attempts, max_attempts``.
+    A row: :data:`CLAIM_COLUMNS` (the channel's NULL when it was deleted).
     """
     jobs: list[DeliveryJob] = []
     orphans: list[str] = []
@@ -409,6 +461,31 @@ def claimed(rows: Iterable[Row]) -> tuple[list[DeliveryJob], list[str]]:
             )
         )
     return jobs, orphans
+
+
+def attempt_row(attempt: AttemptRecord) -> tuple[Any, ...]:
+    """The values of :data:`ATTEMPT_COLUMNS` that log ``attempt``."""
+    return (
+        attempt.delivery_id,
+        attempt.number,
+        attempt.at_us,
+        attempt.duration_ms,
+        attempt.outcome,
+        attempt.http_status,
+        attempt.error,
+    )
+
+
+def attempt_outcome(attempt: AttemptRecord) -> tuple[Any, ...]:
+    """The delivery's ``state, attempts, next_attempt_at, last_error, updated_at`` and id."""
+    return (
+        attempt.state,
+        attempt.number,
+        attempt.next_attempt_us if attempt.state == "pending" else None,
+        attempt.error,
+        attempt.at_us,
+        attempt.delivery_id,
+    )
 
 
 def attempt_logs(ids: Iterable[str], rows: Iterable[Row]) -> dict[str, list[DeliveryAttempt]]:

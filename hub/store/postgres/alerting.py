@@ -32,7 +32,7 @@ from pilothouse.hub.store.records import (
 )
 
 _UPSERT = (
-    "INSERT INTO notification_groups (policy_id, group_key, flush_at, state) "
+    f"INSERT INTO notification_groups ({mapping.GROUP_COLUMNS}) "
     "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) "
     "ON CONFLICT (policy_id, group_key) DO UPDATE SET "
     "flush_at = excluded.flush_at, state = excluded.state"
@@ -136,7 +136,7 @@ async def _route(conn: Connection, now_us: int, limit: int, router: Router) -> i
 async def flush(conn: Connection, now_us: int, limit: int, composer: Composer) -> int:
     """Compose the messages of up to ``limit`` due groups; return how many groups were due."""
     rows = await conn.fetch(
-        "SELECT policy_id, group_key, flush_at, state FROM notification_groups "
+        f"SELECT {mapping.GROUP_COLUMNS} FROM notification_groups "
         "WHERE flush_at <= $1 ORDER BY flush_at LIMIT $2 FOR UPDATE SKIP LOCKED",
         now_us,
         limit,
@@ -205,7 +205,7 @@ async def _due(conn: Connection, group: AlertGroup, now_us: int) -> DueGroup:
 
 async def _groups_with_keys(conn: Connection, keys: set[str]) -> list[AlertGroup]:
     rows = await conn.fetch(
-        "SELECT policy_id, group_key, flush_at, state FROM notification_groups "
+        f"SELECT {mapping.GROUP_COLUMNS} FROM notification_groups "
         "WHERE group_key = any($1::text[])",
         sorted(keys),
     )

@@ -20,28 +20,16 @@ import asyncpg
 from pilothouse.hub.api.schemas import NotificationDelivery
 from pilothouse.hub.errors import NotFound
 from pilothouse.hub.store import mapping
-from pilothouse.hub.store.postgres.db import Connection, dumps
+from pilothouse.hub.store.postgres.db import Connection
 from pilothouse.hub.store.records import AttemptRecord, DeliveryFilter, DeliveryJob, NewDelivery
 
 
 async def add(conn: Connection, new: NewDelivery, attempt: AttemptRecord | None = None) -> None:
     """Store a message to send now, or one already attempted (with that attempt)."""
     await conn.execute(
-        "INSERT INTO notification_deliveries (id, channel_id, policy_id, kind, status, "
-        "prediction_environment_id, deployment_id, event_ids, body, state, max_attempts, "
-        "next_attempt_at, created_at, updated_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $11, $11)",
-        new.id,
-        new.channel_id,
-        new.policy_id,
-        new.kind,
-        new.status.value,
-        new.prediction_environment_id,
-        new.deployment_id,
-        dumps(new.event_ids),
-        new.body,
-        new.max_attempts,
-        new.created_us,
+        f"INSERT INTO notification_deliveries (state, {mapping.NEW_DELIVERY_COLUMNS}) "
+        "VALUES ('pending', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        *mapping.new_delivery_row(new),
     )
     if attempt is not None:
         await record(conn, attempt)
@@ -52,8 +40,7 @@ async def claim(
 ) -> list[DeliveryJob]:
     """Up to ``limit`` due deliveries, each leased for ``lease_us`` to ``claimer``."""
     rows = await conn.fetch(
-        "SELECT d.id, d.channel_id, c.type, c.url_sealed, c.secret_sealed, d.body, d.kind, "
-        "d.attempts, d.max_attempts FROM notification_deliveries d "
+        f"SELECT {mapping.CLAIM_COLUMNS} FROM notification_deliveries d "
         "LEFT JOIN notification_channels c ON c.id = d.channel_id "
         "WHERE d.state = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.next_attempt_at "
         "LIMIT $2 FOR UPDATE OF d SKIP LOCKED",
@@ -93,28 +80,17 @@ async def release_claims(conn: Connection, now_us: int) -> int:
 async def record(conn: Connection, attempt: AttemptRecord) -> None:
     """Log one attempt and set the delivery's state after it."""
     await conn.execute(
-        "INSERT INTO notification_attempts (delivery_id, number, at, duration_ms, outcome, "
-        "http_status, error) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+        f"INSERT INTO notification_attempts ({mapping.ATTEMPT_COLUMNS}) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) "
         "ON CONFLICT (delivery_id, number) DO UPDATE SET at = excluded.at, "
         "duration_ms = excluded.duration_ms, outcome = excluded.outcome, "
         "http_status = excluded.http_status, error = excluded.error",
-        attempt.delivery_id,
-        attempt.number,
-        attempt.at_us,
-        attempt.duration_ms,
-        attempt.outcome,
-        attempt.http_status,
-        attempt.error,
+        *mapping.attempt_row(attempt),
     )
     await conn.execute(
         "UPDATE notification_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, "
         "last_error = $4, updated_at = $5, claimed_by = NULL WHERE id = $6",
-        attempt.state,
-        attempt.number,
-        attempt.next_attempt_us if attempt.state == "pending" else None,
-        attempt.error,
-        attempt.at_us,
-        attempt.delivery_id,
+        *mapping.attempt_outcome(attempt),
     )
 
 

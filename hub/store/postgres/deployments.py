@@ -43,15 +43,9 @@ async def add(conn: Connection, record: DeploymentRecord, event: EventIn) -> Non
     await environments.get(conn, record.prediction_environment_id, lock=True)
     with taken(f"a deployment named {desired.name!r} exists already in this environment"):
         await conn.execute(
-            "INSERT INTO deployments (id, prediction_environment_id, name, desired, generation, "
-            "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            desired.id,
-            record.prediction_environment_id,
-            desired.name,
-            desired.model_dump_json(),
-            desired.generation,
-            clock.to_us(record.created_at),
-            clock.to_us(record.updated_at),
+            f"INSERT INTO deployments ({mapping.NEW_DEPLOYMENT_COLUMNS}) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            *mapping.deployment_row(record),
         )
     await _log_change(conn, record)
     await events.insert(conn, [event])

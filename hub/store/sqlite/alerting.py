@@ -35,7 +35,7 @@ from pilothouse.hub.store.sqlite import channels, deliveries, events, policies, 
 from pilothouse.hub.store.sqlite.rows import placeholders
 
 _UPSERT = (
-    "INSERT INTO notification_groups (policy_id, group_key, flush_at, state) VALUES (?, ?, ?, ?) "
+    f"INSERT INTO notification_groups ({mapping.GROUP_COLUMNS}) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (policy_id, group_key) DO UPDATE SET "
     "flush_at = excluded.flush_at, state = excluded.state"
 )
@@ -100,7 +100,7 @@ def route(conn: sqlite3.Connection, now_us: int, limit: int, router: Router) -> 
 def flush(conn: sqlite3.Connection, now_us: int, limit: int, composer: Composer) -> int:
     """Compose the messages of up to ``limit`` due groups; return how many groups were due."""
     rows = conn.execute(
-        "SELECT policy_id, group_key, flush_at, state FROM notification_groups "
+        f"SELECT {mapping.GROUP_COLUMNS} FROM notification_groups "
         "WHERE flush_at <= ? ORDER BY flush_at LIMIT ?",
         (now_us, limit),
     ).fetchall()
@@ -164,7 +164,7 @@ def _due(conn: sqlite3.Connection, group: AlertGroup, now_us: int) -> DueGroup:
 def _groups_with_keys(conn: sqlite3.Connection, keys: set[str]) -> list[AlertGroup]:
     wanted = sorted(keys)
     rows = conn.execute(
-        "SELECT policy_id, group_key, flush_at, state FROM notification_groups "
+        f"SELECT {mapping.GROUP_COLUMNS} FROM notification_groups "
         f"WHERE group_key IN ({placeholders(len(wanted))})",
         wanted,
     ).fetchall()

@@ -17,31 +17,15 @@ from pilothouse.hub.api.schemas import NotificationDelivery
 from pilothouse.hub.errors import NotFound
 from pilothouse.hub.store import mapping
 from pilothouse.hub.store.records import AttemptRecord, DeliveryFilter, DeliveryJob, NewDelivery
-from pilothouse.hub.store.sqlite.rows import dumps, placeholders
+from pilothouse.hub.store.sqlite.rows import placeholders
 
 
 def add(conn: sqlite3.Connection, new: NewDelivery, attempt: AttemptRecord | None = None) -> None:
     """Store a message to send now, or one already attempted (with that attempt)."""
     conn.execute(
-        "INSERT INTO notification_deliveries (id, channel_id, policy_id, kind, status, "
-        "prediction_environment_id, deployment_id, event_ids, body, state, max_attempts, "
-        "next_attempt_at, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
-        (
-            new.id,
-            new.channel_id,
-            new.policy_id,
-            new.kind,
-            new.status.value,
-            new.prediction_environment_id,
-            new.deployment_id,
-            dumps(new.event_ids),
-            new.body,
-            new.max_attempts,
-            new.created_us,
-            new.created_us,
-            new.created_us,
-        ),
+        f"INSERT INTO notification_deliveries (state, {mapping.NEW_DELIVERY_COLUMNS}) "
+        f"VALUES ('pending', {placeholders(13)})",
+        mapping.new_delivery_row(new),
     )
     if attempt is not None:
         record(conn, attempt)
@@ -50,8 +34,7 @@ def add(conn: sqlite3.Connection, new: NewDelivery, attempt: AttemptRecord | Non
 def claim(conn: sqlite3.Connection, now_us: int, lease_us: int, limit: int) -> list[DeliveryJob]:
     """Up to ``limit`` due deliveries, each leased for ``lease_us``."""
     rows = conn.execute(
-        "SELECT d.id, d.channel_id, c.type, c.url_sealed, c.secret_sealed, d.body, d.kind, "
-        "d.attempts, d.max_attempts FROM notification_deliveries d "
+        f"SELECT {mapping.CLAIM_COLUMNS} FROM notification_deliveries d "
         "LEFT JOIN notification_channels c ON c.id = d.channel_id "
         "WHERE d.state = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at LIMIT ?",
         (now_us, limit),
@@ -72,29 +55,14 @@ def claim(conn: sqlite3.Connection, now_us: int, lease_us: int, limit: int) -> l
 def record(conn: sqlite3.Connection, attempt: AttemptRecord) -> None:
     """Log one attempt and set the delivery's state after it."""
     conn.execute(
-        "INSERT OR REPLACE INTO notification_attempts (delivery_id, number, at, duration_ms, "
-        "outcome, http_status, error) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            attempt.delivery_id,
-            attempt.number,
-            attempt.at_us,
-            attempt.duration_ms,
-            attempt.outcome,
-            attempt.http_status,
-            attempt.error,
-        ),
+        f"INSERT OR REPLACE INTO notification_attempts ({mapping.ATTEMPT_COLUMNS}) "
+        f"VALUES ({placeholders(7)})",
+        mapping.attempt_row(attempt),
     )
     conn.execute(
         "UPDATE notification_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, "
         "last_error = ?, updated_at = ? WHERE id = ?",
-        (
-            attempt.state,
-            attempt.number,
-            attempt.next_attempt_us if attempt.state == "pending" else None,
-            attempt.error,
-            attempt.at_us,
-            attempt.delivery_id,
-        ),
+        mapping.attempt_outcome(attempt),
     )
 
 

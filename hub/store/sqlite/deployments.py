@@ -37,17 +37,9 @@ def add(conn: sqlite3.Connection, record: DeploymentRecord, event: EventIn) -> N
     environments.get(conn, record.prediction_environment_id)
     with taken(f"a deployment named {desired.name!r} exists already in this environment"):
         conn.execute(
-            "INSERT INTO deployments (id, prediction_environment_id, name, desired, generation, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                desired.id,
-                record.prediction_environment_id,
-                desired.name,
-                desired.model_dump_json(),
-                desired.generation,
-                clock.to_us(record.created_at),
-                clock.to_us(record.updated_at),
-            ),
+            f"INSERT INTO deployments ({mapping.NEW_DEPLOYMENT_COLUMNS}) "
+            f"VALUES ({placeholders(7)})",
+            mapping.deployment_row(record),
         )
     _log_change(conn, record)
     events.insert(conn, [event])
