@@ -11,8 +11,9 @@ replaces an earlier one of the same source.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pilothouse.foundation.domain.vocabulary import Status
@@ -54,18 +55,25 @@ def insert(conn: sqlite3.Connection, events: Sequence[EventIn]) -> int:
 
 def select(conn: sqlite3.Connection, query: EventFilter) -> list[EventOut]:
     """One page of events matching ``query``, newest first."""
-    try:
+    with searching(query):
         where_sql, params = where(query, conn)
         sql = (
             f"SELECT {mapping.EVENT_COLUMNS} FROM events WHERE {where_sql} "
             "ORDER BY time DESC, id DESC LIMIT ?"
         )
         rows = conn.execute(sql, [*params, query.limit]).fetchall()
+    return [mapping.event(row) for row in rows]
+
+
+@contextlib.contextmanager
+def searching(query: EventFilter) -> Iterator[None]:
+    """Turn FTS5 refusing the search of ``query`` (it cannot parse it) into ``InvalidInput``."""
+    try:
+        yield
     except sqlite3.OperationalError as exc:
         if query.match is None or "fts5" not in str(exc):
             raise
         raise InvalidInput.field("q", f"cannot search for this: {exc}", query.match) from None
-    return [mapping.event(row) for row in rows]
 
 
 def health_sources(
