@@ -15,7 +15,7 @@ from pilothouse.hub.api.schemas import AgentTokenInfo, EventIn, PredictionEnviro
 from pilothouse.hub.errors import NotFound
 from pilothouse.hub.store import mapping
 from pilothouse.hub.store.postgres import events
-from pilothouse.hub.store.postgres.db import Connection, dumps, page_clause, taken
+from pilothouse.hub.store.postgres.db import Connection, page_clause, taken
 from pilothouse.hub.store.records import PageQuery, TokenKind
 
 _SELECT = f"SELECT {mapping.ENVIRONMENT_COLUMNS}{mapping.MANAGED} FROM prediction_environments"
@@ -164,7 +164,7 @@ async def heartbeat(
         "UPDATE prediction_environments SET last_heartbeat_at = $1, agent_info = $2, "
         "online = true WHERE id = $3",
         at_us,
-        dumps(info),
+        mapping.dumps(info),
         pe_id,
     )
     if not was_online:

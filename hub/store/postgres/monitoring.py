@@ -17,7 +17,7 @@ from pilothouse.foundation.domain.vocabulary import Status
 from pilothouse.hub.api.schemas import EventIn
 from pilothouse.hub.store import mapping, rollups
 from pilothouse.hub.store.postgres import events, retention
-from pilothouse.hub.store.postgres.db import Connection, dumps
+from pilothouse.hub.store.postgres.db import Connection
 from pilothouse.hub.store.records import (
     JoinedActual,
     MonitoringState,
@@ -167,7 +167,7 @@ async def set_drift(
             deployment_id,
         )
     changed = await conn.fetchval(
-        _SET_DRIFT, deployment_id, status.value, dumps(detail), expected.value
+        _SET_DRIFT, deployment_id, status.value, mapping.dumps(detail), expected.value
     )
     if changed is None:
         return False

@@ -11,7 +11,7 @@ from pilothouse.hub.errors import NotFound
 from pilothouse.hub.store import mapping
 from pilothouse.hub.store.records import PageQuery, TokenKind
 from pilothouse.hub.store.sqlite import events
-from pilothouse.hub.store.sqlite.rows import dumps, page_clause, placeholders, taken
+from pilothouse.hub.store.sqlite.rows import page_clause, placeholders, taken
 
 _SELECT = f"SELECT {mapping.ENVIRONMENT_COLUMNS}{mapping.MANAGED} FROM prediction_environments"
 
@@ -153,7 +153,7 @@ def heartbeat(
     conn.execute(
         "UPDATE prediction_environments SET last_heartbeat_at = ?, agent_info = ?, online = 1 "
         "WHERE id = ?",
-        (at_us, dumps(info), pe_id),
+        (at_us, mapping.dumps(info), pe_id),
     )
     came_online = not row[0]
     if came_online:

@@ -26,7 +26,6 @@ from pilothouse.hub.store.records import (
 )
 from pilothouse.hub.store.rollups import hour_of
 from pilothouse.hub.store.sqlite import events, retention
-from pilothouse.hub.store.sqlite.rows import dumps
 
 _INSERT_WINDOW = (
     "INSERT OR IGNORE INTO monitoring_windows "
@@ -142,7 +141,7 @@ def set_drift(
         "INSERT INTO monitoring_state (deployment_id, drift_status, drift) VALUES (?, ?, ?) "
         "ON CONFLICT (deployment_id) DO UPDATE SET drift_status = excluded.drift_status, "
         "drift = excluded.drift",
-        (deployment_id, status.value, dumps(detail)),
+        (deployment_id, status.value, mapping.dumps(detail)),
     )
     events.insert(conn, [event])
     return True
