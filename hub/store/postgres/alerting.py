@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from pilothouse.hub.api.schemas import EventOut
-from pilothouse.hub.store import mapping
+from pilothouse.hub.store import mapping, notification_mapping
 from pilothouse.hub.store.postgres import channels, deliveries, events, policies, state
 from pilothouse.hub.store.postgres.db import Connection
 from pilothouse.hub.store.records import (
@@ -32,7 +32,7 @@ from pilothouse.hub.store.records import (
 )
 
 _UPSERT = (
-    f"INSERT INTO notification_groups ({mapping.GROUP_COLUMNS}) "
+    f"INSERT INTO notification_groups ({notification_mapping.GROUP_COLUMNS}) "
     "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) "
     "ON CONFLICT (policy_id, group_key) DO UPDATE SET "
     "flush_at = excluded.flush_at, state = excluded.state"
@@ -136,13 +136,13 @@ async def _route(conn: Connection, now_us: int, limit: int, router: Router) -> i
 async def flush(conn: Connection, now_us: int, limit: int, composer: Composer) -> int:
     """Compose the messages of up to ``limit`` due groups; return how many groups were due."""
     rows = await conn.fetch(
-        f"SELECT {mapping.GROUP_COLUMNS} FROM notification_groups "
+        f"SELECT {notification_mapping.GROUP_COLUMNS} FROM notification_groups "
         "WHERE flush_at <= $1 ORDER BY flush_at LIMIT $2 FOR UPDATE SKIP LOCKED",
         now_us,
         limit,
     )
     for row in rows:
-        group = mapping.group(row)
+        group = notification_mapping.group(row)
         out = composer(await _due(conn, group, now_us))
         await conn.execute(
             "DELETE FROM notification_pending WHERE policy_id = $1 AND group_key = $2",
@@ -205,15 +205,15 @@ async def _due(conn: Connection, group: AlertGroup, now_us: int) -> DueGroup:
 
 async def _groups_with_keys(conn: Connection, keys: set[str]) -> list[AlertGroup]:
     rows = await conn.fetch(
-        f"SELECT {mapping.GROUP_COLUMNS} FROM notification_groups "
+        f"SELECT {notification_mapping.GROUP_COLUMNS} FROM notification_groups "
         "WHERE group_key = any($1::text[])",
         sorted(keys),
     )
-    return [mapping.group(row) for row in rows]
+    return [notification_mapping.group(row) for row in rows]
 
 
 async def _upsert(conn: Connection, groups: list[AlertGroup]) -> None:
     if groups:
         last = {(g.policy_id, g.key): g for g in groups}  # a group changed twice: its last state
-        rows = sorted(mapping.group_row(g) for g in last.values())
+        rows = sorted(notification_mapping.group_row(g) for g in last.values())
         await conn.execute(_UPSERT, *[list(c) for c in zip(*rows, strict=True)])

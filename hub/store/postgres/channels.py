@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pilothouse.hub.api.schemas import NotificationChannel
 from pilothouse.hub.errors import Conflict, NotFound
-from pilothouse.hub.store import mapping
+from pilothouse.hub.store import notification_mapping
 from pilothouse.hub.store.interface import ChannelChange
 from pilothouse.hub.store.postgres.db import Connection, page_clause, taken
 from pilothouse.hub.store.records import ChannelRecord, PageQuery
@@ -15,22 +15,22 @@ async def add(conn: Connection, record: ChannelRecord) -> None:
     channel = record.channel
     with taken(f"a notification channel named {channel.name!r} exists already"):
         await conn.execute(
-            f"INSERT INTO notification_channels ({mapping.CHANNEL_COLUMNS}) "
+            f"INSERT INTO notification_channels ({notification_mapping.CHANNEL_COLUMNS}) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            *mapping.channel_row(record),
+            *notification_mapping.channel_row(record),
         )
 
 
 async def get(conn: Connection, channel_id: str, *, lock: bool = False) -> ChannelRecord:
     """One channel, or ``NotFound`` (``lock``: hold its row until the transaction ends)."""
     row = await conn.fetchrow(
-        f"SELECT {mapping.CHANNEL_COLUMNS} FROM notification_channels WHERE id = $1"
+        f"SELECT {notification_mapping.CHANNEL_COLUMNS} FROM notification_channels WHERE id = $1"
         + (" FOR UPDATE" if lock else ""),
         channel_id,
     )
     if row is None:
         raise NotFound.of("notification channel", channel_id)
-    return mapping.channel(row)
+    return notification_mapping.channel(row)
 
 
 async def find(conn: Connection, channel_id: str, *, lock: bool = False) -> ChannelRecord | None:
@@ -45,9 +45,11 @@ async def page(conn: Connection, query: PageQuery) -> list[NotificationChannel]:
     """Channels, newest first."""
     tail, params = page_clause(query, "created_at", 1)
     rows = await conn.fetch(
-        f"SELECT {mapping.CHANNEL_COLUMNS} FROM notification_channels WHERE true{tail}", *params
+        f"SELECT {notification_mapping.CHANNEL_COLUMNS} FROM notification_channels "
+        f"WHERE true{tail}",
+        *params,
     )
-    return [mapping.channel(row).channel for row in rows]
+    return [notification_mapping.channel(row).channel for row in rows]
 
 
 async def update(conn: Connection, channel_id: str, change: ChannelChange) -> ChannelRecord:
@@ -57,7 +59,7 @@ async def update(conn: Connection, channel_id: str, change: ChannelChange) -> Ch
         await conn.execute(
             "UPDATE notification_channels SET name = $1, url_shown = $2, secret_sealed = $3, "
             "updated_at = $4, url_sealed = $5 WHERE id = $6",
-            *mapping.channel_update(new, channel_id),
+            *notification_mapping.channel_update(new, channel_id),
         )
     return new
 

@@ -19,7 +19,7 @@ import asyncpg
 
 from pilothouse.hub.api.schemas import NotificationDelivery
 from pilothouse.hub.errors import NotFound
-from pilothouse.hub.store import mapping
+from pilothouse.hub.store import notification_mapping
 from pilothouse.hub.store.postgres.db import Connection
 from pilothouse.hub.store.records import AttemptRecord, DeliveryFilter, DeliveryJob, NewDelivery
 
@@ -27,9 +27,9 @@ from pilothouse.hub.store.records import AttemptRecord, DeliveryFilter, Delivery
 async def add(conn: Connection, new: NewDelivery, attempt: AttemptRecord | None = None) -> None:
     """Store a message to send now, or one already attempted (with that attempt)."""
     await conn.execute(
-        f"INSERT INTO notification_deliveries (state, {mapping.NEW_DELIVERY_COLUMNS}) "
+        f"INSERT INTO notification_deliveries (state, {notification_mapping.NEW_DELIVERY_COLUMNS}) "
         "VALUES ('pending', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        *mapping.new_delivery_row(new),
+        *notification_mapping.new_delivery_row(new),
     )
     if attempt is not None:
         await record(conn, attempt)
@@ -40,19 +40,19 @@ async def claim(
 ) -> list[DeliveryJob]:
     """Up to ``limit`` due deliveries, each leased for ``lease_us`` to ``claimer``."""
     rows = await conn.fetch(
-        f"SELECT {mapping.CLAIM_COLUMNS} FROM notification_deliveries d "
+        f"SELECT {notification_mapping.CLAIM_COLUMNS} FROM notification_deliveries d "
         "LEFT JOIN notification_channels c ON c.id = d.channel_id "
         "WHERE d.state = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.next_attempt_at "
         "LIMIT $2 FOR UPDATE OF d SKIP LOCKED",
         now_us,
         limit,
     )
-    jobs, orphans = mapping.claimed(rows)
+    jobs, orphans = notification_mapping.claimed(rows)
     if orphans:
         await conn.execute(
             "UPDATE notification_deliveries SET state = 'failed', last_error = $1, "
             "next_attempt_at = NULL, updated_at = $2, claimed_by = NULL WHERE id = any($3::text[])",
-            mapping.CHANNEL_GONE,
+            notification_mapping.CHANNEL_GONE,
             now_us,
             orphans,
         )
@@ -80,24 +80,26 @@ async def release_claims(conn: Connection, now_us: int) -> int:
 async def record(conn: Connection, attempt: AttemptRecord) -> None:
     """Log one attempt and set the delivery's state after it."""
     await conn.execute(
-        f"INSERT INTO notification_attempts ({mapping.ATTEMPT_COLUMNS}) "
+        f"INSERT INTO notification_attempts ({notification_mapping.ATTEMPT_COLUMNS}) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7) "
         "ON CONFLICT (delivery_id, number) DO UPDATE SET at = excluded.at, "
         "duration_ms = excluded.duration_ms, outcome = excluded.outcome, "
         "http_status = excluded.http_status, error = excluded.error",
-        *mapping.attempt_row(attempt),
+        *notification_mapping.attempt_row(attempt),
     )
     await conn.execute(
         "UPDATE notification_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, "
         "last_error = $4, updated_at = $5, claimed_by = NULL WHERE id = $6",
-        *mapping.attempt_outcome(attempt),
+        *notification_mapping.attempt_outcome(attempt),
     )
 
 
 async def get(conn: Connection, delivery_id: str) -> NotificationDelivery:
     """One delivery with its attempts, or ``NotFound``."""
     row = await conn.fetchrow(
-        f"SELECT {mapping.DELIVERY_COLUMNS} FROM notification_deliveries WHERE id = $1", delivery_id
+        f"SELECT {notification_mapping.DELIVERY_COLUMNS} FROM notification_deliveries "
+        "WHERE id = $1",
+        delivery_id,
     )
     if row is None:
         raise NotFound.of("notification delivery", delivery_id)
@@ -106,7 +108,7 @@ async def get(conn: Connection, delivery_id: str) -> NotificationDelivery:
 
 async def page(conn: Connection, query: DeliveryFilter) -> list[NotificationDelivery]:
     """Deliveries matching ``query``, newest first, with their attempts."""
-    equal = mapping.delivery_equalities(query)
+    equal = notification_mapping.delivery_equalities(query)
     clauses: list[str] = []
     params: list[Any] = []
     for column, value in equal.items():
@@ -118,7 +120,8 @@ async def page(conn: Connection, query: DeliveryFilter) -> list[NotificationDeli
         clauses.append(f"(created_at, id) < (${len(params) - 1}, ${len(params)})")
     where = " AND ".join(clauses) or "true"
     rows = await conn.fetch(
-        f"SELECT {mapping.DELIVERY_COLUMNS} FROM notification_deliveries WHERE {where} "
+        f"SELECT {notification_mapping.DELIVERY_COLUMNS} FROM notification_deliveries "
+        f"WHERE {where} "
         f"ORDER BY created_at DESC, id DESC LIMIT ${len(params) + 1}",
         *params,
         query.limit,
@@ -131,10 +134,10 @@ async def _with_attempts(
 ) -> list[NotificationDelivery]:
     ids = [row[0] for row in rows]
     found = await conn.fetch(
-        f"SELECT {mapping.ATTEMPT_COLUMNS} "
+        f"SELECT {notification_mapping.ATTEMPT_COLUMNS} "
         "FROM notification_attempts WHERE delivery_id = any($1::text[]) "
         "ORDER BY delivery_id, number",
         ids,
     )
-    log = mapping.attempt_logs(ids, found)
-    return [mapping.delivery(row, log[row[0]]) for row in rows]
+    log = notification_mapping.attempt_logs(ids, found)
+    return [notification_mapping.delivery(row, log[row[0]]) for row in rows]

@@ -21,7 +21,7 @@ import sqlite3
 from typing import Any
 
 from pilothouse.hub.api.schemas import EventOut
-from pilothouse.hub.store import mapping
+from pilothouse.hub.store import mapping, notification_mapping
 from pilothouse.hub.store.records import (
     AlertGroup,
     Composer,
@@ -35,7 +35,7 @@ from pilothouse.hub.store.sqlite import channels, deliveries, events, policies, 
 from pilothouse.hub.store.sqlite.rows import placeholders
 
 _UPSERT = (
-    f"INSERT INTO notification_groups ({mapping.GROUP_COLUMNS}) VALUES (?, ?, ?, ?) "
+    f"INSERT INTO notification_groups ({notification_mapping.GROUP_COLUMNS}) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (policy_id, group_key) DO UPDATE SET "
     "flush_at = excluded.flush_at, state = excluded.state"
 )
@@ -88,7 +88,7 @@ def route(conn: sqlite3.Connection, now_us: int, limit: int, router: Router) -> 
             now_us=now_us,
         )
     )
-    conn.executemany(_UPSERT, [mapping.group_row(g) for g in routed.groups])
+    conn.executemany(_UPSERT, [notification_mapping.group_row(g) for g in routed.groups])
     conn.executemany(
         _PENDING,
         [(p, k, r.seq, r.event.model_dump_json()) for p, k, r in routed.pending],
@@ -100,12 +100,12 @@ def route(conn: sqlite3.Connection, now_us: int, limit: int, router: Router) -> 
 def flush(conn: sqlite3.Connection, now_us: int, limit: int, composer: Composer) -> int:
     """Compose the messages of up to ``limit`` due groups; return how many groups were due."""
     rows = conn.execute(
-        f"SELECT {mapping.GROUP_COLUMNS} FROM notification_groups "
+        f"SELECT {notification_mapping.GROUP_COLUMNS} FROM notification_groups "
         "WHERE flush_at <= ? ORDER BY flush_at LIMIT ?",
         (now_us, limit),
     ).fetchall()
     for row in rows:
-        group = mapping.group(row)
+        group = notification_mapping.group(row)
         out = composer(_due(conn, group, now_us))
         conn.execute(
             "DELETE FROM notification_pending WHERE policy_id = ? AND group_key = ?",
@@ -117,7 +117,7 @@ def flush(conn: sqlite3.Connection, now_us: int, limit: int, composer: Composer)
                 (group.policy_id, group.key),
             )
         else:
-            conn.execute(_UPSERT, mapping.group_row(out.group))
+            conn.execute(_UPSERT, notification_mapping.group_row(out.group))
         if out.delivery is not None:
             deliveries.add(conn, out.delivery)
     return len(rows)
@@ -164,8 +164,8 @@ def _due(conn: sqlite3.Connection, group: AlertGroup, now_us: int) -> DueGroup:
 def _groups_with_keys(conn: sqlite3.Connection, keys: set[str]) -> list[AlertGroup]:
     wanted = sorted(keys)
     rows = conn.execute(
-        f"SELECT {mapping.GROUP_COLUMNS} FROM notification_groups "
+        f"SELECT {notification_mapping.GROUP_COLUMNS} FROM notification_groups "
         f"WHERE group_key IN ({placeholders(len(wanted))})",
         wanted,
     ).fetchall()
-    return [mapping.group(row) for row in rows]
+    return [notification_mapping.group(row) for row in rows]

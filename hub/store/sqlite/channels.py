@@ -6,7 +6,7 @@ import sqlite3
 
 from pilothouse.hub.api.schemas import NotificationChannel
 from pilothouse.hub.errors import Conflict, NotFound
-from pilothouse.hub.store import mapping
+from pilothouse.hub.store import notification_mapping
 from pilothouse.hub.store.interface import ChannelChange
 from pilothouse.hub.store.records import ChannelRecord, PageQuery
 from pilothouse.hub.store.sqlite.rows import page_clause, taken
@@ -17,20 +17,21 @@ def add(conn: sqlite3.Connection, record: ChannelRecord) -> None:
     channel = record.channel
     with taken(f"a notification channel named {channel.name!r} exists already"):
         conn.execute(
-            f"INSERT INTO notification_channels ({mapping.CHANNEL_COLUMNS}) "
+            f"INSERT INTO notification_channels ({notification_mapping.CHANNEL_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            mapping.channel_row(record),
+            notification_mapping.channel_row(record),
         )
 
 
 def get(conn: sqlite3.Connection, channel_id: str) -> ChannelRecord:
     """One channel, or ``NotFound``."""
     row = conn.execute(
-        f"SELECT {mapping.CHANNEL_COLUMNS} FROM notification_channels WHERE id = ?", (channel_id,)
+        f"SELECT {notification_mapping.CHANNEL_COLUMNS} FROM notification_channels WHERE id = ?",
+        (channel_id,),
     ).fetchone()
     if row is None:
         raise NotFound.of("notification channel", channel_id)
-    return mapping.channel(row)
+    return notification_mapping.channel(row)
 
 
 def find(conn: sqlite3.Connection, channel_id: str) -> ChannelRecord | None:
@@ -45,9 +46,10 @@ def page(conn: sqlite3.Connection, query: PageQuery) -> list[NotificationChannel
     """Channels, newest first."""
     tail, params = page_clause(query, "created_at")
     rows = conn.execute(
-        f"SELECT {mapping.CHANNEL_COLUMNS} FROM notification_channels WHERE 1{tail}", params
+        f"SELECT {notification_mapping.CHANNEL_COLUMNS} FROM notification_channels WHERE 1{tail}",
+        params,
     )
-    return [mapping.channel(row).channel for row in rows.fetchall()]
+    return [notification_mapping.channel(row).channel for row in rows.fetchall()]
 
 
 def update(conn: sqlite3.Connection, channel_id: str, change: ChannelChange) -> ChannelRecord:
@@ -57,7 +59,7 @@ def update(conn: sqlite3.Connection, channel_id: str, change: ChannelChange) -> 
         conn.execute(
             "UPDATE notification_channels SET name = ?, url_shown = ?, secret_sealed = ?, "
             "updated_at = ?, url_sealed = ? WHERE id = ?",
-            mapping.channel_update(new, channel_id),
+            notification_mapping.channel_update(new, channel_id),
         )
     return new
 

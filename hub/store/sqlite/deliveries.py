@@ -15,7 +15,7 @@ from typing import Any
 
 from pilothouse.hub.api.schemas import NotificationDelivery
 from pilothouse.hub.errors import NotFound
-from pilothouse.hub.store import mapping
+from pilothouse.hub.store import notification_mapping
 from pilothouse.hub.store.records import AttemptRecord, DeliveryFilter, DeliveryJob, NewDelivery
 from pilothouse.hub.store.sqlite.rows import placeholders
 
@@ -23,9 +23,9 @@ from pilothouse.hub.store.sqlite.rows import placeholders
 def add(conn: sqlite3.Connection, new: NewDelivery, attempt: AttemptRecord | None = None) -> None:
     """Store a message to send now, or one already attempted (with that attempt)."""
     conn.execute(
-        f"INSERT INTO notification_deliveries (state, {mapping.NEW_DELIVERY_COLUMNS}) "
+        f"INSERT INTO notification_deliveries (state, {notification_mapping.NEW_DELIVERY_COLUMNS}) "
         f"VALUES ('pending', {placeholders(13)})",
-        mapping.new_delivery_row(new),
+        notification_mapping.new_delivery_row(new),
     )
     if attempt is not None:
         record(conn, attempt)
@@ -34,16 +34,16 @@ def add(conn: sqlite3.Connection, new: NewDelivery, attempt: AttemptRecord | Non
 def claim(conn: sqlite3.Connection, now_us: int, lease_us: int, limit: int) -> list[DeliveryJob]:
     """Up to ``limit`` due deliveries, each leased for ``lease_us``."""
     rows = conn.execute(
-        f"SELECT {mapping.CLAIM_COLUMNS} FROM notification_deliveries d "
+        f"SELECT {notification_mapping.CLAIM_COLUMNS} FROM notification_deliveries d "
         "LEFT JOIN notification_channels c ON c.id = d.channel_id "
         "WHERE d.state = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at LIMIT ?",
         (now_us, limit),
     ).fetchall()
-    jobs, orphans = mapping.claimed(rows)
+    jobs, orphans = notification_mapping.claimed(rows)
     conn.executemany(
         "UPDATE notification_deliveries SET state = 'failed', last_error = ?, "
         "next_attempt_at = NULL, updated_at = ? WHERE id = ?",
-        [(mapping.CHANNEL_GONE, now_us, orphan) for orphan in orphans],
+        [(notification_mapping.CHANNEL_GONE, now_us, orphan) for orphan in orphans],
     )
     conn.executemany(
         "UPDATE notification_deliveries SET next_attempt_at = ? WHERE id = ?",
@@ -55,21 +55,21 @@ def claim(conn: sqlite3.Connection, now_us: int, lease_us: int, limit: int) -> l
 def record(conn: sqlite3.Connection, attempt: AttemptRecord) -> None:
     """Log one attempt and set the delivery's state after it."""
     conn.execute(
-        f"INSERT OR REPLACE INTO notification_attempts ({mapping.ATTEMPT_COLUMNS}) "
+        f"INSERT OR REPLACE INTO notification_attempts ({notification_mapping.ATTEMPT_COLUMNS}) "
         f"VALUES ({placeholders(7)})",
-        mapping.attempt_row(attempt),
+        notification_mapping.attempt_row(attempt),
     )
     conn.execute(
         "UPDATE notification_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, "
         "last_error = ?, updated_at = ? WHERE id = ?",
-        mapping.attempt_outcome(attempt),
+        notification_mapping.attempt_outcome(attempt),
     )
 
 
 def get(conn: sqlite3.Connection, delivery_id: str) -> NotificationDelivery:
     """One delivery with its attempts, or ``NotFound``."""
     row = conn.execute(
-        f"SELECT {mapping.DELIVERY_COLUMNS} FROM notification_deliveries WHERE id = ?",
+        f"SELECT {notification_mapping.DELIVERY_COLUMNS} FROM notification_deliveries WHERE id = ?",
         (delivery_id,),
     ).fetchone()
     if row is None:
@@ -79,7 +79,7 @@ def get(conn: sqlite3.Connection, delivery_id: str) -> NotificationDelivery:
 
 def page(conn: sqlite3.Connection, query: DeliveryFilter) -> list[NotificationDelivery]:
     """Deliveries matching ``query``, newest first, with their attempts."""
-    equal = mapping.delivery_equalities(query)
+    equal = notification_mapping.delivery_equalities(query)
     clauses = [f"{column} = ?" for column, value in equal.items() if value is not None]
     params: list[Any] = [value for value in equal.values() if value is not None]
     if query.after is not None:
@@ -87,7 +87,8 @@ def page(conn: sqlite3.Connection, query: DeliveryFilter) -> list[NotificationDe
         params += [query.after.time_us, query.after.id]
     where = " AND ".join(clauses) or "1"
     rows = conn.execute(
-        f"SELECT {mapping.DELIVERY_COLUMNS} FROM notification_deliveries WHERE {where} "
+        f"SELECT {notification_mapping.DELIVERY_COLUMNS} FROM notification_deliveries "
+        f"WHERE {where} "
         "ORDER BY created_at DESC, id DESC LIMIT ?",
         [*params, query.limit],
     ).fetchall()
@@ -99,10 +100,10 @@ def _with_attempts(
 ) -> list[NotificationDelivery]:
     ids = [row[0] for row in rows]
     found = conn.execute(
-        f"SELECT {mapping.ATTEMPT_COLUMNS} "
+        f"SELECT {notification_mapping.ATTEMPT_COLUMNS} "
         f"FROM notification_attempts WHERE delivery_id IN ({placeholders(len(ids))}) "
         "ORDER BY delivery_id, number",
         ids,
     ).fetchall()
-    log = mapping.attempt_logs(ids, found)
-    return [mapping.delivery(row, log[row[0]]) for row in rows]
+    log = notification_mapping.attempt_logs(ids, found)
+    return [notification_mapping.delivery(row, log[row[0]]) for row in rows]
