@@ -10,9 +10,11 @@ writer's thread).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 
 from pilothouse.foundation.domain.monitoring import Aggregate, StatsWindow, merge
+from pilothouse.hub.store import mapping
 
 HOUR_US = 3_600_000_000
 """One rollup window (µs)."""
@@ -21,6 +23,17 @@ HOUR_US = 3_600_000_000
 def hour_of(start_us: int) -> int:
     """The start (µs) of the hour ``start_us`` falls in."""
     return start_us - start_us % HOUR_US
+
+
+def by_hour(rows: Iterable[mapping.Row]) -> dict[tuple[str, str, int], list[str]]:
+    """Window bodies to add up, by deployment, package and hour, in the order of ``rows``.
+
+    A row: a window's ``id, deployment_id, package_id, start_at, body``.
+    """
+    groups: dict[tuple[str, str, int], list[str]] = defaultdict(list)
+    for row in rows:
+        groups[(row[1], row[2], hour_of(row[3]))].append(row[4])
+    return groups
 
 
 def combined(windows: Sequence[StatsWindow], window_id: str) -> StatsWindow:

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
-from pilothouse.foundation.domain.vocabulary import Status
 from pilothouse.hub.api.schemas import EventOut
+from pilothouse.hub.store import mapping, notification_mapping
 from pilothouse.hub.store.postgres import channels, deliveries, events, policies, state
-from pilothouse.hub.store.postgres.db import Connection, dumps, loads
+from pilothouse.hub.store.postgres.db import Connection
 from pilothouse.hub.store.records import (
     AlertGroup,
     Composer,
@@ -34,7 +32,7 @@ from pilothouse.hub.store.records import (
 )
 
 _UPSERT = (
-    "INSERT INTO notification_groups (policy_id, group_key, flush_at, state) "
+    f"INSERT INTO notification_groups ({notification_mapping.GROUP_COLUMNS}) "
     "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) "
     "ON CONFLICT (policy_id, group_key) DO UPDATE SET "
     "flush_at = excluded.flush_at, state = excluded.state"
@@ -106,7 +104,7 @@ async def _route(conn: Connection, now_us: int, limit: int, router: Router) -> i
     tx, seq = await state.routed(conn)
     active = await policies.enabled(conn)
     rows = await conn.fetch(
-        f"SELECT tx, seq, {events.COLUMNS} FROM events "
+        f"SELECT tx, seq, {mapping.EVENT_COLUMNS} FROM events "
         f"WHERE (tx, seq) > ($1::xid8, $2) AND tx < {SETTLED} ORDER BY tx, seq LIMIT $3",
         tx,
         seq,
@@ -114,7 +112,7 @@ async def _route(conn: Connection, now_us: int, limit: int, router: Router) -> i
     )
     if not rows:
         return 0
-    batch = [RoutedEvent(row[1], events.from_row(row[2:])) for row in rows]
+    batch = [RoutedEvent(row[1], mapping.event(row[2:])) for row in rows]
     keys = {group_key(r.event.prediction_environment_id, r.event.deployment_id) for r in batch}
     deployments = sorted({r.event.deployment_id for r in batch if r.event.deployment_id})
     health = await events.health_sources(conn, deployments)
@@ -138,13 +136,13 @@ async def _route(conn: Connection, now_us: int, limit: int, router: Router) -> i
 async def flush(conn: Connection, now_us: int, limit: int, composer: Composer) -> int:
     """Compose the messages of up to ``limit`` due groups; return how many groups were due."""
     rows = await conn.fetch(
-        "SELECT policy_id, group_key, flush_at, state FROM notification_groups "
+        f"SELECT {notification_mapping.GROUP_COLUMNS} FROM notification_groups "
         "WHERE flush_at <= $1 ORDER BY flush_at LIMIT $2 FOR UPDATE SKIP LOCKED",
         now_us,
         limit,
     )
     for row in rows:
-        group = _group(row)
+        group = notification_mapping.group(row)
         out = composer(await _due(conn, group, now_us))
         await conn.execute(
             "DELETE FROM notification_pending WHERE policy_id = $1 AND group_key = $2",
@@ -207,49 +205,15 @@ async def _due(conn: Connection, group: AlertGroup, now_us: int) -> DueGroup:
 
 async def _groups_with_keys(conn: Connection, keys: set[str]) -> list[AlertGroup]:
     rows = await conn.fetch(
-        "SELECT policy_id, group_key, flush_at, state FROM notification_groups "
+        f"SELECT {notification_mapping.GROUP_COLUMNS} FROM notification_groups "
         "WHERE group_key = any($1::text[])",
         sorted(keys),
     )
-    return [_group(row) for row in rows]
+    return [notification_mapping.group(row) for row in rows]
 
 
 async def _upsert(conn: Connection, groups: list[AlertGroup]) -> None:
     if groups:
         last = {(g.policy_id, g.key): g for g in groups}  # a group changed twice: its last state
-        rows = sorted(_group_row(g) for g in last.values())
+        rows = sorted(notification_mapping.group_row(g) for g in last.values())
         await conn.execute(_UPSERT, *[list(c) for c in zip(*rows, strict=True)])
-
-
-def _group_row(group: AlertGroup) -> tuple[Any, ...]:
-    body = {
-        "prediction_environment_id": group.prediction_environment_id,
-        "deployment_id": group.deployment_id,
-        "firing": group.firing,
-        "resolving": group.resolving,
-        "notified_severity": group.notified_severity,
-        "status": group.status.value,
-        "last_sent_us": group.last_sent_us,
-        "last_incident": (
-            None if group.last_incident is None else group.last_incident.model_dump(mode="json")
-        ),
-    }
-    return (group.policy_id, group.key, group.flush_at_us, dumps(body))
-
-
-def _group(row: asyncpg.Record) -> AlertGroup:
-    body = loads(row[3])
-    incident = body.get("last_incident")
-    return AlertGroup(
-        policy_id=row[0],
-        key=row[1],
-        prediction_environment_id=body["prediction_environment_id"],
-        deployment_id=body["deployment_id"],
-        flush_at_us=row[2],
-        firing=body["firing"],
-        resolving=body["resolving"],
-        notified_severity=body["notified_severity"],
-        status=Status(body["status"]),
-        last_sent_us=body["last_sent_us"],
-        last_incident=None if incident is None else EventOut.model_validate(incident),
-    )

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import asyncpg
-
-from pilothouse.hub import clock
 from pilothouse.hub.api.schemas import NotificationChannel
 from pilothouse.hub.errors import Conflict, NotFound
+from pilothouse.hub.store import notification_mapping
 from pilothouse.hub.store.interface import ChannelChange
 from pilothouse.hub.store.postgres.db import Connection, page_clause, taken
 from pilothouse.hub.store.records import ChannelRecord, PageQuery
-
-_COLUMNS = "id, name, type, url_shown, secret_sealed, created_at, updated_at, url_sealed"
 
 
 async def add(conn: Connection, record: ChannelRecord) -> None:
@@ -21,22 +15,22 @@ async def add(conn: Connection, record: ChannelRecord) -> None:
     channel = record.channel
     with taken(f"a notification channel named {channel.name!r} exists already"):
         await conn.execute(
-            f"INSERT INTO notification_channels ({_COLUMNS}) "
+            f"INSERT INTO notification_channels ({notification_mapping.CHANNEL_COLUMNS}) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            *_row(record),
+            *notification_mapping.channel_row(record),
         )
 
 
 async def get(conn: Connection, channel_id: str, *, lock: bool = False) -> ChannelRecord:
     """One channel, or ``NotFound`` (``lock``: hold its row until the transaction ends)."""
     row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM notification_channels WHERE id = $1"
+        f"SELECT {notification_mapping.CHANNEL_COLUMNS} FROM notification_channels WHERE id = $1"
         + (" FOR UPDATE" if lock else ""),
         channel_id,
     )
     if row is None:
         raise NotFound.of("notification channel", channel_id)
-    return _record(row)
+    return notification_mapping.channel(row)
 
 
 async def find(conn: Connection, channel_id: str, *, lock: bool = False) -> ChannelRecord | None:
@@ -51,25 +45,21 @@ async def page(conn: Connection, query: PageQuery) -> list[NotificationChannel]:
     """Channels, newest first."""
     tail, params = page_clause(query, "created_at", 1)
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM notification_channels WHERE true{tail}", *params
+        f"SELECT {notification_mapping.CHANNEL_COLUMNS} FROM notification_channels "
+        f"WHERE true{tail}",
+        *params,
     )
-    return [_record(row).channel for row in rows]
+    return [notification_mapping.channel(row).channel for row in rows]
 
 
 async def update(conn: Connection, channel_id: str, change: ChannelChange) -> ChannelRecord:
     """Apply ``change`` to a stored channel."""
     new = change(await get(conn, channel_id, lock=True))
-    channel = new.channel
-    with taken(f"a notification channel named {channel.name!r} exists already"):
+    with taken(f"a notification channel named {new.channel.name!r} exists already"):
         await conn.execute(
             "UPDATE notification_channels SET name = $1, url_shown = $2, secret_sealed = $3, "
             "updated_at = $4, url_sealed = $5 WHERE id = $6",
-            channel.name,
-            channel.url,
-            new.secret_sealed,
-            clock.to_us(channel.updated_at),
-            new.url_sealed,
-            channel_id,
+            *notification_mapping.channel_update(new, channel_id),
         )
     return new
 
@@ -85,30 +75,3 @@ async def delete(conn: Connection, channel_id: str) -> None:
         names = ", ".join(repr(row[0]) for row in users)
         raise Conflict(f"notification policies send to this channel: {names}; change them first")
     await conn.execute("DELETE FROM notification_channels WHERE id = $1", channel_id)
-
-
-def _row(record: ChannelRecord) -> tuple[Any, ...]:
-    channel = record.channel
-    return (
-        channel.id,
-        channel.name,
-        channel.type,
-        channel.url,
-        record.secret_sealed,
-        clock.to_us(channel.created_at),
-        clock.to_us(channel.updated_at),
-        record.url_sealed,
-    )
-
-
-def _record(row: asyncpg.Record) -> ChannelRecord:
-    channel = NotificationChannel(
-        id=row[0],
-        name=row[1],
-        type=row[2],
-        url=row[3],
-        has_secret=row[4] is not None,
-        created_at=clock.from_us(row[5]),
-        updated_at=clock.from_us(row[6]),
-    )
-    return ChannelRecord(channel, bytes(row[7]), None if row[4] is None else bytes(row[4]))

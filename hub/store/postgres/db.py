@@ -26,7 +26,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
-import orjson
 
 from pilothouse.hub.errors import Conflict, DatabaseUnavailable, InvalidInput, StorageError
 from pilothouse.hub.store.records import PageQuery
@@ -137,16 +136,6 @@ class Database:
                 after(result)
             return result
         raise AssertionError("unreachable")
-
-
-def dumps(value: Any) -> str:
-    """A JSON column's text."""
-    return orjson.dumps(value).decode()
-
-
-def loads(text: str) -> Any:
-    """A JSON column's value."""
-    return orjson.loads(text)
 
 
 def page_clause(

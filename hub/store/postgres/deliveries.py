@@ -17,37 +17,19 @@ from typing import Any
 
 import asyncpg
 
-from pilothouse.hub import clock
-from pilothouse.hub.api.schemas import DeliveryAttempt, NotificationDelivery
+from pilothouse.hub.api.schemas import NotificationDelivery
 from pilothouse.hub.errors import NotFound
-from pilothouse.hub.store.postgres.db import Connection, dumps, loads
+from pilothouse.hub.store import notification_mapping
+from pilothouse.hub.store.postgres.db import Connection
 from pilothouse.hub.store.records import AttemptRecord, DeliveryFilter, DeliveryJob, NewDelivery
-
-_COLUMNS = (
-    "id, channel_id, policy_id, kind, status, prediction_environment_id, deployment_id, "
-    "event_ids, state, attempts, next_attempt_at, last_error, created_at, updated_at"
-)
-_CHANNEL_GONE = "the channel was deleted"
 
 
 async def add(conn: Connection, new: NewDelivery, attempt: AttemptRecord | None = None) -> None:
     """Store a message to send now, or one already attempted (with that attempt)."""
     await conn.execute(
-        "INSERT INTO notification_deliveries (id, channel_id, policy_id, kind, status, "
-        "prediction_environment_id, deployment_id, event_ids, body, state, max_attempts, "
-        "next_attempt_at, created_at, updated_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $11, $11)",
-        new.id,
-        new.channel_id,
-        new.policy_id,
-        new.kind,
-        new.status.value,
-        new.prediction_environment_id,
-        new.deployment_id,
-        dumps(new.event_ids),
-        new.body,
-        new.max_attempts,
-        new.created_us,
+        f"INSERT INTO notification_deliveries (state, {notification_mapping.NEW_DELIVERY_COLUMNS}) "
+        "VALUES ('pending', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        *notification_mapping.new_delivery_row(new),
     )
     if attempt is not None:
         await record(conn, attempt)
@@ -58,21 +40,19 @@ async def claim(
 ) -> list[DeliveryJob]:
     """Up to ``limit`` due deliveries, each leased for ``lease_us`` to ``claimer``."""
     rows = await conn.fetch(
-        "SELECT d.id, d.channel_id, c.type, c.url_sealed, c.secret_sealed, d.body, d.kind, "
-        "d.attempts, d.max_attempts FROM notification_deliveries d "
+        f"SELECT {notification_mapping.CLAIM_COLUMNS} FROM notification_deliveries d "
         "LEFT JOIN notification_channels c ON c.id = d.channel_id "
         "WHERE d.state = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.next_attempt_at "
         "LIMIT $2 FOR UPDATE OF d SKIP LOCKED",
         now_us,
         limit,
     )
-    orphans = [row[0] for row in rows if row[2] is None]
-    jobs = [_job(row) for row in rows if row[2] is not None]
+    jobs, orphans = notification_mapping.claimed(rows)
     if orphans:
         await conn.execute(
             "UPDATE notification_deliveries SET state = 'failed', last_error = $1, "
             "next_attempt_at = NULL, updated_at = $2, claimed_by = NULL WHERE id = any($3::text[])",
-            _CHANNEL_GONE,
+            notification_mapping.CHANNEL_GONE,
             now_us,
             orphans,
         )
@@ -100,35 +80,26 @@ async def release_claims(conn: Connection, now_us: int) -> int:
 async def record(conn: Connection, attempt: AttemptRecord) -> None:
     """Log one attempt and set the delivery's state after it."""
     await conn.execute(
-        "INSERT INTO notification_attempts (delivery_id, number, at, duration_ms, outcome, "
-        "http_status, error) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+        f"INSERT INTO notification_attempts ({notification_mapping.ATTEMPT_COLUMNS}) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) "
         "ON CONFLICT (delivery_id, number) DO UPDATE SET at = excluded.at, "
         "duration_ms = excluded.duration_ms, outcome = excluded.outcome, "
         "http_status = excluded.http_status, error = excluded.error",
-        attempt.delivery_id,
-        attempt.number,
-        attempt.at_us,
-        attempt.duration_ms,
-        attempt.outcome,
-        attempt.http_status,
-        attempt.error,
+        *notification_mapping.attempt_row(attempt),
     )
     await conn.execute(
         "UPDATE notification_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, "
         "last_error = $4, updated_at = $5, claimed_by = NULL WHERE id = $6",
-        attempt.state,
-        attempt.number,
-        attempt.next_attempt_us if attempt.state == "pending" else None,
-        attempt.error,
-        attempt.at_us,
-        attempt.delivery_id,
+        *notification_mapping.attempt_outcome(attempt),
     )
 
 
 async def get(conn: Connection, delivery_id: str) -> NotificationDelivery:
     """One delivery with its attempts, or ``NotFound``."""
     row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM notification_deliveries WHERE id = $1", delivery_id
+        f"SELECT {notification_mapping.DELIVERY_COLUMNS} FROM notification_deliveries "
+        "WHERE id = $1",
+        delivery_id,
     )
     if row is None:
         raise NotFound.of("notification delivery", delivery_id)
@@ -137,13 +108,7 @@ async def get(conn: Connection, delivery_id: str) -> NotificationDelivery:
 
 async def page(conn: Connection, query: DeliveryFilter) -> list[NotificationDelivery]:
     """Deliveries matching ``query``, newest first, with their attempts."""
-    equal = {
-        "channel_id": query.channel_id,
-        "policy_id": query.policy_id,
-        "deployment_id": query.deployment_id,
-        "state": query.state,
-        "kind": query.kind,
-    }
+    equal = notification_mapping.delivery_equalities(query)
     clauses: list[str] = []
     params: list[Any] = []
     for column, value in equal.items():
@@ -155,7 +120,8 @@ async def page(conn: Connection, query: DeliveryFilter) -> list[NotificationDeli
         clauses.append(f"(created_at, id) < (${len(params) - 1}, ${len(params)})")
     where = " AND ".join(clauses) or "true"
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM notification_deliveries WHERE {where} "
+        f"SELECT {notification_mapping.DELIVERY_COLUMNS} FROM notification_deliveries "
+        f"WHERE {where} "
         f"ORDER BY created_at DESC, id DESC LIMIT ${len(params) + 1}",
         *params,
         query.limit,
@@ -163,60 +129,15 @@ async def page(conn: Connection, query: DeliveryFilter) -> list[NotificationDeli
     return await _with_attempts(conn, rows)
 
 
-def _job(row: asyncpg.Record) -> DeliveryJob:
-    return DeliveryJob(
-        id=row[0],
-        channel_id=row[1],
-        channel_type=row[2],
-        url_sealed=bytes(row[3]),
-        secret_sealed=None if row[4] is None else bytes(row[4]),
-        body=bytes(row[5]),
-        kind=row[6],
-        attempts=row[7],
-        max_attempts=row[8],
-    )
-
-
 async def _with_attempts(
     conn: Connection, rows: list[asyncpg.Record]
 ) -> list[NotificationDelivery]:
     ids = [row[0] for row in rows]
-    log: dict[str, list[DeliveryAttempt]] = {i: [] for i in ids}
     found = await conn.fetch(
-        "SELECT delivery_id, number, at, duration_ms, outcome, http_status, error "
+        f"SELECT {notification_mapping.ATTEMPT_COLUMNS} "
         "FROM notification_attempts WHERE delivery_id = any($1::text[]) "
         "ORDER BY delivery_id, number",
         ids,
     )
-    for dlv, number, at, duration_ms, outcome, http_status, error in found:
-        log[dlv].append(
-            DeliveryAttempt(
-                number=number,
-                at=clock.from_us(at),
-                outcome=outcome,
-                http_status=http_status,
-                error=error,
-                duration_ms=duration_ms,
-            )
-        )
-    return [_delivery(row, log[row[0]]) for row in rows]
-
-
-def _delivery(row: asyncpg.Record, attempts: list[DeliveryAttempt]) -> NotificationDelivery:
-    return NotificationDelivery(
-        id=row[0],
-        channel_id=row[1],
-        policy_id=row[2],
-        kind=row[3],
-        status=row[4],
-        prediction_environment_id=row[5],
-        deployment_id=row[6],
-        event_ids=loads(row[7]),
-        state=row[8],
-        attempts=row[9],
-        next_attempt_at=None if row[10] is None else clock.from_us(row[10]),
-        last_error=row[11],
-        created_at=clock.from_us(row[12]),
-        updated_at=clock.from_us(row[13]),
-        attempt_log=attempts,
-    )
+    log = notification_mapping.attempt_logs(ids, found)
+    return [notification_mapping.delivery(row, log[row[0]]) for row in rows]

@@ -26,21 +26,14 @@ from pilothouse.foundation.domain.desired import DesiredDeployment
 from pilothouse.hub import clock
 from pilothouse.hub.api.schemas import EventIn, Observed
 from pilothouse.hub.errors import NotFound
+from pilothouse.hub.store import mapping
 from pilothouse.hub.store.interface import DeploymentChange
 from pilothouse.hub.store.postgres import environments, events
-from pilothouse.hub.store.postgres.db import Connection, loads, page_clause, taken
+from pilothouse.hub.store.postgres.db import Connection, page_clause, taken
 from pilothouse.hub.store.records import (
-    Change,
     DeploymentRecord,
     PageQuery,
     Replay,
-    SourceStatus,
-)
-
-_COLUMNS = (
-    "id, prediction_environment_id, desired, deleted, observed_state, "
-    "observed_model_package_id, observed_prediction_url, observed_generation, "
-    "observed_updated_at, created_at, updated_at, observed_grpc_target"
 )
 
 
@@ -50,15 +43,9 @@ async def add(conn: Connection, record: DeploymentRecord, event: EventIn) -> Non
     await environments.get(conn, record.prediction_environment_id, lock=True)
     with taken(f"a deployment named {desired.name!r} exists already in this environment"):
         await conn.execute(
-            "INSERT INTO deployments (id, prediction_environment_id, name, desired, generation, "
-            "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            desired.id,
-            record.prediction_environment_id,
-            desired.name,
-            desired.model_dump_json(),
-            desired.generation,
-            clock.to_us(record.created_at),
-            clock.to_us(record.updated_at),
+            f"INSERT INTO deployments ({mapping.NEW_DEPLOYMENT_COLUMNS}) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            *mapping.deployment_row(record),
         )
     await _log_change(conn, record)
     await events.insert(conn, [event])
@@ -95,7 +82,8 @@ async def update(
 async def get(conn: Connection, deployment_id: str) -> DeploymentRecord:
     """A live deployment with its health sources, or ``NotFound``."""
     row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM deployments WHERE id = $1 AND NOT deleted", deployment_id
+        f"SELECT {mapping.DEPLOYMENT_COLUMNS} FROM deployments WHERE id = $1 AND NOT deleted",
+        deployment_id,
     )
     if row is None:
         raise NotFound.of("deployment", deployment_id)
@@ -107,7 +95,7 @@ async def page(conn: Connection, pe_id: str | None, query: PageQuery) -> list[De
     if pe_id:
         tail, params = page_clause(query, "created_at", 2)
         rows = await conn.fetch(
-            f"SELECT {_COLUMNS} FROM deployments WHERE NOT deleted "
+            f"SELECT {mapping.DEPLOYMENT_COLUMNS} FROM deployments WHERE NOT deleted "
             f"AND prediction_environment_id = $1{tail}",
             pe_id,
             *params,
@@ -115,7 +103,7 @@ async def page(conn: Connection, pe_id: str | None, query: PageQuery) -> list[De
     else:
         tail, params = page_clause(query, "created_at", 1)
         rows = await conn.fetch(
-            f"SELECT {_COLUMNS} FROM deployments WHERE NOT deleted{tail}", *params
+            f"SELECT {mapping.DEPLOYMENT_COLUMNS} FROM deployments WHERE NOT deleted{tail}", *params
         )
     return await _with_health(conn, rows)
 
@@ -187,7 +175,7 @@ async def replay(conn: Connection, pe_id: str, after: int) -> Replay | None:
     of_pe, frozen_revision, frozen_snapshot, latest = head
     if after < 0 or (after > 0 and not of_pe):
         return None
-    frozen = None if frozen_snapshot is None else _thawed(frozen_snapshot)
+    frozen = None if frozen_snapshot is None else mapping.thawed(frozen_snapshot)
     upto = int(frozen_revision) if frozen_revision is not None else int(latest)
     if after > upto:
         return None
@@ -200,7 +188,7 @@ async def replay(conn: Connection, pe_id: str, after: int) -> Replay | None:
         after,
         upto,
     )
-    changes = tuple(_change(row, frozen) for row in rows)
+    changes = tuple(mapping.change(row, frozen) for row in rows)
     return Replay(changes[-1].seq if changes else after, changes)
 
 
@@ -229,25 +217,7 @@ async def _frozen(conn: Connection, pe_id: str) -> tuple[int, dict[str, DesiredD
     )
     if row is None:
         return None
-    return int(row[0]), _thawed(row[1])
-
-
-def _thawed(snapshot: str) -> dict[str, DesiredDeployment]:
-    """The deployments of a frozen snapshot, by id."""
-    frozen = [DesiredDeployment.model_validate(d) for d in loads(snapshot)]
-    return {d.id: d for d in frozen}
-
-
-def _change(row: asyncpg.Record, frozen: dict[str, DesiredDeployment] | None) -> Change:
-    """A change; while paused, the deployment as frozen (its row may be newer already)."""
-    seq, deployment_id, generation, removed, desired = row
-    if removed:
-        spec = None
-    elif frozen is not None:
-        spec = frozen[deployment_id]
-    else:
-        spec = DesiredDeployment.model_validate_json(desired)
-    return Change(seq, deployment_id, generation, spec)
+    return int(row[0]), mapping.thawed(row[1])
 
 
 async def _log_change(conn: Connection, record: DeploymentRecord) -> None:
@@ -265,7 +235,7 @@ async def _with_health(conn: Connection, rows: Sequence[asyncpg.Record]) -> list
     ids = [row[0] for row in rows]
     health = await events.health_sources(conn, ids)
     last = await _last_event_times(conn, ids)
-    return [_record(row, tuple(health[row[0]]), last.get(row[0])) for row in rows]
+    return [mapping.deployment(row, tuple(health[row[0]]), last.get(row[0])) for row in rows]
 
 
 async def _last_event_times(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
@@ -276,26 +246,3 @@ async def _last_event_times(conn: Connection, ids: Sequence[str]) -> dict[str, i
         list(ids),
     )
     return {dep: int(at) for dep, at in found if at is not None}
-
-
-def _record(
-    row: asyncpg.Record, health: tuple[SourceStatus, ...], last_event_us: int | None = None
-) -> DeploymentRecord:
-    observed_at = row[8]
-    return DeploymentRecord(
-        desired=DesiredDeployment.model_validate_json(row[2]),
-        prediction_environment_id=row[1],
-        observed=Observed(
-            state=row[4],
-            model_package_id=row[5],
-            prediction_url=row[6],
-            grpc_target=row[11],
-            generation=row[7],
-            updated_at=None if observed_at is None else clock.from_us(observed_at),
-        ),
-        created_at=clock.from_us(row[9]),
-        updated_at=clock.from_us(row[10]),
-        deleted=bool(row[3]),
-        health=health,
-        last_event_us=last_event_us,
-    )

@@ -11,24 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
-import asyncpg
-
-from pilothouse.hub import clock
-from pilothouse.hub.api.schemas import AgentInfo, AgentTokenInfo, EventIn, PredictionEnvironment
+from pilothouse.hub.api.schemas import AgentTokenInfo, EventIn, PredictionEnvironment
 from pilothouse.hub.errors import NotFound
+from pilothouse.hub.store import mapping
 from pilothouse.hub.store.postgres import events
-from pilothouse.hub.store.postgres.db import Connection, dumps, loads, page_clause, taken
+from pilothouse.hub.store.postgres.db import Connection, page_clause, taken
 from pilothouse.hub.store.records import PageQuery, TokenKind
 
-_COLUMNS = (
-    "id, name, platform, description, plugin_settings, created_at, online, "
-    "last_heartbeat_at, agent_info"
-)
-_TOKEN_COLUMNS = "id, prediction_environment_id, created_at, revoked_at"
-_MANAGED = (  # the Use Management Agent switch is on unless the PE is paused (.management)
-    ", NOT EXISTS (SELECT 1 FROM management_paused m "
-    "WHERE m.prediction_environment_id = prediction_environments.id)"
-)
+_SELECT = f"SELECT {mapping.ENVIRONMENT_COLUMNS}{mapping.MANAGED} FROM prediction_environments"
 
 
 async def add(conn: Connection, env: PredictionEnvironment) -> None:
@@ -37,34 +27,29 @@ async def add(conn: Connection, env: PredictionEnvironment) -> None:
         await conn.execute(
             "INSERT INTO prediction_environments (id, name, platform, description, "
             "plugin_settings, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            env.id,
-            env.name,
-            env.platform,
-            env.description,
-            dumps(env.plugin_settings),
-            clock.to_us(env.created_at),
+            *mapping.environment_row(env),
         )
 
 
 async def get(conn: Connection, pe_id: str, *, lock: bool = False) -> PredictionEnvironment:
     """One PE, or ``NotFound`` (``lock``: and hold its row until the transaction ends)."""
     row = await conn.fetchrow(
-        f"SELECT {_COLUMNS}{_MANAGED} FROM prediction_environments WHERE id = $1"
-        + (" FOR UPDATE" if lock else ""),
+        f"{_SELECT} WHERE id = $1" + (" FOR UPDATE" if lock else ""),
         pe_id,
     )
     if row is None:
         raise NotFound.of("prediction environment", pe_id)
-    return _environment(row)
+    return mapping.environment(row)
 
 
 async def page(conn: Connection, query: PageQuery) -> list[PredictionEnvironment]:
     """PEs, newest first."""
     tail, params = page_clause(query, "created_at", 1)
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS}{_MANAGED} FROM prediction_environments WHERE true{tail}", *params
+        f"{_SELECT} WHERE true{tail}",
+        *params,
     )
-    return [_environment(row) for row in rows]
+    return [mapping.environment(row) for row in rows]
 
 
 async def known(conn: Connection, ids: Collection[str]) -> set[str]:
@@ -121,13 +106,13 @@ async def tokens(
     await get(conn, pe_id)
     tail, params = page_clause(query, "created_at", 3)
     rows = await conn.fetch(
-        f"SELECT {_TOKEN_COLUMNS} FROM agent_tokens "
+        f"SELECT {mapping.TOKEN_COLUMNS} FROM agent_tokens "
         f"WHERE prediction_environment_id = $1 AND kind = $2{tail}",
         pe_id,
         kind,
         *params,
     )
-    return [_token(row) for row in rows]
+    return [mapping.token(row) for row in rows]
 
 
 async def revoke_token(
@@ -143,7 +128,7 @@ async def revoke_token(
         kind,
     )
     row = await conn.fetchrow(
-        f"SELECT {_TOKEN_COLUMNS} FROM agent_tokens "
+        f"SELECT {mapping.TOKEN_COLUMNS} FROM agent_tokens "
         "WHERE id = $1 AND prediction_environment_id = $2 AND kind = $3",
         token_id,
         pe_id,
@@ -151,7 +136,7 @@ async def revoke_token(
     )
     if row is None:
         raise NotFound.of(f"{kind} token", token_id)
-    return _token(row)
+    return mapping.token(row)
 
 
 async def uses_package(conn: Connection, pe_id: str, package_id: str) -> bool:
@@ -164,15 +149,6 @@ async def uses_package(conn: Connection, pe_id: str, package_id: str) -> bool:
         package_id,
     )
     return found is not None
-
-
-def _token(row: asyncpg.Record) -> AgentTokenInfo:
-    return AgentTokenInfo(
-        id=row[0],
-        prediction_environment_id=row[1],
-        created_at=clock.from_us(row[2]),
-        revoked_at=None if row[3] is None else clock.from_us(row[3]),
-    )
 
 
 async def heartbeat(
@@ -188,7 +164,7 @@ async def heartbeat(
         "UPDATE prediction_environments SET last_heartbeat_at = $1, agent_info = $2, "
         "online = true WHERE id = $3",
         at_us,
-        dumps(info),
+        mapping.dumps(info),
         pe_id,
     )
     if not was_online:
@@ -209,21 +185,3 @@ async def mark_offline(
     if gone:
         await events.insert(conn, [offline(pe_id) for pe_id in gone])
     return gone
-
-
-def _environment(row: asyncpg.Record) -> PredictionEnvironment:
-    heard = row[7]
-    return PredictionEnvironment(
-        id=row[0],
-        name=row[1],
-        platform=row[2],
-        description=row[3],
-        plugin_settings=loads(row[4]),
-        created_at=clock.from_us(row[5]),
-        agent=AgentInfo(
-            online=bool(row[6]),
-            last_heartbeat_at=None if heard is None else clock.from_us(heard),
-            info=loads(row[8]),
-        ),
-        use_management_agent=bool(row[9]),
-    )

@@ -18,19 +18,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import asyncpg
-
-from pilothouse.foundation.domain.vocabulary import Source, Status
-from pilothouse.hub import clock
+from pilothouse.foundation.domain.vocabulary import Status
 from pilothouse.hub.api.schemas import EventIn, EventOut
+from pilothouse.hub.store import mapping
 from pilothouse.hub.store.postgres import search
-from pilothouse.hub.store.postgres.db import Connection, dumps, loads
+from pilothouse.hub.store.postgres.db import Connection
 from pilothouse.hub.store.records import EventFilter, SourceStatus
 
-COLUMNS = "id, time, prediction_environment_id, deployment_id, source, type, status, message, data"
 _INSERT = f"""
 WITH stored AS (
-    INSERT INTO events ({COLUMNS}, search)
+    INSERT INTO events ({mapping.EVENT_COLUMNS}, search)
     SELECT i, t, p, d, s, ty, st, m, da, w::tsvector FROM unnest(
         $1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
         $8::text[], $9::text[], $10::text[]) AS u(i, t, p, d, s, ty, st, m, da, w)
@@ -51,13 +48,11 @@ WITH stored AS (
 SELECT count(*) FROM stored
 """
 
-Row = tuple[str, int, str, str | None, str, str, str, str, str]
-
 
 async def insert(conn: Connection, events: Sequence[EventIn]) -> int:
     """Store the events whose id is new, in one statement; return how many were."""
-    first: dict[str, Row] = {}
-    for row in map(_row, events):
+    first: dict[str, mapping.EventRow] = {}
+    for row in map(mapping.event_row, events):
         first.setdefault(row[0], row)  # a repeated id counts once, as its first occurrence
     if not first:
         return 0
@@ -71,10 +66,10 @@ async def select(conn: Connection, query: EventFilter) -> list[EventOut]:
     """One page of events matching ``query``, newest first."""
     where_sql, params = where(query)
     sql = (
-        f"SELECT {COLUMNS} FROM events WHERE {where_sql} "
+        f"SELECT {mapping.EVENT_COLUMNS} FROM events WHERE {where_sql} "
         f"ORDER BY time DESC, id DESC LIMIT ${len(params) + 1}"
     )
-    return [from_row(row) for row in await conn.fetch(sql, *params, query.limit)]
+    return [mapping.event(row) for row in await conn.fetch(sql, *params, query.limit)]
 
 
 async def health_sources(
@@ -85,40 +80,16 @@ async def health_sources(
     if not out:
         return out
     rows = await conn.fetch(
-        "SELECT deployment_id, source, status, message, event_id, time, seq FROM health_sources "
+        f"SELECT {mapping.HEALTH_COLUMNS} FROM health_sources "
         "WHERE deployment_id = any($1::text[])",
         list(out),
     )
-    for dep, source, status, message, event_id, time_us, seq in rows:
-        out[dep].append(
-            SourceStatus(Source(source), Status(status), message, event_id, time_us, seq)
-        )
-    return out
-
-
-def _row(event: EventIn) -> Row:
-    return (
-        event.id,
-        clock.to_us(event.time),
-        event.prediction_environment_id,
-        event.deployment_id,
-        event.source.value,
-        event.type,
-        event.status.value,
-        event.message,
-        dumps(event.data),
-    )
+    return mapping.health_sources(out, rows)
 
 
 def where(query: EventFilter, first: int = 1) -> tuple[str, list[Any]]:
     """The ``WHERE`` clause of ``query`` (placeholders from ``$first``) and its parameters."""
-    equal = {
-        "prediction_environment_id": query.prediction_environment_id,
-        "deployment_id": query.deployment_id,
-        "status": query.status,
-        "type": query.type,
-        "source": query.source,
-    }
+    equal = mapping.event_equalities(query)
     clauses: list[str] = []
     params: list[Any] = []
 
@@ -139,18 +110,3 @@ def where(query: EventFilter, first: int = 1) -> tuple[str, list[Any]]:
         found = search.tsquery(query.match)
         clauses.append("false" if found is None else f"search @@ {param(found)}::tsquery")
     return " AND ".join(clauses) or "true", params
-
-
-def from_row(row: asyncpg.Record | tuple[Any, ...]) -> EventOut:
-    """An event from a row of ``COLUMNS``."""
-    return EventOut.model_construct(
-        id=row[0],
-        time=clock.from_us(row[1]),
-        prediction_environment_id=row[2],
-        deployment_id=row[3],
-        source=Source(row[4]),
-        type=row[5],
-        status=Status(row[6]),
-        message=row[7],
-        data=loads(row[8]),
-    )

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pilothouse.hub.api.schemas import EventIn
+from pilothouse.hub.store import mapping
 from pilothouse.hub.store.postgres import deployments, environments, events
-from pilothouse.hub.store.postgres.db import Connection, dumps
+from pilothouse.hub.store.postgres.db import Connection
 
 
 async def switch(
@@ -32,7 +33,7 @@ async def switch(
         )
     else:
         revision, live = await deployments.live_state(conn, pe_id)
-        snapshot = dumps([d.model_dump(mode="json") for d in live])
+        snapshot = mapping.frozen(live)
         await conn.execute(
             "INSERT INTO management_paused (prediction_environment_id, revision, snapshot, "
             "paused_at) VALUES ($1, $2, $3, $4)",

@@ -11,13 +11,13 @@ loop must not do) inside the transaction that holds the rows' locks.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from collections.abc import Sequence
 
 from pilothouse.foundation.domain.vocabulary import Status
 from pilothouse.hub.api.schemas import EventIn
+from pilothouse.hub.store import mapping, rollups
 from pilothouse.hub.store.postgres import events, retention
-from pilothouse.hub.store.postgres.db import Connection, dumps, loads
+from pilothouse.hub.store.postgres.db import Connection
 from pilothouse.hub.store.records import (
     JoinedActual,
     MonitoringState,
@@ -98,7 +98,7 @@ async def add(
 ) -> list[str]:
     """Store the windows not stored yet (and their associations); return the new ids."""
     first = {w.id: w for w in reversed(windows)}  # a repeated id counts once, as its first
-    rows = [(w.id, w.deployment_id, w.package_id, w.start_us, w.end_us, w.body) for w in windows]
+    rows = [mapping.window_row(w) for w in windows]
     rows = [r for r in rows if first.pop(r[0], None) is not None]
     if not rows:
         return []
@@ -106,10 +106,7 @@ async def add(
     fresh = {record[0] for record in await conn.fetch(_INSERT_WINDOWS, *columns)}
     kept = {(a.deployment_id, a.association_id): a for a in associations if a.window_id in fresh}
     if kept:
-        assoc_rows = [
-            (a.deployment_id, a.association_id, a.package_id, a.window_start_us, a.prediction)
-            for a in kept.values()
-        ]
+        assoc_rows = [mapping.association_row(a) for a in kept.values()]
         await conn.execute(_INSERT_ASSOCIATIONS, *[list(c) for c in zip(*assoc_rows, strict=True)])
     return [w.id for w in windows if w.id in fresh]
 
@@ -124,10 +121,7 @@ async def bodies(conn: Connection, deployment_id: str, from_us: int, to_us: int)
 async def roll_up(conn: Connection, before_us: int, limit: int, merge: WindowMerge) -> int:
     """Move up to ``limit`` unrolled windows older than ``before_us`` into hourly rows."""
     rows = await conn.fetch(_UNROLLED, before_us, limit)
-    groups: dict[tuple[str, str, int], list[str]] = defaultdict(list)
-    for row in rows:
-        groups[(row[1], row[2], hour_of(row[3]))].append(row[4])
-    for (deployment_id, package_id, hour), group in groups.items():
+    for (deployment_id, package_id, hour), group in rollups.by_hour(rows).items():
         held = await conn.fetchval(_HELD_HOUR, deployment_id, hour, package_id)
         body = await asyncio.to_thread(merge, [held, *group] if held else group)
         await conn.execute(_UPSERT_HOUR, deployment_id, package_id, hour, body)
@@ -142,7 +136,7 @@ async def roll_up(conn: Connection, before_us: int, limit: int, merge: WindowMer
 async def purge(conn: Connection, now_us: int, default_days: int, limit: int) -> int:
     """Remove up to ``limit`` rows of each statistics table older than the retention."""
     days = (await retention.read(conn)).days or default_days
-    cutoff = now_us - days * retention.DAY_US
+    cutoff = mapping.cutoff(now_us, days)
     removed = 0
     for sql in _PURGES:
         removed += int((await conn.execute(sql, cutoff, limit)).split()[-1])
@@ -155,9 +149,7 @@ async def state(conn: Connection, deployment_id: str) -> MonitoringState:
         "SELECT drift_status, drift, retrained_at FROM monitoring_state WHERE deployment_id = $1",
         deployment_id,
     )
-    if row is None:
-        return MonitoringState()
-    return MonitoringState(Status(row[0]), loads(row[1]), row[2])
+    return mapping.monitoring_state(row)
 
 
 async def set_drift(
@@ -175,7 +167,7 @@ async def set_drift(
             deployment_id,
         )
     changed = await conn.fetchval(
-        _SET_DRIFT, deployment_id, status.value, dumps(detail), expected.value
+        _SET_DRIFT, deployment_id, status.value, mapping.dumps(detail), expected.value
     )
     if changed is None:
         return False

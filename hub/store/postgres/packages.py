@@ -9,31 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-import asyncpg
-
-from pilothouse.hub import clock
 from pilothouse.hub.api.schemas import ModelPackage
 from pilothouse.hub.errors import NotFound, StorageError
-from pilothouse.hub.store.postgres.db import Connection, dumps, loads, page_clause, taken
+from pilothouse.hub.store import mapping
+from pilothouse.hub.store.postgres.db import Connection, page_clause, taken
 from pilothouse.hub.store.records import PageQuery
-
-_COLUMNS = "id, name, version, format, sha256, size, manifest, created_at"
 
 
 async def add(conn: Connection, package: ModelPackage) -> tuple[ModelPackage, bool]:
     """Insert a package unless its content is stored; return the stored one and whether new."""
     with taken(f"model package {package.name!r} version {package.version!r} exists already"):
         inserted = await conn.fetchval(
-            f"INSERT INTO model_packages ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+            f"INSERT INTO model_packages ({mapping.PACKAGE_COLUMNS}) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
             "ON CONFLICT (sha256) DO NOTHING RETURNING true",
-            package.id,
-            package.name,
-            package.version,
-            package.format,
-            package.sha256,
-            package.size,
-            dumps(package.manifest),
-            clock.to_us(package.created_at),
+            *mapping.package_row(package),
         )
     if inserted:
         return package, True
@@ -45,39 +35,32 @@ async def add(conn: Connection, package: ModelPackage) -> tuple[ModelPackage, bo
 
 async def get(conn: Connection, package_id: str) -> ModelPackage:
     """One package, or ``NotFound``."""
-    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM model_packages WHERE id = $1", package_id)
+    row = await conn.fetchrow(
+        f"SELECT {mapping.PACKAGE_COLUMNS} FROM model_packages WHERE id = $1", package_id
+    )
     if row is None:
         raise NotFound.of("model package", package_id)
-    return _package(row)
+    return mapping.package(row)
 
 
 async def by_sha256(conn: Connection, sha256: str) -> ModelPackage | None:
     """The package with this content, if any."""
-    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM model_packages WHERE sha256 = $1", sha256)
-    return None if row is None else _package(row)
+    row = await conn.fetchrow(
+        f"SELECT {mapping.PACKAGE_COLUMNS} FROM model_packages WHERE sha256 = $1", sha256
+    )
+    return None if row is None else mapping.package(row)
 
 
 async def page(conn: Connection, query: PageQuery) -> list[ModelPackage]:
     """Packages, newest first."""
     tail, params = page_clause(query, "created_at", 1)
-    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM model_packages WHERE true{tail}", *params)
-    return [_package(row) for row in rows]
+    rows = await conn.fetch(
+        f"SELECT {mapping.PACKAGE_COLUMNS} FROM model_packages WHERE true{tail}", *params
+    )
+    return [mapping.package(row) for row in rows]
 
 
 async def known(conn: Connection, ids: Collection[str]) -> set[str]:
     """Which of ``ids`` exist."""
     rows = await conn.fetch("SELECT id FROM model_packages WHERE id = any($1::text[])", list(ids))
     return {row[0] for row in rows}
-
-
-def _package(row: asyncpg.Record) -> ModelPackage:
-    return ModelPackage(
-        id=row[0],
-        name=row[1],
-        version=row[2],
-        format=row[3],
-        sha256=row[4],
-        size=row[5],
-        manifest=loads(row[6]),
-        created_at=clock.from_us(row[7]),
-    )

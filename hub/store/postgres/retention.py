@@ -16,11 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pilothouse.hub.api.schemas import EventIn
+from pilothouse.hub.store import mapping
 from pilothouse.hub.store.postgres import alerting, events, state
 from pilothouse.hub.store.postgres.db import Connection
 from pilothouse.hub.store.records import RetentionState
-
-DAY_US = 86_400 * 1_000_000
 
 _PURGE = (
     "DELETE FROM events WHERE seq IN (SELECT seq FROM events "
@@ -34,14 +33,8 @@ _OLD_DELIVERIES = (
 
 async def read(conn: Connection) -> RetentionState:
     """The retention set through the API (if any) and the last purge."""
-    set_by_api = await state.get(conn, state.RETENTION) or {}
-    last = await state.get(conn, state.LAST_PURGE) or {}
-    return RetentionState(
-        days=set_by_api.get("days"),
-        updated_us=set_by_api.get("updated_at"),
-        last_purge_us=last.get("at"),
-        last_purge_removed=last.get("removed"),
-    )
+    set_by_api = await state.get(conn, state.RETENTION)
+    return mapping.retention_state(set_by_api, await state.get(conn, state.LAST_PURGE))
 
 
 async def write(conn: Connection, days: int, at_us: int) -> RetentionState:
@@ -53,7 +46,7 @@ async def write(conn: Connection, days: int, at_us: int) -> RetentionState:
 async def purge_batch(conn: Connection, now_us: int, default_days: int, limit: int) -> int:
     """Remove up to ``limit`` of the oldest events older than the retention; return how many."""
     days = (await read(conn)).days or default_days
-    cutoff = now_us - days * DAY_US
+    cutoff = mapping.cutoff(now_us, days)
     await alerting.skip_unwatched(conn)  # no policy: nothing waits to be routed
     tx, seq = await state.routed(conn)
     done = await conn.execute(_PURGE, cutoff, tx, seq, limit)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pilothouse.hub.store.postgres.db import Connection, dumps, loads
+from pilothouse.hub.store import mapping
+from pilothouse.hub.store.postgres.db import Connection
 
 ROUTED_SEQ = "routed_seq"
 RETENTION = "retention"
@@ -20,7 +21,7 @@ async def get(conn: Connection, key: str, *, lock: bool = False) -> Any:
     """The value under ``key``, or None (``lock``: hold the row until the transaction ends)."""
     suffix = " FOR UPDATE" if lock else ""
     text = await conn.fetchval("SELECT value FROM hub_state WHERE key = $1" + suffix, key)
-    return None if text is None else loads(text)
+    return None if text is None else mapping.loads(text)
 
 
 async def put(conn: Connection, key: str, value: Any) -> None:
@@ -29,7 +30,7 @@ async def put(conn: Connection, key: str, value: Any) -> None:
         "INSERT INTO hub_state (key, value) VALUES ($1, $2) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         key,
-        dumps(value),
+        mapping.dumps(value),
     )
 
 

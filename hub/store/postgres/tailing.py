@@ -13,6 +13,7 @@ was purged resumes at the oldest event stored after it.
 from __future__ import annotations
 
 from pilothouse.hub.api.schemas import EventOut
+from pilothouse.hub.store import mapping
 from pilothouse.hub.store.postgres import events
 from pilothouse.hub.store.postgres.alerting import SETTLED
 from pilothouse.hub.store.postgres.db import Connection
@@ -37,12 +38,12 @@ async def snapshot(conn: Connection, query: EventFilter) -> tuple[list[EventOut]
     if query.limit:
         where_sql, params = events.where(query)
         rows = await conn.fetch(
-            f"SELECT {events.COLUMNS} FROM events WHERE {where_sql} AND tx < {SETTLED} "
+            f"SELECT {mapping.EVENT_COLUMNS} FROM events WHERE {where_sql} AND tx < {SETTLED} "
             f"ORDER BY time DESC, id DESC LIMIT ${len(params) + 1}",
             *params,
             query.limit,
         )
-        page = [events.from_row(row) for row in rows]
+        page = [mapping.event(row) for row in rows]
     return page, await position(conn)
 
 
@@ -63,7 +64,7 @@ async def after(
         return TailChunk((), min(seq, await position(conn))), False
     where_sql, params = events.where(query, first=4)
     rows = await conn.fetch(
-        f"SELECT tx, seq, ({where_sql}), {events.COLUMNS} FROM events "
+        f"SELECT tx, seq, ({where_sql}), {mapping.EVENT_COLUMNS} FROM events "
         f"WHERE (tx, seq) > ($1::xid8, $2) AND tx < {SETTLED} ORDER BY tx, seq LIMIT $3",
         start[0],
         start[1],
@@ -71,7 +72,7 @@ async def after(
         *params,
     )
     if len(rows) == scan:
-        found = tuple((int(row[1]), events.from_row(row[3:])) for row in rows if row[2])
+        found = tuple((int(row[1]), mapping.event(row[3:])) for row in rows if row[2])
         return TailChunk(found, int(rows[-1][1]), True), False
     last = (rows[-1][0], rows[-1][1]) if rows else (start[0], start[1])
     unsettled = await conn.fetchval(
@@ -79,5 +80,5 @@ async def after(
     )
     if not rows:
         return TailChunk((), seq), bool(unsettled)
-    found = tuple((int(row[1]), events.from_row(row[3:])) for row in rows if row[2])
+    found = tuple((int(row[1]), mapping.event(row[3:])) for row in rows if row[2])
     return TailChunk(found, int(rows[-1][1])), bool(unsettled)

@@ -20,8 +20,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from pilothouse.foundation.domain.vocabulary import Status
 from pilothouse.hub.api.schemas import EventOut
+from pilothouse.hub.store import mapping, notification_mapping
 from pilothouse.hub.store.records import (
     AlertGroup,
     Composer,
@@ -32,10 +32,10 @@ from pilothouse.hub.store.records import (
     group_key,
 )
 from pilothouse.hub.store.sqlite import channels, deliveries, events, policies, state
-from pilothouse.hub.store.sqlite.rows import dumps, loads, placeholders
+from pilothouse.hub.store.sqlite.rows import placeholders
 
 _UPSERT = (
-    "INSERT INTO notification_groups (policy_id, group_key, flush_at, state) VALUES (?, ?, ?, ?) "
+    f"INSERT INTO notification_groups ({notification_mapping.GROUP_COLUMNS}) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (policy_id, group_key) DO UPDATE SET "
     "flush_at = excluded.flush_at, state = excluded.state"
 )
@@ -71,12 +71,12 @@ def route(conn: sqlite3.Connection, now_us: int, limit: int, router: Router) -> 
     cursor = int(state.get(conn, state.ROUTED_SEQ) or 0)
     active = policies.enabled(conn)
     rows = conn.execute(
-        f"SELECT seq, {events.COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+        f"SELECT seq, {mapping.EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
         (cursor, limit),
     ).fetchall()
     if not rows:
         return 0
-    batch = [RoutedEvent(row[0], events.from_row(row[1:])) for row in rows]
+    batch = [RoutedEvent(row[0], mapping.event(row[1:])) for row in rows]
     keys = {group_key(r.event.prediction_environment_id, r.event.deployment_id) for r in batch}
     deployments = sorted({r.event.deployment_id for r in batch if r.event.deployment_id})
     routed = router(
@@ -88,7 +88,7 @@ def route(conn: sqlite3.Connection, now_us: int, limit: int, router: Router) -> 
             now_us=now_us,
         )
     )
-    conn.executemany(_UPSERT, [_group_row(g) for g in routed.groups])
+    conn.executemany(_UPSERT, [notification_mapping.group_row(g) for g in routed.groups])
     conn.executemany(
         _PENDING,
         [(p, k, r.seq, r.event.model_dump_json()) for p, k, r in routed.pending],
@@ -100,12 +100,12 @@ def route(conn: sqlite3.Connection, now_us: int, limit: int, router: Router) -> 
 def flush(conn: sqlite3.Connection, now_us: int, limit: int, composer: Composer) -> int:
     """Compose the messages of up to ``limit`` due groups; return how many groups were due."""
     rows = conn.execute(
-        "SELECT policy_id, group_key, flush_at, state FROM notification_groups "
+        f"SELECT {notification_mapping.GROUP_COLUMNS} FROM notification_groups "
         "WHERE flush_at <= ? ORDER BY flush_at LIMIT ?",
         (now_us, limit),
     ).fetchall()
     for row in rows:
-        group = _group(row)
+        group = notification_mapping.group(row)
         out = composer(_due(conn, group, now_us))
         conn.execute(
             "DELETE FROM notification_pending WHERE policy_id = ? AND group_key = ?",
@@ -117,7 +117,7 @@ def flush(conn: sqlite3.Connection, now_us: int, limit: int, composer: Composer)
                 (group.policy_id, group.key),
             )
         else:
-            conn.execute(_UPSERT, _group_row(out.group))
+            conn.execute(_UPSERT, notification_mapping.group_row(out.group))
         if out.delivery is not None:
             deliveries.add(conn, out.delivery)
     return len(rows)
@@ -164,42 +164,8 @@ def _due(conn: sqlite3.Connection, group: AlertGroup, now_us: int) -> DueGroup:
 def _groups_with_keys(conn: sqlite3.Connection, keys: set[str]) -> list[AlertGroup]:
     wanted = sorted(keys)
     rows = conn.execute(
-        "SELECT policy_id, group_key, flush_at, state FROM notification_groups "
+        f"SELECT {notification_mapping.GROUP_COLUMNS} FROM notification_groups "
         f"WHERE group_key IN ({placeholders(len(wanted))})",
         wanted,
     ).fetchall()
-    return [_group(row) for row in rows]
-
-
-def _group_row(group: AlertGroup) -> tuple[Any, ...]:
-    body = {
-        "prediction_environment_id": group.prediction_environment_id,
-        "deployment_id": group.deployment_id,
-        "firing": group.firing,
-        "resolving": group.resolving,
-        "notified_severity": group.notified_severity,
-        "status": group.status.value,
-        "last_sent_us": group.last_sent_us,
-        "last_incident": (
-            None if group.last_incident is None else group.last_incident.model_dump(mode="json")
-        ),
-    }
-    return (group.policy_id, group.key, group.flush_at_us, dumps(body))
-
-
-def _group(row: tuple[Any, ...]) -> AlertGroup:
-    body = loads(row[3])
-    incident = body.get("last_incident")
-    return AlertGroup(
-        policy_id=row[0],
-        key=row[1],
-        prediction_environment_id=body["prediction_environment_id"],
-        deployment_id=body["deployment_id"],
-        flush_at_us=row[2],
-        firing=body["firing"],
-        resolving=body["resolving"],
-        notified_severity=body["notified_severity"],
-        status=Status(body["status"]),
-        last_sent_us=body["last_sent_us"],
-        last_incident=None if incident is None else EventOut.model_validate(incident),
-    )
+    return [notification_mapping.group(row) for row in rows]

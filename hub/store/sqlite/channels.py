@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
-from pilothouse.hub import clock
 from pilothouse.hub.api.schemas import NotificationChannel
 from pilothouse.hub.errors import Conflict, NotFound
+from pilothouse.hub.store import notification_mapping
 from pilothouse.hub.store.interface import ChannelChange
 from pilothouse.hub.store.records import ChannelRecord, PageQuery
 from pilothouse.hub.store.sqlite.rows import page_clause, taken
-
-_COLUMNS = "id, name, type, url_shown, secret_sealed, created_at, updated_at, url_sealed"
 
 
 def add(conn: sqlite3.Connection, record: ChannelRecord) -> None:
@@ -20,19 +17,21 @@ def add(conn: sqlite3.Connection, record: ChannelRecord) -> None:
     channel = record.channel
     with taken(f"a notification channel named {channel.name!r} exists already"):
         conn.execute(
-            f"INSERT INTO notification_channels ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            _row(record),
+            f"INSERT INTO notification_channels ({notification_mapping.CHANNEL_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            notification_mapping.channel_row(record),
         )
 
 
 def get(conn: sqlite3.Connection, channel_id: str) -> ChannelRecord:
     """One channel, or ``NotFound``."""
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM notification_channels WHERE id = ?", (channel_id,)
+        f"SELECT {notification_mapping.CHANNEL_COLUMNS} FROM notification_channels WHERE id = ?",
+        (channel_id,),
     ).fetchone()
     if row is None:
         raise NotFound.of("notification channel", channel_id)
-    return _record(row)
+    return notification_mapping.channel(row)
 
 
 def find(conn: sqlite3.Connection, channel_id: str) -> ChannelRecord | None:
@@ -46,8 +45,11 @@ def find(conn: sqlite3.Connection, channel_id: str) -> ChannelRecord | None:
 def page(conn: sqlite3.Connection, query: PageQuery) -> list[NotificationChannel]:
     """Channels, newest first."""
     tail, params = page_clause(query, "created_at")
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM notification_channels WHERE 1{tail}", params)
-    return [_record(row).channel for row in rows.fetchall()]
+    rows = conn.execute(
+        f"SELECT {notification_mapping.CHANNEL_COLUMNS} FROM notification_channels WHERE 1{tail}",
+        params,
+    )
+    return [notification_mapping.channel(row).channel for row in rows.fetchall()]
 
 
 def update(conn: sqlite3.Connection, channel_id: str, change: ChannelChange) -> ChannelRecord:
@@ -57,7 +59,7 @@ def update(conn: sqlite3.Connection, channel_id: str, change: ChannelChange) -> 
         conn.execute(
             "UPDATE notification_channels SET name = ?, url_shown = ?, secret_sealed = ?, "
             "updated_at = ?, url_sealed = ? WHERE id = ?",
-            _update_values(new, channel_id),
+            notification_mapping.channel_update(new, channel_id),
         )
     return new
 
@@ -73,42 +75,3 @@ def delete(conn: sqlite3.Connection, channel_id: str) -> None:
         names = ", ".join(repr(row[0]) for row in users)
         raise Conflict(f"notification policies send to this channel: {names}; change them first")
     conn.execute("DELETE FROM notification_channels WHERE id = ?", (channel_id,))
-
-
-def _update_values(record: ChannelRecord, channel_id: str) -> tuple[Any, ...]:
-    channel = record.channel
-    return (
-        channel.name,
-        channel.url,
-        record.secret_sealed,
-        clock.to_us(channel.updated_at),
-        record.url_sealed,
-        channel_id,
-    )
-
-
-def _row(record: ChannelRecord) -> tuple[Any, ...]:
-    channel = record.channel
-    return (
-        channel.id,
-        channel.name,
-        channel.type,
-        channel.url,
-        record.secret_sealed,
-        clock.to_us(channel.created_at),
-        clock.to_us(channel.updated_at),
-        record.url_sealed,
-    )
-
-
-def _record(row: tuple[Any, ...]) -> ChannelRecord:
-    channel = NotificationChannel(
-        id=row[0],
-        name=row[1],
-        type=row[2],
-        url=row[3],
-        has_secret=row[4] is not None,
-        created_at=clock.from_us(row[5]),
-        updated_at=clock.from_us(row[6]),
-    )
-    return ChannelRecord(channel, bytes(row[7]), None if row[4] is None else bytes(row[4]))

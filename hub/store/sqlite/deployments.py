@@ -24,16 +24,11 @@ from pilothouse.foundation.domain.desired import DesiredDeployment
 from pilothouse.hub import clock
 from pilothouse.hub.api.schemas import EventIn, Observed
 from pilothouse.hub.errors import NotFound
+from pilothouse.hub.store import mapping
 from pilothouse.hub.store.interface import DeploymentChange
-from pilothouse.hub.store.records import Change, DeploymentRecord, PageQuery, Replay
+from pilothouse.hub.store.records import DeploymentRecord, PageQuery, Replay
 from pilothouse.hub.store.sqlite import environments, events
-from pilothouse.hub.store.sqlite.rows import loads, page_clause, placeholders, taken
-
-_COLUMNS = (
-    "id, prediction_environment_id, desired, deleted, observed_state, "
-    "observed_model_package_id, observed_prediction_url, observed_generation, "
-    "observed_updated_at, created_at, updated_at, observed_grpc_target"
-)
+from pilothouse.hub.store.sqlite.rows import page_clause, placeholders, taken
 
 
 def add(conn: sqlite3.Connection, record: DeploymentRecord, event: EventIn) -> None:
@@ -42,17 +37,9 @@ def add(conn: sqlite3.Connection, record: DeploymentRecord, event: EventIn) -> N
     environments.get(conn, record.prediction_environment_id)
     with taken(f"a deployment named {desired.name!r} exists already in this environment"):
         conn.execute(
-            "INSERT INTO deployments (id, prediction_environment_id, name, desired, generation, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                desired.id,
-                record.prediction_environment_id,
-                desired.name,
-                desired.model_dump_json(),
-                desired.generation,
-                clock.to_us(record.created_at),
-                clock.to_us(record.updated_at),
-            ),
+            f"INSERT INTO deployments ({mapping.NEW_DEPLOYMENT_COLUMNS}) "
+            f"VALUES ({placeholders(7)})",
+            mapping.deployment_row(record),
         )
     _log_change(conn, record)
     events.insert(conn, [event])
@@ -84,7 +71,8 @@ def update(
 def get(conn: sqlite3.Connection, deployment_id: str) -> DeploymentRecord:
     """A live deployment with its health sources, or ``NotFound``."""
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM deployments WHERE id = ? AND deleted = 0", (deployment_id,)
+        f"SELECT {mapping.DEPLOYMENT_COLUMNS} FROM deployments WHERE id = ? AND deleted = 0",
+        (deployment_id,),
     ).fetchone()
     if row is None:
         raise NotFound.of("deployment", deployment_id)
@@ -96,7 +84,7 @@ def page(conn: sqlite3.Connection, pe_id: str | None, query: PageQuery) -> list[
     tail, params = page_clause(query, "created_at")
     where = "deleted = 0" + (" AND prediction_environment_id = ?" if pe_id else "")
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM deployments WHERE {where}{tail}",
+        f"SELECT {mapping.DEPLOYMENT_COLUMNS} FROM deployments WHERE {where}{tail}",
         [pe_id, *params] if pe_id else params,
     ).fetchall()
     return _with_health(conn, rows)
@@ -176,7 +164,7 @@ def replay(conn: sqlite3.Connection, pe_id: str, after: int) -> Replay | None:
         "AND seq <= ? GROUP BY deployment_id) ORDER BY c.seq",
         (pe_id, after, upto),
     ).fetchall()
-    changes = tuple(_change(row, None if frozen is None else frozen[1]) for row in rows)
+    changes = tuple(mapping.change(row, None if frozen is None else frozen[1]) for row in rows)
     return Replay(changes[-1].seq if changes else after, changes)
 
 
@@ -197,8 +185,7 @@ def _frozen(
     ).fetchone()
     if row is None:
         return None
-    deployments = [DesiredDeployment.model_validate(d) for d in loads(row[1])]
-    return int(row[0]), {d.id: d for d in deployments}
+    return int(row[0]), mapping.thawed(row[1])
 
 
 def _is_change_of(conn: sqlite3.Connection, pe_id: str, seq: int) -> bool:
@@ -206,18 +193,6 @@ def _is_change_of(conn: sqlite3.Connection, pe_id: str, seq: int) -> bool:
         "SELECT 1 FROM changes WHERE seq = ? AND prediction_environment_id = ?", (seq, pe_id)
     ).fetchone()
     return row is not None
-
-
-def _change(row: tuple[Any, ...], frozen: dict[str, DesiredDeployment] | None) -> Change:
-    """A change; while paused, the deployment as frozen (its row may be newer already)."""
-    seq, deployment_id, generation, removed, desired = row
-    if removed:
-        spec = None
-    elif frozen is not None:
-        spec = frozen[deployment_id]
-    else:
-        spec = DesiredDeployment.model_validate_json(desired)
-    return Change(seq, deployment_id, generation, spec)
 
 
 def _log_change(conn: sqlite3.Connection, record: DeploymentRecord) -> None:
@@ -239,7 +214,7 @@ def _with_health(
     ids = [row[0] for row in rows]
     health = events.health_sources(conn, ids)
     last = _last_event_times(conn, ids)
-    return [_record(row, tuple(health[row[0]]), last.get(row[0])) for row in rows]
+    return [mapping.deployment(row, tuple(health[row[0]]), last.get(row[0])) for row in rows]
 
 
 def _last_event_times(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, int]:
@@ -250,26 +225,3 @@ def _last_event_times(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str,
         list(ids),
     ).fetchall()
     return {dep: int(at) for dep, at in found if at is not None}
-
-
-def _record(
-    row: tuple[Any, ...], health: tuple[Any, ...], last_event_us: int | None = None
-) -> DeploymentRecord:
-    observed_at = row[8]
-    return DeploymentRecord(
-        desired=DesiredDeployment.model_validate_json(row[2]),
-        prediction_environment_id=row[1],
-        observed=Observed(
-            state=row[4],
-            model_package_id=row[5],
-            prediction_url=row[6],
-            grpc_target=row[11],
-            generation=row[7],
-            updated_at=None if observed_at is None else clock.from_us(observed_at),
-        ),
-        created_at=clock.from_us(row[9]),
-        updated_at=clock.from_us(row[10]),
-        deleted=bool(row[3]),
-        health=health,
-        last_event_us=last_event_us,
-    )

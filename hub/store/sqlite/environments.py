@@ -6,21 +6,14 @@ import sqlite3
 from collections.abc import Callable, Collection
 from typing import Any
 
-from pilothouse.hub import clock
-from pilothouse.hub.api.schemas import AgentInfo, AgentTokenInfo, EventIn, PredictionEnvironment
+from pilothouse.hub.api.schemas import AgentTokenInfo, EventIn, PredictionEnvironment
 from pilothouse.hub.errors import NotFound
+from pilothouse.hub.store import mapping
 from pilothouse.hub.store.records import PageQuery, TokenKind
 from pilothouse.hub.store.sqlite import events
-from pilothouse.hub.store.sqlite.rows import dumps, loads, page_clause, placeholders, taken
+from pilothouse.hub.store.sqlite.rows import page_clause, placeholders, taken
 
-_COLUMNS = (
-    "id, name, platform, description, plugin_settings, created_at, online, "
-    "last_heartbeat_at, agent_info"
-)
-_MANAGED = (  # the Use Management Agent switch is on unless the PE is paused (.management)
-    ", NOT EXISTS (SELECT 1 FROM management_paused m "
-    "WHERE m.prediction_environment_id = prediction_environments.id)"
-)
+_SELECT = f"SELECT {mapping.ENVIRONMENT_COLUMNS}{mapping.MANAGED} FROM prediction_environments"
 
 
 def add(conn: sqlite3.Connection, env: PredictionEnvironment) -> None:
@@ -29,34 +22,29 @@ def add(conn: sqlite3.Connection, env: PredictionEnvironment) -> None:
         conn.execute(
             "INSERT INTO prediction_environments (id, name, platform, description, "
             "plugin_settings, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                env.id,
-                env.name,
-                env.platform,
-                env.description,
-                dumps(env.plugin_settings),
-                clock.to_us(env.created_at),
-            ),
+            mapping.environment_row(env),
         )
 
 
 def get(conn: sqlite3.Connection, pe_id: str) -> PredictionEnvironment:
     """One PE, or ``NotFound``."""
     row = conn.execute(
-        f"SELECT {_COLUMNS}{_MANAGED} FROM prediction_environments WHERE id = ?", (pe_id,)
+        f"{_SELECT} WHERE id = ?",
+        (pe_id,),
     ).fetchone()
     if row is None:
         raise NotFound.of("prediction environment", pe_id)
-    return _environment(row)
+    return mapping.environment(row)
 
 
 def page(conn: sqlite3.Connection, query: PageQuery) -> list[PredictionEnvironment]:
     """PEs, newest first."""
     tail, params = page_clause(query, "created_at")
     rows = conn.execute(
-        f"SELECT {_COLUMNS}{_MANAGED} FROM prediction_environments WHERE 1{tail}", params
+        f"{_SELECT} WHERE 1{tail}",
+        params,
     ).fetchall()
-    return [_environment(row) for row in rows]
+    return [mapping.environment(row) for row in rows]
 
 
 def known(conn: sqlite3.Connection, ids: Collection[str]) -> set[str]:
@@ -111,11 +99,11 @@ def tokens(
     get(conn, pe_id)
     tail, params = page_clause(query, "created_at")
     rows = conn.execute(
-        f"SELECT {_TOKEN_COLUMNS} FROM agent_tokens "
+        f"SELECT {mapping.TOKEN_COLUMNS} FROM agent_tokens "
         f"WHERE prediction_environment_id = ? AND kind = ?{tail}",
         [pe_id, kind, *params],
     ).fetchall()
-    return [_token(row) for row in rows]
+    return [mapping.token(row) for row in rows]
 
 
 def revoke_token(
@@ -128,13 +116,13 @@ def revoke_token(
         (at_us, token_id, pe_id, kind),
     )
     row = conn.execute(
-        f"SELECT {_TOKEN_COLUMNS} FROM agent_tokens "
+        f"SELECT {mapping.TOKEN_COLUMNS} FROM agent_tokens "
         "WHERE id = ? AND prediction_environment_id = ? AND kind = ?",
         (token_id, pe_id, kind),
     ).fetchone()
     if row is None:
         raise NotFound.of(f"{kind} token", token_id)
-    return _token(row)
+    return mapping.token(row)
 
 
 def uses_package(conn: sqlite3.Connection, pe_id: str, package_id: str) -> bool:
@@ -147,18 +135,6 @@ def uses_package(conn: sqlite3.Connection, pe_id: str, package_id: str) -> bool:
         (pe_id, package_id, package_id, package_id),
     ).fetchone()
     return row is not None
-
-
-_TOKEN_COLUMNS = "id, prediction_environment_id, created_at, revoked_at"
-
-
-def _token(row: tuple[Any, ...]) -> AgentTokenInfo:
-    return AgentTokenInfo(
-        id=row[0],
-        prediction_environment_id=row[1],
-        created_at=clock.from_us(row[2]),
-        revoked_at=None if row[3] is None else clock.from_us(row[3]),
-    )
 
 
 def heartbeat(
@@ -177,7 +153,7 @@ def heartbeat(
     conn.execute(
         "UPDATE prediction_environments SET last_heartbeat_at = ?, agent_info = ?, online = 1 "
         "WHERE id = ?",
-        (at_us, dumps(info), pe_id),
+        (at_us, mapping.dumps(info), pe_id),
     )
     came_online = not row[0]
     if came_online:
@@ -198,21 +174,3 @@ def mark_offline(
     if gone:
         events.insert(conn, [offline(pe_id) for pe_id in gone])
     return gone
-
-
-def _environment(row: sqlite3.Row | tuple[Any, ...]) -> PredictionEnvironment:
-    heard = row[7]
-    return PredictionEnvironment(
-        id=row[0],
-        name=row[1],
-        platform=row[2],
-        description=row[3],
-        plugin_settings=loads(row[4]),
-        created_at=clock.from_us(row[5]),
-        agent=AgentInfo(
-            online=bool(row[6]),
-            last_heartbeat_at=None if heard is None else clock.from_us(heard),
-            info=loads(row[8]),
-        ),
-        use_management_agent=bool(row[9]),
-    )

@@ -11,19 +11,19 @@ replaces an earlier one of the same source.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from pilothouse.foundation.domain.vocabulary import Source, Status
-from pilothouse.hub import clock
+from pilothouse.foundation.domain.vocabulary import Status
 from pilothouse.hub.api.schemas import EventIn, EventOut
 from pilothouse.hub.errors import InvalidInput
+from pilothouse.hub.store import mapping
 from pilothouse.hub.store.records import Cursor, EventFilter, SourceStatus
-from pilothouse.hub.store.sqlite.rows import dumps, loads, placeholders
+from pilothouse.hub.store.sqlite.rows import placeholders
 
-COLUMNS = "id, time, prediction_environment_id, deployment_id, source, type, status, message, data"
-_INSERT = f"INSERT OR IGNORE INTO events ({COLUMNS}) VALUES ({placeholders(9)})"
+_INSERT = f"INSERT OR IGNORE INTO events ({mapping.EVENT_COLUMNS}) VALUES ({placeholders(9)})"
 _INDEX_NEW = (
     "INSERT INTO events_fts (rowid, message, data) "
     "SELECT seq, message, data FROM events WHERE seq > ?"
@@ -40,12 +40,10 @@ _NEW_ROWS = "SELECT id, seq FROM events WHERE seq > ?"
 _FEW_MATCHES = 4000
 _COUNT_UP_TO = "SELECT count(*) FROM (SELECT 1 FROM events_fts WHERE events_fts MATCH ? LIMIT ?)"
 
-Row = tuple[str, int, str, str | None, str, str, str, str, str]
-
 
 def insert(conn: sqlite3.Connection, events: Sequence[EventIn]) -> int:
     """Store the events whose id is new; return how many were."""
-    rows = [_row(event) for event in events]
+    rows = [mapping.event_row(event) for event in events]
     before = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
     accepted = conn.executemany(_INSERT, rows).rowcount
     if accepted:
@@ -57,51 +55,44 @@ def insert(conn: sqlite3.Connection, events: Sequence[EventIn]) -> int:
 
 def select(conn: sqlite3.Connection, query: EventFilter) -> list[EventOut]:
     """One page of events matching ``query``, newest first."""
-    try:
+    with searching(query):
         where_sql, params = where(query, conn)
-        sql = f"SELECT {COLUMNS} FROM events WHERE {where_sql} ORDER BY time DESC, id DESC LIMIT ?"
+        sql = (
+            f"SELECT {mapping.EVENT_COLUMNS} FROM events WHERE {where_sql} "
+            "ORDER BY time DESC, id DESC LIMIT ?"
+        )
         rows = conn.execute(sql, [*params, query.limit]).fetchall()
+    return [mapping.event(row) for row in rows]
+
+
+@contextlib.contextmanager
+def searching(query: EventFilter) -> Iterator[None]:
+    """Turn FTS5 refusing the search of ``query`` (it cannot parse it) into ``InvalidInput``."""
+    try:
+        yield
     except sqlite3.OperationalError as exc:
         if query.match is None or "fts5" not in str(exc):
             raise
         raise InvalidInput.field("q", f"cannot search for this: {exc}", query.match) from None
-    return [from_row(row) for row in rows]
 
 
 def health_sources(
     conn: sqlite3.Connection, deployment_ids: Sequence[str]
 ) -> dict[str, list[SourceStatus]]:
     """The latest status per source of each deployment."""
-    out: dict[str, list[SourceStatus]] = {d: [] for d in deployment_ids}
     rows = conn.execute(
-        "SELECT deployment_id, source, status, message, event_id, time, seq FROM health_sources "
+        f"SELECT {mapping.HEALTH_COLUMNS} FROM health_sources "
         f"WHERE deployment_id IN ({placeholders(len(deployment_ids))})",
         list(deployment_ids),
     ).fetchall()
-    for dep, source, status, message, event_id, time_us, seq in rows:
-        out[dep].append(
-            SourceStatus(Source(source), Status(status), message, event_id, time_us, seq)
-        )
-    return out
+    return mapping.health_sources(deployment_ids, rows)
 
 
-def _row(event: EventIn) -> Row:
-    return (
-        event.id,
-        clock.to_us(event.time),
-        event.prediction_environment_id,
-        event.deployment_id,
-        event.source.value,
-        event.type,
-        event.status.value,
-        event.message,
-        dumps(event.data),
-    )
-
-
-def _latest_per_source(rows: list[Row], stored: dict[str, int]) -> list[tuple[Any, ...]]:
+def _latest_per_source(
+    rows: list[mapping.EventRow], stored: dict[str, int]
+) -> list[tuple[Any, ...]]:
     """Per (deployment, source), the status event this batch stored last (``stored``: new ids)."""
-    latest: dict[tuple[str, str], tuple[int, Row]] = {}
+    latest: dict[tuple[str, str], tuple[int, mapping.EventRow]] = {}
     for row in rows:
         dep, status, seq = row[3], row[6], stored.get(row[0])
         if dep is None or status == Status.INFORMATIONAL or seq is None:
@@ -114,13 +105,7 @@ def _latest_per_source(rows: list[Row], stored: dict[str, int]) -> list[tuple[An
 
 def where(query: EventFilter, conn: sqlite3.Connection) -> tuple[str, list[Any]]:
     """The ``WHERE`` clause of ``query`` (its filters and cursor) and its parameters."""
-    equal = {
-        "prediction_environment_id": query.prediction_environment_id,
-        "deployment_id": query.deployment_id,
-        "status": query.status,
-        "type": query.type,
-        "source": query.source,
-    }
+    equal = mapping.event_equalities(query)
     clauses = [f"{column} = ?" for column, value in equal.items() if value is not None]
     params: list[Any] = [value for value in equal.values() if value is not None]
     if query.since_us is not None:
@@ -165,18 +150,3 @@ def _matching(conn: sqlite3.Connection, match: str) -> str:
     found = conn.execute(_COUNT_UP_TO, (match, _FEW_MATCHES)).fetchone()[0]
     lead = "seq" if found < _FEW_MATCHES else "+seq"
     return f"{lead} IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
-
-
-def from_row(row: tuple[Any, ...]) -> EventOut:
-    """An event from a row of ``COLUMNS``."""
-    return EventOut.model_construct(
-        id=row[0],
-        time=clock.from_us(row[1]),
-        prediction_environment_id=row[2],
-        deployment_id=row[3],
-        source=Source(row[4]),
-        type=row[5],
-        status=Status(row[6]),
-        message=row[7],
-        data=loads(row[8]),
-    )

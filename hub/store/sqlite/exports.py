@@ -22,7 +22,6 @@ import operator
 import sqlite3
 
 from pilothouse.hub.api.schemas import ExportFormat
-from pilothouse.hub.errors import InvalidInput
 from pilothouse.hub.store.records import Cursor, EventFilter, ExportChunk
 from pilothouse.hub.store.sqlite import events
 
@@ -59,17 +58,13 @@ _ULID_CHARS = 26
 
 def scan(conn: sqlite3.Connection, query: EventFilter, fmt: ExportFormat) -> ExportChunk:
     """Up to ``query.limit`` matching events after ``query.after``, rendered as ``fmt`` lines."""
-    try:
+    with events.searching(query):
         where_sql, params = events.where(query, conn)
         sql = (
             f"SELECT {_LINES[fmt]} FROM events WHERE {where_sql} "
             "ORDER BY time DESC, id DESC LIMIT ?"
         )
         rows = conn.execute(sql, [*params, query.limit]).fetchall()
-    except sqlite3.OperationalError as exc:
-        if query.match is None or "fts5" not in str(exc):
-            raise
-        raise InvalidInput.field("q", f"cannot search for this: {exc}", query.match) from None
     data = "".join(map(_first, rows)).encode()
     return ExportChunk(data, len(rows), _after(conn, rows, query.limit, fmt))
 

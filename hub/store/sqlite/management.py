@@ -15,8 +15,8 @@ import sqlite3
 from collections.abc import Callable
 
 from pilothouse.hub.api.schemas import EventIn
+from pilothouse.hub.store import mapping
 from pilothouse.hub.store.sqlite import deployments, environments, events
-from pilothouse.hub.store.sqlite.rows import dumps
 
 
 def switch(
@@ -37,7 +37,7 @@ def switch(
         conn.execute("DELETE FROM management_paused WHERE prediction_environment_id = ?", (pe_id,))
     else:
         revision, live = deployments.live_state(conn, pe_id)
-        snapshot = dumps([d.model_dump(mode="json") for d in live])
+        snapshot = mapping.frozen(live)
         conn.execute(
             "INSERT INTO management_paused (prediction_environment_id, revision, snapshot, "
             "paused_at) VALUES (?, ?, ?, ?)",

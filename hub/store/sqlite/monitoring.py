@@ -12,11 +12,11 @@ window ids and associations older than the event retention, in batches.
 from __future__ import annotations
 
 import sqlite3
-from collections import defaultdict
 from collections.abc import Sequence
 
 from pilothouse.foundation.domain.vocabulary import Status
 from pilothouse.hub.api.schemas import EventIn
+from pilothouse.hub.store import mapping, rollups
 from pilothouse.hub.store.records import (
     JoinedActual,
     MonitoringState,
@@ -26,7 +26,6 @@ from pilothouse.hub.store.records import (
 )
 from pilothouse.hub.store.rollups import hour_of
 from pilothouse.hub.store.sqlite import events, retention
-from pilothouse.hub.store.sqlite.rows import dumps, loads
 
 _INSERT_WINDOW = (
     "INSERT OR IGNORE INTO monitoring_windows "
@@ -75,17 +74,13 @@ def add(
     """Store the windows not stored yet (and their associations); return the new ids."""
     new: list[str] = []
     for w in windows:
-        row = (w.id, w.deployment_id, w.package_id, w.start_us, w.end_us, w.body)
+        row = mapping.window_row(w)
         if conn.execute(_INSERT_WINDOW, row).rowcount:
             new.append(w.id)
     fresh = set(new)
     conn.executemany(
         _INSERT_ASSOCIATION,
-        [
-            (a.deployment_id, a.association_id, a.package_id, a.window_start_us, a.prediction)
-            for a in associations
-            if a.window_id in fresh
-        ],
+        [mapping.association_row(a) for a in associations if a.window_id in fresh],
     )
     return new
 
@@ -101,10 +96,7 @@ def bodies(conn: sqlite3.Connection, deployment_id: str, from_us: int, to_us: in
 def roll_up(conn: sqlite3.Connection, before_us: int, limit: int, merge: WindowMerge) -> int:
     """Move up to ``limit`` unrolled windows older than ``before_us`` into hourly rows."""
     rows = conn.execute(_UNROLLED, (before_us, limit)).fetchall()
-    groups: dict[tuple[str, str, int], list[str]] = defaultdict(list)
-    for _id, deployment_id, package_id, start_us, body in rows:
-        groups[(deployment_id, package_id, hour_of(start_us))].append(body)
-    for (deployment_id, package_id, hour), group in groups.items():
+    for (deployment_id, package_id, hour), group in rollups.by_hour(rows).items():
         held = conn.execute(
             "SELECT body FROM monitoring_hourly WHERE deployment_id = ? AND hour = ? "
             "AND package_id = ?",
@@ -121,7 +113,7 @@ def roll_up(conn: sqlite3.Connection, before_us: int, limit: int, merge: WindowM
 def purge(conn: sqlite3.Connection, now_us: int, default_days: int, limit: int) -> int:
     """Remove up to ``limit`` rows of each statistics table older than the retention."""
     days = retention.read(conn).days or default_days
-    cutoff = now_us - days * retention.DAY_US
+    cutoff = mapping.cutoff(now_us, days)
     return sum(conn.execute(sql, (cutoff, limit)).rowcount for sql in _PURGES)
 
 
@@ -131,9 +123,7 @@ def state(conn: sqlite3.Connection, deployment_id: str) -> MonitoringState:
         "SELECT drift_status, drift, retrained_at FROM monitoring_state WHERE deployment_id = ?",
         (deployment_id,),
     ).fetchone()
-    if row is None:
-        return MonitoringState()
-    return MonitoringState(Status(row[0]), loads(row[1]), row[2])
+    return mapping.monitoring_state(row)
 
 
 def set_drift(
@@ -151,7 +141,7 @@ def set_drift(
         "INSERT INTO monitoring_state (deployment_id, drift_status, drift) VALUES (?, ?, ?) "
         "ON CONFLICT (deployment_id) DO UPDATE SET drift_status = excluded.drift_status, "
         "drift = excluded.drift",
-        (deployment_id, status.value, dumps(detail)),
+        (deployment_id, status.value, mapping.dumps(detail)),
     )
     events.insert(conn, [event])
     return True

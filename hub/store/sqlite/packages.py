@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Collection
-from typing import Any
 
-from pilothouse.hub import clock
 from pilothouse.hub.api.schemas import ModelPackage
 from pilothouse.hub.errors import NotFound
+from pilothouse.hub.store import mapping
 from pilothouse.hub.store.records import PageQuery
-from pilothouse.hub.store.sqlite.rows import dumps, loads, page_clause, placeholders, taken
-
-_COLUMNS = "id, name, version, format, sha256, size, manifest, created_at"
+from pilothouse.hub.store.sqlite.rows import page_clause, placeholders, taken
 
 
 def add(conn: sqlite3.Connection, package: ModelPackage) -> tuple[ModelPackage, bool]:
@@ -22,17 +19,8 @@ def add(conn: sqlite3.Connection, package: ModelPackage) -> tuple[ModelPackage, 
         return known, False
     with taken(f"model package {package.name!r} version {package.version!r} exists already"):
         conn.execute(
-            f"INSERT INTO model_packages ({_COLUMNS}) VALUES ({placeholders(8)})",
-            (
-                package.id,
-                package.name,
-                package.version,
-                package.format,
-                package.sha256,
-                package.size,
-                dumps(package.manifest),
-                clock.to_us(package.created_at),
-            ),
+            f"INSERT INTO model_packages ({mapping.PACKAGE_COLUMNS}) VALUES ({placeholders(8)})",
+            mapping.package_row(package),
         )
     return package, True
 
@@ -40,26 +28,28 @@ def add(conn: sqlite3.Connection, package: ModelPackage) -> tuple[ModelPackage, 
 def get(conn: sqlite3.Connection, package_id: str) -> ModelPackage:
     """One package, or ``NotFound``."""
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM model_packages WHERE id = ?", (package_id,)
+        f"SELECT {mapping.PACKAGE_COLUMNS} FROM model_packages WHERE id = ?", (package_id,)
     ).fetchone()
     if row is None:
         raise NotFound.of("model package", package_id)
-    return _package(row)
+    return mapping.package(row)
 
 
 def by_sha256(conn: sqlite3.Connection, sha256: str) -> ModelPackage | None:
     """The package with this content, if any."""
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM model_packages WHERE sha256 = ?", (sha256,)
+        f"SELECT {mapping.PACKAGE_COLUMNS} FROM model_packages WHERE sha256 = ?", (sha256,)
     ).fetchone()
-    return None if row is None else _package(row)
+    return None if row is None else mapping.package(row)
 
 
 def page(conn: sqlite3.Connection, query: PageQuery) -> list[ModelPackage]:
     """Packages, newest first."""
     tail, params = page_clause(query, "created_at")
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM model_packages WHERE 1{tail}", params).fetchall()
-    return [_package(row) for row in rows]
+    rows = conn.execute(
+        f"SELECT {mapping.PACKAGE_COLUMNS} FROM model_packages WHERE 1{tail}", params
+    ).fetchall()
+    return [mapping.package(row) for row in rows]
 
 
 def known(conn: sqlite3.Connection, ids: Collection[str]) -> set[str]:
@@ -69,16 +59,3 @@ def known(conn: sqlite3.Connection, ids: Collection[str]) -> set[str]:
         f"SELECT id FROM model_packages WHERE id IN ({placeholders(len(wanted))})", wanted
     ).fetchall()
     return {row[0] for row in rows}
-
-
-def _package(row: tuple[Any, ...]) -> ModelPackage:
-    return ModelPackage(
-        id=row[0],
-        name=row[1],
-        version=row[2],
-        format=row[3],
-        sha256=row[4],
-        size=row[5],
-        manifest=loads(row[6]),
-        created_at=clock.from_us(row[7]),
-    )

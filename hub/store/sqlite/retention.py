@@ -23,10 +23,9 @@ import sqlite3
 from collections.abc import Sequence
 
 from pilothouse.hub.api.schemas import EventIn
+from pilothouse.hub.store import mapping
 from pilothouse.hub.store.records import RetentionState
 from pilothouse.hub.store.sqlite import alerting, events, state
-
-DAY_US = 86_400 * 1_000_000
 
 _OLDEST = (
     "SELECT seq, message, data FROM events WHERE time < ? AND seq <= ? ORDER BY time, id LIMIT ?"
@@ -41,14 +40,8 @@ _OLD_DELIVERIES = (
 
 def read(conn: sqlite3.Connection) -> RetentionState:
     """The retention set through the API (if any) and the last purge."""
-    set_by_api = state.get(conn, state.RETENTION) or {}
-    last = state.get(conn, state.LAST_PURGE) or {}
-    return RetentionState(
-        days=set_by_api.get("days"),
-        updated_us=set_by_api.get("updated_at"),
-        last_purge_us=last.get("at"),
-        last_purge_removed=last.get("removed"),
-    )
+    set_by_api = state.get(conn, state.RETENTION)
+    return mapping.retention_state(set_by_api, state.get(conn, state.LAST_PURGE))
 
 
 def write(conn: sqlite3.Connection, days: int, at_us: int) -> RetentionState:
@@ -60,7 +53,7 @@ def write(conn: sqlite3.Connection, days: int, at_us: int) -> RetentionState:
 def purge_batch(conn: sqlite3.Connection, now_us: int, default_days: int, limit: int) -> int:
     """Remove up to ``limit`` of the oldest events older than the retention; return how many."""
     days = read(conn).days or default_days
-    cutoff = now_us - days * DAY_US
+    cutoff = mapping.cutoff(now_us, days)
     alerting.skip_unwatched(conn)  # no policy: nothing waits to be routed
     routed = int(state.get(conn, state.ROUTED_SEQ) or 0)
     rows = conn.execute(_OLDEST, (cutoff, routed, limit)).fetchall()

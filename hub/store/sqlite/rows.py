@@ -1,4 +1,7 @@
-"""Shared bits of the SQLite backend: JSON columns, pages, taken-name translation."""
+"""Shared bits of the SQLite backend: pages, ``IN`` lists, taken-name translation.
+
+JSON columns are read and written as on PostgreSQL: :func:`~pilothouse.hub.store.mapping.dumps`.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +10,8 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
-
 from pilothouse.hub.errors import Conflict
 from pilothouse.hub.store.records import PageQuery
-
-
-def dumps(value: Any) -> str:
-    """A JSON column's text."""
-    return orjson.dumps(value).decode()
-
-
-def loads(text: str) -> Any:
-    """A JSON column's value."""
-    return orjson.loads(text)
 
 
 def page_clause(page: PageQuery, time_column: str, id_column: str = "id") -> tuple[str, list[Any]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from pilothouse.hub.store.sqlite.rows import dumps, loads
+from pilothouse.hub.store import mapping
 
 ROUTED_SEQ = "routed_seq"
 RETENTION = "retention"
@@ -18,7 +18,7 @@ LAST_PURGE = "last_purge"
 def get(conn: sqlite3.Connection, key: str) -> Any:
     """The value under ``key``, or None."""
     row = conn.execute("SELECT value FROM hub_state WHERE key = ?", (key,)).fetchone()
-    return None if row is None else loads(row[0])
+    return None if row is None else mapping.loads(row[0])
 
 
 def put(conn: sqlite3.Connection, key: str, value: Any) -> None:
@@ -26,5 +26,5 @@ def put(conn: sqlite3.Connection, key: str, value: Any) -> None:
     conn.execute(
         "INSERT INTO hub_state (key, value) VALUES (?, ?) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (key, dumps(value)),
+        (key, mapping.dumps(value)),
     )

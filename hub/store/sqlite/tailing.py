@@ -15,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 
 from pilothouse.hub.api.schemas import EventOut
+from pilothouse.hub.store import mapping
 from pilothouse.hub.store.records import EventFilter, TailChunk
 from pilothouse.hub.store.sqlite import events
 
@@ -38,12 +39,12 @@ def after(conn: sqlite3.Connection, seq: int, query: EventFilter, scan: int) -> 
     """
     where_sql, params = events.where(query, conn)
     rows = conn.execute(
-        f"SELECT seq, ({where_sql}), {events.COLUMNS} FROM events "
+        f"SELECT seq, ({where_sql}), {mapping.EVENT_COLUMNS} FROM events "
         "WHERE seq > ? ORDER BY seq LIMIT ?",
         [*params, seq, scan],
     ).fetchall()
     if not rows:
         newest = position(conn)
         return TailChunk((), min(seq, newest))
-    found = tuple((int(row[0]), events.from_row(row[2:])) for row in rows if row[1])
+    found = tuple((int(row[0]), mapping.event(row[2:])) for row in rows if row[1])
     return TailChunk(found, int(rows[-1][0]), len(rows) == scan)

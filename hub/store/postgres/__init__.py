@@ -1,0 +1,1 @@
+"""The PostgreSQL backend of the hub's store."""
