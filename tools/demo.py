@@ -43,6 +43,9 @@ SHARED_ADMIN_TOKEN = "/var/lib/pilothouse/secrets/admin-token"
 AGENT_TOKEN = "/run/pilothouse/agent-token"
 """Where the agent reads its token, in its container (the ``secrets`` volume)."""
 DEPLOYMENT = "iris"
+POLL_S = 0.1
+"""Between two looks at the deployment while waiting for it to serve (a local hub's listing
+costs milliseconds; the user waits for each interval)."""
 SAMPLE = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 
 
@@ -228,7 +231,7 @@ def served(url: str, token: str, name: str, timeout: float) -> dict[str, Any]:
                     last = f"state {observed['state']}"
         except (OSError, urllib.error.URLError, KeyError, ValueError) as exc:
             last = exc
-        time.sleep(0.5)
+        time.sleep(POLL_S)
     raise RuntimeError(f"deployment {name} did not serve within {timeout:.0f} s: {last}")
 
 
@@ -255,6 +258,7 @@ def up(stack: Stack, *, wait_s: float) -> None:
         build_postgres_image(stack.postgres_image)
     built = time.monotonic()
     stack.up()
+    set_up = time.monotonic()
     url, token = stack.hub_url(), stack.admin_token()
     dep = served(url, token, DEPLOYMENT, wait_s)
     done = time.monotonic()
@@ -263,7 +267,8 @@ def up(stack: Stack, *, wait_s: float) -> None:
     compose = " ".join([*compose_command(), "-p", stack.project, "--profile", profile.name])
     hubs = ", ".join(f"{hub} at {stack.hub_url(hub)}" for hub in profile.hubs)
     print(f"""
-demo: images {built - started:.1f} s, stack up to the first prediction {done - built:.1f} s
+demo: images {built - started:.1f} s, stack up to the first prediction {done - built:.1f} s \
+(setup done after {set_up - built:.1f} s)
 demo: {hubs} (web UI at {url}/)
 demo: admin token: `{compose} exec {profile.hubs[0]} cat {profile.admin_token}`
 demo: agent token: {AGENT_TOKEN} in the agent's container (volume {stack.project}_secrets)
