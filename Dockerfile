@@ -14,35 +14,41 @@ ARG BUILD_BASE=${BASE_IMAGE}
 # The dependencies, in a stage of their own: the wheels copied here never reach the final
 # image, and this stage is rebuilt only when the dependency wheels change. A virtual
 # environment keeps our packages off the base's own Python, whichever base it is.
+#
+# One RUN from installing to compiling: the classic builder commits every step as a layer,
+# and committing the installed tree (600 MB) before each of the cuts below cost more than
+# the cuts themselves. The steps, in order:
+# 1. install the wheels. --no-deps: tools/docker_image.sh gives the complete set pip
+#    resolved on the host (the project stage's `pip check` proves it complete).
+# 2. remove what only building or testing those packages needs: their test suites,
+#    C/Cython sources and headers, static libraries, type stubs, numpy.distutils. Nothing
+#    imports them at run time.
+# 3. strip the symbol tables of the extension modules (23 MB): only a debugger reads them.
+#    The libraries auditwheel vendored into *.libs/ stay as they are: patchelf rewrote their
+#    headers, and a stripped copy no longer loads ("ELF load command address/offset not
+#    page-aligned"). Skipped where the base has no strip (the official image).
+# 4. keep the dependencies as byte code only (34 MB of sources less): each module compiled
+#    once beside its source (`compileall -b`, the place a sourceless import reads), then the
+#    source removed. Every process still starts from byte code (without it, compiling numpy,
+#    scipy and scikit-learn adds 3 s to each start); a traceback inside a dependency shows
+#    its file and line but not the line's text. The project's own package keeps its sources
+#    (next stage): its settings read their attribute docstrings from them. A file that does
+#    not compile (a template, Python 2 syntax) is never imported and keeps its source.
 FROM ${BUILD_BASE} AS installer
 COPY build/docker/wheels/deps/ /tmp/wheels/
 RUN python3 -m venv /opt/pilothouse \
-    && /opt/pilothouse/bin/pip install --no-index --no-cache-dir --disable-pip-version-check \
-        --no-compile /tmp/wheels/*.whl
-# What only building or testing those packages needs: their test suites, C/Cython sources
-# and headers, static libraries, type stubs, numpy.distutils. Nothing imports them at run time.
-RUN cd /opt/pilothouse/lib/python3*/site-packages \
+    && /opt/pilothouse/bin/pip install --no-index --no-deps --no-cache-dir \
+        --disable-pip-version-check --no-compile /tmp/wheels/*.whl \
+    && cd /opt/pilothouse/lib/python3*/site-packages \
     && find . -depth -mindepth 2 -type d -name tests -exec rm -rf {} + \
     && find . -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.pyi' \
         -o -name '*.h' -o -name '*.hpp' -o -name '*.c' -o -name '*.cpp' -o -name '*.a' \
         -o -name '*.tp' \) -delete \
-    && rm -rf numpy/distutils numpy/_core/include numpy/f2py/src
-# Symbol tables of the extension modules (23 MB): only a debugger reads them. The libraries
-# auditwheel vendored into *.libs/ stay as they are: patchelf rewrote their headers, and a
-# stripped copy no longer loads ("ELF load command address/offset not page-aligned").
-# Skipped where the base has no strip (the official image).
-RUN if command -v strip >/dev/null; then \
+    && rm -rf numpy/distutils numpy/_core/include numpy/f2py/src \
+    && if command -v strip >/dev/null; then \
         find /opt/pilothouse/lib -name '*.so*' -type f -not -path '*.libs/*' \
             -exec strip --strip-unneeded {} + ; \
-    fi
-# The dependencies as byte code only (34 MB of sources less): each module compiled once
-# beside its source (`compileall -b`, the place a sourceless import reads), then the source
-# removed. Every process still starts from byte code (without it, compiling numpy, scipy and
-# scikit-learn adds 3 s to each start); a traceback inside a dependency shows its file and
-# line but not the line's text. The project's own package keeps its sources (next stage):
-# its settings read their attribute docstrings from them. A file that does not compile (a
-# template, Python 2 syntax) is never imported and keeps its source.
-RUN cd /opt/pilothouse/lib/python3*/site-packages \
+    fi \
     && (/opt/pilothouse/bin/python -m compileall -q -b -j 0 . >/dev/null || true) \
     && /opt/pilothouse/bin/python -c "import pathlib; [p.unlink() for p in \
         pathlib.Path('.').rglob('*.py') if p.with_suffix('.pyc').is_file()]" \

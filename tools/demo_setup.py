@@ -11,10 +11,15 @@ Run in the project's image (``python /demo/demo_setup.py``), against the hub of 
    content: an upload of the same bytes answers the stored package);
 4. the deployments of :data:`DEPLOYMENTS`: found by name in the PE, else created.
 
+The service starts with the hub, not once the engine has found it healthy (its first
+health check comes seconds after the hub answers): it waits here, polling every
+:data:`POLL_S`, until the hub has written its admin token and answers, for at most
+``DEMO_WAIT_S`` (:data:`WAIT_S`).
+
 A second run therefore creates nothing (``make demo`` twice resumes). The token and config
 files are written under a temporary name and renamed, so the agent never reads half of one.
 Environment: DEMO_HUB_URL (replicas comma-separated), DEMO_ADMIN_TOKEN_FILE, DEMO_SECRETS_DIR,
-DEMO_MODELS_DIR.
+DEMO_MODELS_DIR, DEMO_WAIT_S.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ import asyncio
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from pilothouse.agent.errors import HubError
+from pilothouse.agent.errors import HubError, HubUnreachableError
 from pilothouse.agent.hublink.client import API, HubClient
 from pilothouse.modelpkg.packing import build_package
 
@@ -36,6 +42,10 @@ DEPLOYMENTS = {"iris": "iris-1.0.0", "iris-rules": "iris-rules-1.0.0"}
 model to replace ``iris``'s with)."""
 TOKEN_FILE = "agent-token"
 CONFIG_FILE = "agent.yaml"
+WAIT_S = 120.0
+"""How long to wait for the hub's admin token and its first answer."""
+POLL_S = 0.1
+"""Between two looks at the hub while waiting: the hub answers about a second after it starts."""
 
 
 def say(message: str) -> None:
@@ -54,6 +64,34 @@ async def listing(admin: HubClient, path: str, **params: str) -> list[dict[str, 
         cursor = page.get("next_cursor")
         if not cursor:
             return items
+
+
+async def hub_ready(token_file: Path, urls: list[str], wait_s: float) -> HubClient | None:
+    """An admin client once the hub has written its admin token and answers.
+
+    None (said why) when that does not happen within ``wait_s``. A hub that refuses the
+    token is not waited for: that raises :class:`HubError`.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        token = (await asyncio.to_thread(_read, token_file)).strip()
+        if token:
+            admin = HubClient(urls, token)
+            try:
+                await admin.request("GET", f"{API}/prediction-environments", params={"limit": "1"})
+                return admin
+            except HubUnreachableError as exc:
+                last = f"the hub does not answer yet: {exc}"
+                await admin.close()
+            except BaseException:
+                await admin.close()
+                raise
+        else:
+            last = f"the hub's admin token is not in {token_file} yet"
+        if time.monotonic() >= deadline:
+            say(f"gave up after {wait_s:.0f} s: {last}")
+            return None
+        await asyncio.sleep(POLL_S)
 
 
 async def environment(admin: HubClient) -> str:
@@ -120,13 +158,18 @@ async def deployments(admin: HubClient, pe_id: str, uploaded: dict[str, str]) ->
 async def main() -> int:
     """Set the demo up; exit 1 with the hub's words when it refuses something."""
     env = os.environ
-    token = _read(Path(env.get("DEMO_ADMIN_TOKEN_FILE", "/hub/hub/admin-token"))).strip()
-    if not token:
-        say("the hub's admin token is not there yet")
-        return 1
+    token_file = Path(env.get("DEMO_ADMIN_TOKEN_FILE", "/hub/hub/admin-token"))
     # Hub replicas comma-separated: a replica that does not answer is skipped.
     urls = [url.strip() for url in env.get("DEMO_HUB_URL", "http://hub:8700").split(",")]
-    admin = HubClient([url for url in urls if url], token)
+    try:
+        admin = await hub_ready(
+            token_file, [url for url in urls if url], float(env.get("DEMO_WAIT_S", WAIT_S))
+        )
+    except HubError as exc:
+        say(f"the hub refused: {exc}")
+        return 1
+    if admin is None:
+        return 1
     try:
         pe_id = await environment(admin)
         await agent_credentials(admin, pe_id, Path(env.get("DEMO_SECRETS_DIR", "/secrets")))

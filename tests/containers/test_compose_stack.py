@@ -30,6 +30,8 @@ from tools import demo
 GRACE_S = 10.0
 """The agent's shutdown grace period in docker-compose.yml (PILOTHOUSE_SHUTDOWN__GRACE_PERIOD_S)."""
 READY_S = 120.0
+HEALTHY_S = 30.0
+"""The image's HEALTHCHECK: its first check 5 s after the start, one every 5 s after that."""
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +153,15 @@ def test_predicts_from_a_server_container_the_agent_started(stack: demo.Stack) -
     assert agent["HostConfig"]["GroupAdd"] == [str(demo.docker_gid())]
     for service in ("hub", "agent"):  # everything they write is under their volumes
         assert inspect(stack.container_id(service))["HostConfig"]["ReadonlyRootfs"] is True
-        assert inspect(stack.container_id(service))["State"]["Health"]["Status"] == "healthy"
+    # The stack predicts before the engine's first health check of the agent may have run
+    # (the image's HEALTHCHECK interval, 5 s after the start; setup does not wait for it).
+    for service in ("hub", "agent"):
+        container = stack.container_id(service)
+        wait_for(
+            f"{service} healthy",
+            lambda c=container: inspect(c)["State"]["Health"]["Status"] == "healthy",
+            HEALTHY_S,
+        )
 
 
 def test_a_second_up_creates_nothing(stack: demo.Stack) -> None:
