@@ -145,10 +145,22 @@ class RollbackGuard:
             await self.check_all()
             self._wake.clear()
             try:
-                async with asyncio.timeout(self._poll_s):
+                async with asyncio.timeout(self._next_look()):
                     await self._wake.wait()
             except TimeoutError:
                 pass
+
+    def _next_look(self) -> float:
+        """Seconds until the watches need another look.
+
+        Every ``guard_poll_s`` while statistics can be read. Without them only a failing
+        probe (which wakes the guard) or the end of a watch changes anything: thousands of
+        watches are then looked at once, when the first ends, not every poll.
+        """
+        if self._relay.readable or not self._watches:
+            return self._poll_s
+        ends = min(w.began + w.rules.guard_s for w in self._watches.values())
+        return max(0.0, ends - asyncio.get_running_loop().time())
 
     async def check_all(self) -> None:
         """One look at every watch."""
