@@ -321,6 +321,30 @@ async def next_message(resp: aiohttp.ClientResponse, timeout: float = 5.0) -> Me
             fields[name] = value
 
 
+async def first_page(hub: Running, params: dict[str, str]) -> list[str]:
+    """The ids the live event stream's first page (its snapshot) shows now."""
+    async with hub.admin.get(f"{V1}/events/stream", params=params) as stream:
+        assert (await next_message(stream)).event == "comment"
+        return [e["id"] for e in (await next_message(stream)).json()["items"]]
+
+
+async def until_settled(hub: Running, params: dict[str, str], ids: list[str]) -> None:
+    """Wait until the stream's first page shows ``ids`` (newest first).
+
+    On PostgreSQL the first page holds settled events only: committed before every
+    transaction still running began. A background transaction of the hub that happens
+    to be open when events are posted (a loaded machine) must end first.
+    """
+    import asyncio
+    import itertools
+
+    async with asyncio.timeout(10):
+        for _ in itertools.count():
+            if await first_page(hub, params) == ids:
+                return
+            await asyncio.sleep(0.05)
+
+
 # A deployment's settings when none are given, as the API shows them (the contract for users).
 DEFAULT_SETTINGS: dict[str, Any] = {
     "replicas": 1,

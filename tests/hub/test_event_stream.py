@@ -7,7 +7,17 @@ from typing import Any
 
 import pytest
 
-from tests.hub.support import V1, Running, at, event, next_message, ok, running, settings
+from tests.hub.support import (
+    V1,
+    Running,
+    at,
+    event,
+    next_message,
+    ok,
+    running,
+    settings,
+    until_settled,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -21,6 +31,7 @@ async def test_a_snapshot_then_each_new_matching_event_in_order(hub: Running) ->
     old = [event(pe["id"], deployment_id="d1", time=at(i), message=f"old {i}") for i in range(5)]
     await _post(hub, *old, event(pe["id"], deployment_id="d2", time=at(9)))
     params = {"deployment_id": "d1", "backlog": "3"}
+    await until_settled(hub, params, [e["id"] for e in old[:1:-1]])
     async with hub.admin.get(f"{V1}/events/stream", params=params) as stream:
         assert stream.headers["Content-Type"] == "text/event-stream"
         assert (await next_message(stream)).event == "comment"  # connected

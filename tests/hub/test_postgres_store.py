@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 
 import pytest
 
@@ -12,7 +11,16 @@ from pilothouse.hub.errors import StorageError
 from pilothouse.hub.settings import DatabaseSettings
 from pilothouse.hub.store.postgres import migrations, search
 from pilothouse.hub.store.postgres.store import open_postgres
-from tests.hub.support import V1, HubSettings, Running, event, next_message, ok, query
+from tests.hub.support import (
+    V1,
+    HubSettings,
+    Running,
+    event,
+    next_message,
+    ok,
+    query,
+    until_settled,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("postgres")]
 
@@ -51,13 +59,7 @@ async def test_a_live_stream_neither_misses_nor_repeats_events_of_a_slow_transac
     before = [event(pe["id"], message=f"before {i}") for i in range(3)]
     await ok(hub.admin.post(f"{V1}/events", json={"events": before}))
     params = {"prediction_environment_id": pe["id"], "backlog": "10"}
-    # Settled means committed before every transaction still running began: a background
-    # transaction of the hub that happened to be open (a loaded machine) must end first.
-    async with asyncio.timeout(10):
-        for _ in itertools.count():
-            if await _first_page(hub, params) == [e["id"] for e in before[::-1]]:
-                break
-            await asyncio.sleep(0.05)
+    await until_settled(hub, params, [e["id"] for e in before[::-1]])
     slow = await asyncpg.connect(hub.settings.database.url)
     try:
         tx = slow.transaction()
@@ -110,10 +112,3 @@ async def test_the_search_vector_the_hub_makes_is_what_to_tsvector_made_of_its_w
     finally:
         await conn.close()
     assert given == parsed
-
-
-async def _first_page(hub: Running, params: dict[str, str]) -> list[str]:
-    """The ids the live stream's first page shows now."""
-    async with hub.admin.get(f"{V1}/events/stream", params=params) as stream:
-        assert (await next_message(stream)).event == "comment"
-        return [e["id"] for e in (await next_message(stream)).json()["items"]]
