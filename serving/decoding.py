@@ -136,9 +136,11 @@ def table_of(tensors: list[Tensor], schema: Schema) -> Table:
     )
     if by_feature:
         return _translated(lambda: schema.from_columns(_columns(tensors, schema)))
-    return _translated(
-        lambda: schema.from_matrix(_matrix(first, schema), source=f"input {first.name!r}")
-    )
+    matrix = _matrix(first, schema)
+    try:
+        return schema.from_matrix(matrix, source=f"input {first.name!r}")
+    except InputError as exc:  # the one-tensor path of every request: no closure to build
+        raise _bad_input(exc) from None
 
 
 def check_rows(shape: tuple[int, ...], max_rows: int) -> None:
@@ -229,13 +231,17 @@ def _translated(convert: Any) -> Table:
     try:
         table: Table = convert()
     except InputError as exc:
-        fields = {
-            k: v
-            for k, v in (("feature", exc.feature), ("row", exc.row), ("expected", exc.expected))
-            if v is not None
-        }
-        raise BadInputError(str(exc), **fields) from None
+        raise _bad_input(exc) from None
     return table
+
+
+def _bad_input(exc: InputError) -> BadInputError:
+    fields = {
+        k: v
+        for k, v in (("feature", exc.feature), ("row", exc.row), ("expected", exc.expected))
+        if v is not None
+    }
+    return BadInputError(str(exc), **fields)
 
 
 def _too_many(rows: int, max_rows: int) -> BadRequestError:

@@ -22,7 +22,6 @@ later can be joined to them (:mod:`pilothouse.serving.statistics`).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import logging
 import time
@@ -171,7 +170,10 @@ class PredictionService:
             model.model.supports_proba,
         )
         if request.id is None:
-            request = dataclasses.replace(request, id=next_id())
+            # Built directly: dataclasses.replace() introspects the fields on every call.
+            request = decoding.InferRequest(
+                request.table, next_id(), request.outputs, request.binary
+            )
         assert request.id is not None
         proba = decoding.PREDICT_PROBA in request.outputs
         prediction = await self._predict(deployment, model, request.table, proba, began, request.id)

@@ -49,64 +49,77 @@ def decode(
     message: pb.ModelInferRequest, schema: Schema, max_rows: int, proba_supported: bool
 ) -> InferRequest:
     """The request a ``ModelInferRequest`` makes, validated like a REST one."""
-    if not message.inputs:
+    # Each attribute read on a protobuf message builds a Python object: read each field once.
+    inputs = message.inputs
+    if not inputs:
         raise BadRequestError("'inputs' must be a non-empty list of tensors")
     raw = message.raw_input_contents
-    if raw and len(raw) != len(message.inputs):
+    if raw and len(raw) != len(inputs):
         raise BadRequestError(
-            f"raw_input_contents has {len(raw)} entries for {len(message.inputs)} inputs: "
+            f"raw_input_contents has {len(raw)} entries for {len(inputs)} inputs: "
             "give one per input, or none"
         )
     found: list[Tensor] = []
-    for index, tensor in enumerate(message.inputs):
-        shape = tuple(tensor.shape)
-        where = f"inputs[{index}] ({tensor.name})"
-        if not tensor.name:
-            raise BadRequestError(f"inputs[{index}].name: required")
-        if not shape or min(shape) < 0:
-            raise BadRequestError(f"{where}.shape: expected non-negative sizes, got {list(shape)}")
-        if tensor.datatype not in tensors.DATATYPES:
-            raise BadRequestError(
-                f"{where}.datatype: expected one of {', '.join(sorted(tensors.DATATYPES))}, "
-                f"got {tensor.datatype!r}"
-            )
+    for index, tensor in enumerate(inputs):
+        name, datatype, shape = tensor.name, tensor.datatype, tuple(tensor.shape)
+        _check_tensor(index, name, datatype, shape)
         decoding.check_rows(shape, max_rows)
         if raw:
-            data = tensors.from_raw(tensor.name, shape, tensor.datatype, raw[index])
+            data = tensors.from_raw(name, shape, datatype, raw[index])
         else:
-            data = _contents(tensor, shape)
-        found.append(Tensor(tensor.name, shape, tensor.datatype, data))
-    outputs = decoding.requested_outputs([o.name for o in message.outputs], proba_supported)
+            data = _contents(tensor, name, datatype, shape)
+        found.append(Tensor(name, shape, datatype, data))
+    requested = message.outputs
+    names = [o.name for o in requested] if requested else []
+    outputs = decoding.requested_outputs(names, proba_supported)
     return InferRequest(decoding.table_of(found, schema), message.id or None, outputs)
+
+
+def _check_tensor(index: int, name: str, datatype: str, shape: tuple[int, ...]) -> None:
+    if not name:
+        raise BadRequestError(f"inputs[{index}].name: required")
+    if not shape or min(shape) < 0:
+        raise BadRequestError(
+            f"inputs[{index}] ({name}).shape: expected non-negative sizes, got {list(shape)}"
+        )
+    if datatype not in tensors.DATATYPES:
+        raise BadRequestError(
+            f"inputs[{index}] ({name}).datatype: expected one of "
+            f"{', '.join(sorted(tensors.DATATYPES))}, got {datatype!r}"
+        )
 
 
 def encode(
     deployment: Deployment, model: ServedModel, request: InferRequest, prediction: Prediction
 ) -> pb.ModelInferResponse:
     """The ``ModelInferResponse``: every output raw, in the order asked."""
-    answer = pb.ModelInferResponse(
-        model_name=deployment.id, model_version=model.package_id, id=request.id or ""
+    found = decoding.output_tensors(prediction, request.outputs)
+    # Built in one constructor call: upb fills every field in C, no per-field Python call.
+    return pb.ModelInferResponse(
+        model_name=deployment.id,
+        model_version=model.package_id,
+        id=request.id or "",
+        outputs=[
+            pb.ModelInferResponse.InferOutputTensor(name=name, datatype=datatype, shape=shape)
+            for name, shape, datatype, _ in found
+        ],
+        raw_output_contents=[tensors.to_raw(values, datatype) for _, _, datatype, values in found],
     )
-    for name, shape, datatype, values in decoding.output_tensors(prediction, request.outputs):
-        answer.outputs.add(name=name, datatype=datatype, shape=shape)
-        answer.raw_output_contents.append(tensors.to_raw(values, datatype))
-    return answer
 
 
 def _contents(
-    tensor: pb.ModelInferRequest.InferInputTensor, shape: tuple[int, ...]
+    tensor: pb.ModelInferRequest.InferInputTensor, name: str, datatype: str, shape: tuple[int, ...]
 ) -> npt.NDArray[Any]:
-    if tensor.datatype not in _CONTENTS:
+    if datatype not in _CONTENTS:
         raise BadRequestError(
-            f"input {tensor.name!r}: {tensor.datatype} has no contents field; "
-            "send it in raw_input_contents"
+            f"input {name!r}: {datatype} has no contents field; send it in raw_input_contents"
         )
-    field, dtype = _CONTENTS[tensor.datatype]
+    field, dtype = _CONTENTS[datatype]
     values = getattr(tensor.contents, field)
     count = math.prod(shape)
     if len(values) != count:
         raise BadRequestError(
-            f"input {tensor.name!r}: shape {list(shape)} needs {count:,} values, "
+            f"input {name!r}: shape {list(shape)} needs {count:,} values, "
             f"got {len(values):,} in contents.{field}"
         )
     if dtype is object:
@@ -114,13 +127,12 @@ def _contents(
         try:
             array[:] = [v.decode("utf-8") for v in values]
         except UnicodeDecodeError:
-            raise BadRequestError(f"input {tensor.name!r}: BYTES are not UTF-8 text") from None
+            raise BadRequestError(f"input {name!r}: BYTES are not UTF-8 text") from None
         return array.reshape(shape)
     array = np.asarray(values, dtype=dtype)
-    low_high = decoding.INT_RANGES.get(tensor.datatype)
+    low_high = decoding.INT_RANGES.get(datatype)
     if low_high and array.size and (array.min() < low_high[0] or array.max() > low_high[1]):
         raise BadRequestError(
-            f"input {tensor.name!r} ({tensor.datatype}): values must lie in "
-            f"[{low_high[0]}, {low_high[1]}]"
+            f"input {name!r} ({datatype}): values must lie in [{low_high[0]}, {low_high[1]}]"
         )
     return array.reshape(shape)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Never, TypeVar
 
 import grpc
 
@@ -106,23 +106,29 @@ class InferenceService:
         def decode(schema: codec.Schema, max_rows: int, proba: bool) -> codec.InferRequest:
             return codec.decode(request, schema, max_rows, proba)
 
-        async def answer() -> pb.ModelInferResponse:
+        # The hot path awaits the service directly, not through _guarded(answer): two
+        # coroutine frames fewer per call, the same translation of errors.
+        try:
             return await self._predictions.infer_with(
                 request.model_name, request.model_version or None, decode, codec.encode
             )
+        except Exception as exc:
+            await self._abort(exc, context)
 
-        return await self._guarded(answer, context)
-
-    @staticmethod
-    async def _guarded(call: Callable[[], Awaitable[_T]], context: Context) -> _T:
+    @classmethod
+    async def _guarded(cls, call: Callable[[], Awaitable[_T]], context: Context) -> _T:
         try:
             return await call()
-        except ServingError as exc:
+        except Exception as exc:
+            await cls._abort(exc, context)
+
+    @staticmethod
+    async def _abort(exc: Exception, context: Context) -> Never:
+        """End the call with the gRPC status of ``exc`` (raises, as ``context.abort`` does)."""
+        if isinstance(exc, ServingError):
             await context.abort(_STATUS.get(exc.status, grpc.StatusCode.INTERNAL), exc.message)
-        except Exception:
-            log.exception("unexpected error answering a gRPC call")
-            await context.abort(grpc.StatusCode.INTERNAL, "internal server error")
-        raise AssertionError("context.abort() returns only by raising")  # pragma: no cover
+        log.error("unexpected error answering a gRPC call", exc_info=exc)
+        await context.abort(grpc.StatusCode.INTERNAL, "internal server error")
 
 
 def _tensor_meta(doc: dict[str, object]) -> pb.ModelMetadataResponse.TensorMetadata:

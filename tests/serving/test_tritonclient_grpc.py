@@ -141,6 +141,18 @@ def typed_request(values: list[float], shape: list[int]) -> service_pb2.ModelInf
     return request
 
 
+def unnamed() -> service_pb2.ModelInferRequest:
+    request = raw_request("FP64", [2, 4], [GOOD])
+    request.inputs[0].name = ""
+    return request
+
+
+def asking(output: str) -> service_pb2.ModelInferRequest:
+    request = raw_request("FP64", [2, 4], [GOOD])
+    request.outputs.add(name=output)
+    return request
+
+
 def elements(*items: bytes) -> bytes:
     return b"".join(struct.pack("<I", len(i)) + i for i in items)
 
@@ -157,6 +169,11 @@ HOSTILE = {
     "negative dimension": (raw_request("FP64", [-2, 4], [GOOD]), "non-negative"),
     "typed contents too short": (typed_request([1.0, 2.0], [2, 4]), "needs 8 values, got 2"),
     "too many rows": (raw_request("FP64", [2**40, 4], [GOOD]), "too many rows"),
+    "no inputs": (service_pb2.ModelInferRequest(model_name="iris"), "non-empty list of tensors"),
+    "input without a name": (unnamed(), "inputs[0].name: required"),
+    "unknown datatype": (raw_request("FP128", [2, 4], [GOOD]), "inputs[0] (x).datatype: expected"),
+    "empty shape": (raw_request("FP64", [], [GOOD]), "inputs[0] (x).shape: expected non-negative"),
+    "unknown output": (asking("probabilities"), "unknown output 'probabilities'"),
 }
 
 
