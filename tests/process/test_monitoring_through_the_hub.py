@@ -44,6 +44,13 @@ from tests.process.support import (
 pytestmark = pytest.mark.anyio
 
 
+async def local_pe(hub: Running) -> tuple[str, str]:
+    """A ``process`` PE on the hub and an agent token for it: (PE id, token)."""
+    pe = await hub.pe("local", platform="process")
+    token = await ok(hub.admin.post(f"{V1}/prediction-environments/{pe['id']}/agent-tokens"), 201)
+    return pe["id"], token["token"]
+
+
 def agent_settings(tmp: Path, url: str, pe: str, token: str, **extra: Any) -> AgentSettings:
     """An agent on the process plugin, reading statistics every half second."""
     base: dict[str, Any] = {
@@ -102,16 +109,13 @@ async def test_windows_reach_the_hub_and_those_made_while_it_is_down_arrive_once
     with reaped(tmp_path):
         async with first, contextlib.AsyncExitStack() as outer:
             hub = await first.enter_async_context(hub_running(settings))
-            pe = await hub.pe("local", platform="process")
-            token = await ok(
-                hub.admin.post(f"{V1}/prediction-environments/{pe['id']}/agent-tokens"), 201
-            )
+            pe, token = await local_pe(hub)
             rules = await upload_dir(hub, RULES, tmp_path)
-            agent = Agent(agent_settings(tmp_path, hub.url, pe["id"], token["token"]),
+            agent = Agent(agent_settings(tmp_path, hub.url, pe, token),
                           plugin=ProcessPlugin())  # fmt: skip
             await outer.enter_async_context(running(agent))
             http = await outer.enter_async_context(aiohttp.ClientSession())
-            dep = (await hub.deployment(pe["id"], rules, name="iris"))["id"]
+            dep = (await hub.deployment(pe, rules, name="iris"))["id"]
             url = (await observed_ready(hub, dep))["prediction_url"]
             # The launch's probe is the first request, on the package's samples.
             await until_counted(hub, dep, 1)
@@ -218,15 +222,12 @@ async def test_drift_turns_the_deployment_failing_naming_the_features_and_back(
     drift = {"window_s": 1.5, "min_rows": 300, "at_risk_psi": 0.1, "failing_psi": 0.25}
     with reaped(tmp_path):
         async with hub_running(hub_settings(tmp_path / "hub")) as hub:
-            pe = await hub.pe("local", platform="process")
-            token = await ok(
-                hub.admin.post(f"{V1}/prediction-environments/{pe['id']}/agent-tokens"), 201
-            )
+            pe, token = await local_pe(hub)
             rules = await upload_dir(hub, RULES, tmp_path)
-            agent = Agent(agent_settings(tmp_path, hub.url, pe["id"], token["token"]),
+            agent = Agent(agent_settings(tmp_path, hub.url, pe, token),
                           plugin=ProcessPlugin())  # fmt: skip
             async with running(agent):
-                body = {"name": "iris", "prediction_environment_id": pe["id"],
+                body = {"name": "iris", "prediction_environment_id": pe,
                         "model_package_id": rules, "settings": {"drift": drift}}  # fmt: skip
                 dep = (await ok(hub.admin.post(f"{V1}/deployments", json=body), 201))["id"]
                 url = (await observed_ready(hub, dep))["prediction_url"]
@@ -294,16 +295,13 @@ async def test_a_regressing_replacement_is_rolled_back_and_recorded_at_the_hub(
 ) -> None:
     with reaped(tmp_path):
         async with hub_running(hub_settings(tmp_path / "hub")) as hub:
-            pe = await hub.pe("local", platform="process")
-            token = await ok(
-                hub.admin.post(f"{V1}/prediction-environments/{pe['id']}/agent-tokens"), 201
-            )
+            pe, token = await local_pe(hub)
             rules = await upload_dir(hub, RULES, tmp_path)
             flaky = await upload_dir(hub, FLAKY, tmp_path)
-            agent = Agent(agent_settings(tmp_path, hub.url, pe["id"], token["token"]),
+            agent = Agent(agent_settings(tmp_path, hub.url, pe, token),
                           plugin=ProcessPlugin())  # fmt: skip
             async with running(agent):
-                body = {"name": "iris", "prediction_environment_id": pe["id"],
+                body = {"name": "iris", "prediction_environment_id": pe,
                         "model_package_id": rules,
                         "settings": {"rollback": {"guard_s": GUARD_S}}}  # fmt: skip
                 dep = (await ok(hub.admin.post(f"{V1}/deployments", json=body), 201))["id"]
@@ -376,16 +374,13 @@ async def test_a_challengers_agreement_is_right_and_promoting_it_under_load_drop
 ) -> None:
     with reaped(tmp_path):
         async with hub_running(hub_settings(tmp_path / "hub")) as hub:
-            pe = await hub.pe("local", platform="process")
-            token = await ok(
-                hub.admin.post(f"{V1}/prediction-environments/{pe['id']}/agent-tokens"), 201
-            )
+            pe, token = await local_pe(hub)
             rules = await upload_dir(hub, RULES, tmp_path)
             stricter = await upload_dir(hub, stricter_rules(tmp_path), tmp_path)
-            agent = Agent(agent_settings(tmp_path, hub.url, pe["id"], token["token"]),
+            agent = Agent(agent_settings(tmp_path, hub.url, pe, token),
                           plugin=ProcessPlugin())  # fmt: skip
             async with running(agent), aiohttp.ClientSession() as http:
-                body = {"name": "iris", "prediction_environment_id": pe["id"],
+                body = {"name": "iris", "prediction_environment_id": pe,
                         "model_package_id": rules, "challenger_ids": [stricter]}  # fmt: skip
                 dep = (await ok(hub.admin.post(f"{V1}/deployments", json=body), 201))["id"]
                 url = (await observed_ready(hub, dep))["prediction_url"]
@@ -451,15 +446,12 @@ async def test_actuals_for_the_request_ids_the_server_returned_give_exact_accura
     truth = [str(load_iris().target_names[t]) for t in load_iris().target]
     with reaped(tmp_path):
         async with hub_running(hub_settings(tmp_path / "hub")) as hub:
-            pe = await hub.pe("local", platform="process")
-            token = await ok(
-                hub.admin.post(f"{V1}/prediction-environments/{pe['id']}/agent-tokens"), 201
-            )
+            pe, token = await local_pe(hub)
             rules = await upload_dir(hub, RULES, tmp_path)
-            agent = Agent(agent_settings(tmp_path, hub.url, pe["id"], token["token"]),
+            agent = Agent(agent_settings(tmp_path, hub.url, pe, token),
                           plugin=ProcessPlugin())  # fmt: skip
             async with running(agent), aiohttp.ClientSession() as http:
-                dep = (await hub.deployment(pe["id"], rules, name="iris"))["id"]
+                dep = (await hub.deployment(pe, rules, name="iris"))["id"]
                 url = (await observed_ready(hub, dep))["prediction_url"]
                 actuals: list[dict[str, Any]] = []
                 equal = 0
@@ -495,17 +487,14 @@ async def test_a_rollback_made_while_the_hub_is_down_yields_to_a_users_later_cho
     with reaped(tmp_path):
         async with first, contextlib.AsyncExitStack() as outer:
             hub = await first.enter_async_context(hub_running(settings))
-            pe = await hub.pe("local", platform="process")
-            token = await ok(
-                hub.admin.post(f"{V1}/prediction-environments/{pe['id']}/agent-tokens"), 201
-            )
+            pe, token = await local_pe(hub)
             rules = await upload_dir(hub, RULES, tmp_path)
             flaky = await upload_dir(hub, FLAKY, tmp_path)
             stricter = await upload_dir(hub, stricter_rules(tmp_path), tmp_path)
-            agent = Agent(agent_settings(tmp_path, hub.url, pe["id"], token["token"]),
+            agent = Agent(agent_settings(tmp_path, hub.url, pe, token),
                           plugin=ProcessPlugin())  # fmt: skip
             await outer.enter_async_context(running(agent))
-            body = {"name": "iris", "prediction_environment_id": pe["id"],
+            body = {"name": "iris", "prediction_environment_id": pe,
                     "model_package_id": rules,
                     "settings": {"rollback": {"guard_s": GUARD_S}}}  # fmt: skip
             dep = (await ok(hub.admin.post(f"{V1}/deployments", json=body), 201))["id"]
