@@ -75,9 +75,11 @@ class Calls:
             with translated(f"the event stream of the Docker engine at {self.url}"):
                 await stream
         finally:
-            if not stream.done():
-                stream.cancel()
-                await asyncio.gather(stream, return_exceptions=True)
+            # Always awaited, also when it already ended: a stream that failed while this
+            # reader was being cancelled (the client closing at shutdown) would otherwise
+            # leave its error unretrieved, reported by the loop after the plugin stopped.
+            stream.cancel()
+            await asyncio.gather(stream, return_exceptions=True)
 
     # --- images and networks ----------------------------------------------------------
 
