@@ -80,14 +80,30 @@ def from_raw(name: str, shape: tuple[int, ...], datatype: str, raw: Any) -> npt.
 def to_raw(values: npt.NDArray[Any], datatype: str) -> bytes:
     """The raw bytes of ``values`` as ``datatype``."""
     if datatype == "BYTES":
-        parts = []
-        for value in values.ravel().tolist():
-            data = value if isinstance(value, bytes) else str(value).encode()
-            parts.append(_LENGTH.pack(len(data)))
-            parts.append(data)
-        return b"".join(parts)
+        return _bytes_raw(values.ravel().tolist())
     encoded: bytes = np.ascontiguousarray(values, dtype=FIXED[datatype]).tobytes()
     return encoded
+
+
+def _bytes_raw(items: list[Any]) -> bytes:
+    """``BYTES`` elements, each after its 4-byte length.
+
+    Predictions repeat a few class labels: when every element is a ``str`` (or
+    every one ``bytes``), each distinct value is encoded once and the answer
+    joins those, which costs a dictionary lookup per element instead of an
+    encode and a pack. Mixed elements are encoded one by one: ``1``, ``True``
+    and ``1.0`` (or ``0.0`` and ``-0.0``) are equal keys but different text.
+    """
+    kinds = set(map(type, items))
+    if kinds == {str} or kinds == {bytes}:
+        encoded = {value: _prefixed(value) for value in set(items)}
+        return b"".join(map(encoded.__getitem__, items))
+    return b"".join(map(_prefixed, items))
+
+
+def _prefixed(value: Any) -> bytes:
+    data = value if isinstance(value, bytes) else str(value).encode()
+    return _LENGTH.pack(len(data)) + data
 
 
 def _bytes_elements(name: str, raw: Any, count: int) -> npt.NDArray[np.object_]:
