@@ -72,7 +72,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -86,6 +86,9 @@ from pilothouse.foundation.domain.vocabulary import Source, Status
 from pilothouse.hub.api.schemas import EventIn
 from pilothouse.hub.settings import HubSettings
 from pilothouse.hub.store.backends import open_store
+
+if TYPE_CHECKING:
+    from bench import cpu_share
 from pilothouse.plugins.simulated import SimulatedPlugin, SimulatedPluginSettings
 
 ROOT = str(Path(__file__).resolve().parent.parent)
@@ -220,11 +223,17 @@ async def register(bench: Bench) -> None:
 
 
 async def ingest_over_http(
-    bench: Bench, total: int, senders: int, seed: int, urls: list[str] | None = None
+    bench: Bench,
+    total: int,
+    senders: int,
+    seed: int,
+    urls: list[str] | None = None,
+    cpu: cpu_share.Window | None = None,
 ) -> float:
     """POST ``total`` events in batches of 500; return events per second.
 
-    ``urls``: hub replicas to spread the senders over (default: ``bench.url``).
+    ``urls``: hub replicas to spread the senders over (default: ``bench.url``);
+    ``cpu``: measured over the sending only (not the bodies' making).
     """
     rng = random.Random(seed)
     now = datetime.now(UTC)
@@ -246,6 +255,8 @@ async def ingest_over_http(
             )
             for url in urls or [bench.url]
         ]
+        if cpu is not None:
+            cpu.start()
         began = time.perf_counter()
         accepted = sum(
             await asyncio.gather(
@@ -253,6 +264,8 @@ async def ingest_over_http(
             )
         )
         elapsed = time.perf_counter() - began
+        if cpu is not None:
+            cpu.stop(accepted)
     assert accepted == len(bodies) * BATCH, accepted
     return accepted / elapsed
 

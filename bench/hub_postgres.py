@@ -41,6 +41,7 @@ from typing import Any
 
 import aiohttp
 
+from bench import cpu_share
 from bench import hub_events as he
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,24 +81,50 @@ async def phases(bench_dir: Path, args: Any, sqlite_ingest: float) -> dict[str, 
         with postgres_support.cluster() as pg:
             name = pg.new_database()
             bench = he.Bench(bench_dir / "pg-hub", database_url=pg.url(name))
-            return await _measure(bench, args, sqlite_ingest)
+            postmaster = int((pg.data / "postmaster.pid").read_text().split()[0])
+            return await _measure(bench, args, sqlite_ingest, postmaster)
     finally:
         postgres_support.TEST_SETTINGS.clear()
         postgres_support.TEST_SETTINGS.update(original)
 
 
-async def _measure(bench: he.Bench, args: Any, sqlite_ingest: float) -> dict[str, Any]:
+def _cpu(postmaster: int, *hubs: int) -> cpu_share.Window:
+    """Where the CPU goes during an ingest phase: the hubs, PostgreSQL, the load generator."""
+    return cpu_share.Window(
+        {
+            "hub": lambda: hubs,
+            "postgres": cpu_share.with_children(postmaster),
+            "load": lambda: [os.getpid()],
+        }
+    )
+
+
+def _per_event(window: cpu_share.Window) -> dict[str, float]:
+    return {
+        k.removesuffix("_us_per_event"): v
+        for k, v in window.figures.items()
+        if k.endswith("_us_per_event")
+    }
+
+
+async def _measure(
+    bench: he.Bench, args: Any, sqlite_ingest: float, postmaster: int
+) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     async with replica(bench) as (a_url, a_proc):
         bench.url, bench.hub_pid = a_url, a_proc.pid
         await he.register(bench)
-        pg1 = await he.ingest_over_http(bench, args.ingest, args.senders, seed=21)
+        cpu1 = _cpu(postmaster, a_proc.pid)
+        pg1 = await he.ingest_over_http(bench, args.ingest, args.senders, seed=21, cpu=cpu1)
         he.say("pg1", f"{args.ingest:,} events over HTTP, one replica: {pg1:,.0f} events/s")
-        async with replica(bench) as (b_url, _):
+        he.say("pg1 cpu", str(cpu1.figures))
+        async with replica(bench) as (b_url, b_proc):
+            cpu2 = _cpu(postmaster, a_proc.pid, b_proc.pid)
             pg2 = await he.ingest_over_http(
-                bench, args.ingest, args.senders * 2, seed=22, urls=[a_url, b_url]
+                bench, args.ingest, args.senders * 2, seed=22, urls=[a_url, b_url], cpu=cpu2
             )
             he.say("pg2", f"{args.ingest:,} events over HTTP, two replicas: {pg2:,.0f} events/s")
+            he.say("pg2 cpu", str(cpu2.figures))
             bench.url = a_url
             cross = await he.action_to_plugin(bench, args.actions, agent_url=b_url, name="cross")
     floor = await he.bulk_load(bench, args.stored, seed=23)
@@ -118,6 +145,17 @@ async def _measure(bench: he.Bench, args: Any, sqlite_ingest: float) -> dict[str
         "pg2_ingest_events_per_s": round(pg2),
         "pg1_ingest_ratio_to_sqlite": round(pg1 / sqlite_ingest, 2),
         "pg2_ingest_ratio_to_pg1": round(pg2 / pg1, 2),
+        # The machine's share: at the same CPU per event, two replicas can at best go
+        # (cores / cores busy with one) times faster; the parts say where the CPU went.
+        "pg1_busy_cores": cpu1.figures["parts_cores"],
+        "pg2_busy_cores": cpu2.figures["parts_cores"],
+        "pg1_machine_busy_cores": cpu1.figures["busy_cores"],
+        "pg2_machine_busy_cores": cpu2.figures["busy_cores"],
+        "pg2_ingest_ratio_ceiling": round(
+            (os.cpu_count() or 1) / max(0.01, cpu1.figures["parts_cores"]), 2
+        ),
+        "pg1_cpu_us_per_event": _per_event(cpu1),
+        "pg2_cpu_us_per_event": _per_event(cpu2),
         "pg_store_floor_events_per_s": round(floor),
         "pg_list_filtered_p50_ms": round(he.pct(flt, 50), 2),
         "pg_list_filtered_p99_ms": round(he.pct(flt, 99), 2),

@@ -20,9 +20,12 @@ floor's.
 Scenarios, medians of `--rounds` rounds, server and floor alternating:
 - plain rows endpoint, linear: 1 row at c1 and c16, 100 rows at c16 (issue #5);
 - V2 infer, linear: 1 row over REST-JSON and gRPC; 100 rows over REST-JSON,
-  REST-binary (binary tensor data extension both ways) and gRPC (raw contents); REST
-  against the V2 JSON floor, gRPC against a bare grpc.aio floor in the same process
-  (raw contents in, one `predict`, raw BYTES out), so grpcio's own per-call cost is seen;
+  REST-binary (binary tensor data extension both ways) and gRPC (raw contents); REST-JSON
+  against the V2 JSON floor, REST-binary against the floor's binary handler (header
+  parsed, the input viewed in place, one `predict`, raw BYTES out), gRPC against a bare
+  grpc.aio floor in the same process (raw contents in, one `predict`, raw BYTES out), so
+  grpcio's own per-call cost is seen. The floors' own ratios (`floor_ratio_*`) are the
+  ceilings of the transport targets: what bare handlers on the same stacks reach;
 - V2 infer, rf: 1 row over REST-JSON against its floor.
 Also: cold start, idle RSS, ready after launch, 0 failures while `linear` is replaced
 20 times at 200 requests/s.
@@ -474,6 +477,9 @@ def floor_main(args: argparse.Namespace) -> None:
 
     async def infer(request: web.Request) -> web.Response:
         # V2 JSON asking for `predict` only: the server makes one predict call.
+        length = request.headers.get("Inference-Header-Content-Length")
+        if length is not None:
+            return await infer_binary(request, int(length))
         doc = orjson.loads(await request.read())
         tensor = doc["inputs"][0]
         x = np.array(tensor["data"], dtype=np.float64).reshape(tensor["shape"])
@@ -483,6 +489,28 @@ def floor_main(args: argparse.Namespace) -> None:
             {"model_name": "floor", "outputs": [{**output, "data": labels.tolist()}]}
         )
         return web.Response(body=body, content_type="application/json")
+
+    async def infer_binary(request: web.Request, length: int) -> web.Response:
+        # The binary tensor data extension both ways: one FP64 input viewed in place,
+        # one predict, the labels as length-prefixed BYTES after the JSON header.
+        body = await request.read()
+        tensor = orjson.loads(body[:length])["inputs"][0]
+        x = np.frombuffer(body, dtype="<f8", offset=length).reshape(tensor["shape"])
+        labels = model.predict(x)
+        encoded = [str(label).encode() for label in labels]
+        raw = b"".join(len(v).to_bytes(4, "little") + v for v in encoded)
+        output = {"name": "predict", "shape": [len(labels)], "datatype": "BYTES"}
+        header = orjson.dumps(
+            {
+                "model_name": "floor",
+                "outputs": [{**output, "parameters": {"binary_data_size": len(raw)}}],
+            }
+        )
+        return web.Response(
+            body=header + raw,
+            headers={"Inference-Header-Content-Length": str(len(header))},
+            content_type="application/octet-stream",
+        )
 
     async def ready(request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -628,7 +656,15 @@ def v2_scenarios(
             lambda: load(
                 pid, port, path, work / "v2-batch100.bin", 16, d, header_length=bodies["batch100"]
             ),
-            json_run("batch100", floor),
+            lambda: load(
+                floor_pid,
+                floor_port,
+                "/v2/infer",
+                work / "v2-batch100.bin",
+                16,
+                d,
+                header_length=bodies["batch100"],
+            ),
         ),
         "v2_grpc_batch100_c16": (
             lambda: load(pid, grpc_port, "", work / "v2-batch100.grpc", 16, d, grpc=True),
@@ -717,6 +753,18 @@ def v2_results(
         ),
         "floor_cpu_ms_per_request_single_grpc": round(
             theirs["v2_grpc_single_c16"]["cpu_ms_per_request"], 4
+        ),
+        # Ceilings: what bare handlers doing the same model work reach, side against side.
+        # A target above its ceiling cannot be met by any server on that stack.
+        "floor_rps_batch100_c16_binary": round(theirs["v2_binary_batch100_c16"]["rps"], 1),
+        "floor_ratio_binary_to_json_batch100": round(
+            theirs["v2_binary_batch100_c16"]["rps"] / theirs["v2_json_batch100_c16"]["rps"], 3
+        ),
+        "floor_ratio_grpc_to_json_single": round(
+            theirs["v2_grpc_single_c16"]["rps"] / theirs["v2_json_single_c16"]["rps"], 3
+        ),
+        "ratio_grpc_floor_to_json_single": round(
+            theirs["v2_grpc_single_c16"]["rps"] / json_single["rps"], 3
         ),
         "overhead_ratio_to_grpc_floor_single_linear": overhead(
             ours["v2_grpc_single_c16"], theirs["v2_grpc_single_c16"], "linear"
