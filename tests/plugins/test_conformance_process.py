@@ -18,7 +18,7 @@ from tests.process.support import (
     RULES,
     TIMEOUT,
     broken_at_load,
-    kill_all,
+    kill_and_reap,
     pids_naming,
     release,
     serve_pids,
@@ -84,7 +84,7 @@ class ProcessHarness:
         for plugin in plugins:
             assert isinstance(plugin, ProcessPlugin)
             await release(*plugin.servers.values())
-        kill_all(self._tmp)
+        await kill_and_reap(self._tmp)
 
 
 class TestProcessShared(ServingConformance):

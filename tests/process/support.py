@@ -13,7 +13,8 @@ import contextlib
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,13 +85,43 @@ def kill_all(root: Path) -> list[int]:
     return pids
 
 
-@contextlib.contextmanager
-def reaped(root: Path) -> Iterator[None]:
-    """Kill whatever the block started under ``root``, even when the test fails."""
+async def kill_and_reap(root: Path, timeout: float = 10.0) -> list[int]:
+    """:func:`kill_all`, then wait in the loop until this process's children among them are reaped.
+
+    asyncio's child watcher reaps a child in a thread and tells the loop with a
+    thread-safe callback. A server killed just before the test returns is reaped
+    after its loop has closed: the callback is dropped, the subprocess transport
+    never learns that its process ended, and it warns when the garbage collector
+    meets it — in whichever later test that happens (the "leaked subprocess" warning).
+    """
+    pids = kill_all(root)
+    ours = [pid for pid in pids if _parent(pid) == os.getpid()]
+    await asyncio.to_thread(_until_gone, ours, timeout)
+    await asyncio.sleep(0.05)  # the watcher's callbacks, queued after each waitpid, run here
+    return pids
+
+
+def _until_gone(pids: list[int], timeout: float) -> None:
+    """Wait until no ``/proc`` entry is left for ``pids`` (reaped, not merely dead)."""
+    deadline = time.monotonic() + timeout
+    while any(os.path.exists(f"/proc/{pid}") for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@contextlib.asynccontextmanager
+async def reaped(root: Path) -> AsyncIterator[None]:
+    """Kill (and reap) whatever the block started under ``root``, even when the test fails."""
     try:
         yield
     finally:
-        kill_all(root)
+        await kill_and_reap(root)
 
 
 async def release(*found: Server | None) -> None:

@@ -53,7 +53,7 @@ async def test_standalone_adopted_deployment_passes_its_probe(
             actions={"timeout_s": TIMEOUT},
         )
 
-    with reaped(tmp_path):
+    async with reaped(tmp_path):
         first = Agent(settings(), plugin=ProcessPlugin())
         async with running(first):
             first.apply(desired)
@@ -99,7 +99,7 @@ def _agent_settings(tmp: Path, hub: Running, pe: str, token: str, **plugin: Any)
 @pytest.mark.anyio
 async def test_through_the_hub_adopted_deployment_stays_passing(tmp_path: Path) -> None:
     """Packages come from the hub: the next agent finds the probe rows through it too."""
-    with reaped(tmp_path):
+    async with reaped(tmp_path):
         async with hub_running(hub_settings(tmp_path / "hub")) as hub:
             pe = (await hub.pe("local", platform="process"))["id"]
             token = await ok(hub.admin.post(f"{V1}/prediction-environments/{pe}/agent-tokens"), 201)

@@ -41,7 +41,7 @@ async def test_a_launch_while_another_package_loads_spoils_nothing(
 ) -> None:
     """One change's clean-up of unused packages must spare a package another one loads."""
     events = tmp_path / "state" / "events.jsonl"
-    with reaped(tmp_path):
+    async with reaped(tmp_path):
         # Like a framework import followed by reading the weights: it reads its files late.
         slow_dir = python_package(
             tmp_path / "slow",
@@ -91,7 +91,7 @@ async def test_many_deployments_loaded_at_once_all_succeed(
     tmp_path: Path, make_settings: Any
 ) -> None:
     """Concurrent saves of the server's deployment list: no 500, and the newest list wins."""
-    with reaped(tmp_path):
+    async with reaped(tmp_path):
         plugin = ProcessPlugin()
         async with running(Agent(_settings(make_settings, {"rules": RULES}), plugin=plugin)):
             await plugin.launch(DesiredDeployment(id="first", model_package_id="rules"))

@@ -55,7 +55,7 @@ async def test_a_crash_turns_each_served_deployment_failing_then_passing(tmp_pat
     events: list[Event] = []
     ctx = _context(tmp_path, reports, events)
     plugin = ProcessPlugin()
-    with reaped(tmp_path):
+    async with reaped(tmp_path):
         await plugin.start(ctx)
         try:
             for dep_id in ("a", "b"):
@@ -94,7 +94,7 @@ async def test_a_dedicated_server_crash_concerns_its_deployment_only(tmp_path: P
     events: list[Event] = []
     ctx = _context(tmp_path, reports, events, mode="dedicated")
     plugin = ProcessPlugin()
-    with reaped(tmp_path):
+    async with reaped(tmp_path):
         await plugin.start(ctx)
         try:
             for dep_id in ("a", "b"):

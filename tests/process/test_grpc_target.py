@@ -123,47 +123,46 @@ async def _infer_with_tritonclient(target: str, model: str) -> list[str]:
 
 
 async def test_the_grpc_target_reaches_the_hub_and_answers_model_infer(tmp_path: Path) -> None:
-    with reaped(tmp_path):
-        async with hub_running(hub_settings(tmp_path / "hub")) as hub:
-            pe = await hub.pe("local", platform="process")
-            token = await ok(
-                hub.admin.post(f"{V1}/prediction-environments/{pe['id']}/agent-tokens"), 201
-            )
-            _, archive = build_package(IRIS_1, tmp_path / "iris.tar.gz")
-            package = (await ok(upload(hub.admin, archive.read_bytes()), 201))["id"]
-            settings = _agent_settings(tmp_path, hub.url, pe["id"], token["token"])
-            first = ProcessPlugin()
-            async with running(Agent(settings, plugin=first)):
-                dep = (await hub.deployment(pe["id"], package, name="iris"))["id"]
-                observed = await _until_observed(hub, dep, state="ready", generation=1)
-                target = observed["grpc_target"]
-                assert re.fullmatch(r"127\.0\.0\.1:\d+", target or ""), observed
-                http_port = observed["prediction_url"].split(":")[2].split("/")[0]
-                assert target.split(":")[1] != http_port, "a port of its own"
-                (launched,) = await _until_events(hub, "action.launch.succeeded")
-                assert launched["data"]["grpc_target"] == target
+    async with reaped(tmp_path), hub_running(hub_settings(tmp_path / "hub")) as hub:
+        pe = await hub.pe("local", platform="process")
+        token = await ok(
+            hub.admin.post(f"{V1}/prediction-environments/{pe['id']}/agent-tokens"), 201
+        )
+        _, archive = build_package(IRIS_1, tmp_path / "iris.tar.gz")
+        package = (await ok(upload(hub.admin, archive.read_bytes()), 201))["id"]
+        settings = _agent_settings(tmp_path, hub.url, pe["id"], token["token"])
+        first = ProcessPlugin()
+        async with running(Agent(settings, plugin=first)):
+            dep = (await hub.deployment(pe["id"], package, name="iris"))["id"]
+            observed = await _until_observed(hub, dep, state="ready", generation=1)
+            target = observed["grpc_target"]
+            assert re.fullmatch(r"127\.0\.0\.1:\d+", target or ""), observed
+            http_port = observed["prediction_url"].split(":")[2].split("/")[0]
+            assert target.split(":")[1] != http_port, "a port of its own"
+            (launched,) = await _until_events(hub, "action.launch.succeeded")
+            assert launched["data"]["grpc_target"] == target
 
-                assert await _infer_with_stubs(target, dep) == LABELS
-                assert await _infer_with_tritonclient(target, dep) == LABELS
-            (server_pid,) = serve_pids(tmp_path)  # it outlives the agent, to be adopted
+            assert await _infer_with_stubs(target, dep) == LABELS
+            assert await _infer_with_tritonclient(target, dep) == LABELS
+        (server_pid,) = serve_pids(tmp_path)  # it outlives the agent, to be adopted
 
-            # The hub forgets the target (a report without one, as the agent's token)...
-            agent_http = hub.session(token["token"])
-            report = {"state": "ready", "model_package_id": package, "generation": 1,
-                      "prediction_url": observed["prediction_url"]}  # fmt: skip
-            await ok(agent_http.put(f"{V1}/deployments/{dep}/status", json=report), 204)
-            await _until_observed(hub, dep, grpc_target=None)
-            # ...and a new agent, adopting the running server, reports it again.
-            plugin = ProcessPlugin()
-            async with running(Agent(settings, plugin=plugin)):
-                await _until_observed(hub, dep, state="ready", grpc_target=target)
-                assert serve_pids(tmp_path) == [server_pid], "adopted, not started again"
-                assert await _infer_with_stubs(target, dep) == LABELS
+        # The hub forgets the target (a report without one, as the agent's token)...
+        agent_http = hub.session(token["token"])
+        report = {"state": "ready", "model_package_id": package, "generation": 1,
+                  "prediction_url": observed["prediction_url"]}  # fmt: skip
+        await ok(agent_http.put(f"{V1}/deployments/{dep}/status", json=report), 204)
+        await _until_observed(hub, dep, grpc_target=None)
+        # ...and a new agent, adopting the running server, reports it again.
+        plugin = ProcessPlugin()
+        async with running(Agent(settings, plugin=plugin)):
+            await _until_observed(hub, dep, state="ready", grpc_target=target)
+            assert serve_pids(tmp_path) == [server_pid], "adopted, not started again"
+            assert await _infer_with_stubs(target, dep) == LABELS
 
-                await ok(hub.admin.post(f"{V1}/deployments/{dep}/actions",
-                                        json={"action": "stop"}))  # fmt: skip
-                await _until_observed(hub, dep, state="stopped", grpc_target=None)
-            await release(*first.servers.values())  # its child, still running: reap it
+            await ok(hub.admin.post(f"{V1}/deployments/{dep}/actions",
+                                    json={"action": "stop"}))  # fmt: skip
+            await _until_observed(hub, dep, state="stopped", grpc_target=None)
+        await release(*first.servers.values())  # its child, still running: reap it
 
 
 async def test_with_grpc_off_a_deployment_has_no_grpc_target(
@@ -175,7 +174,7 @@ async def test_with_grpc_off_a_deployment_has_no_grpc_target(
                          "stop_servers_on_unload": True},
         actions={"timeout_s": TIMEOUT},
     )  # fmt: skip
-    with reaped(tmp_path):
+    async with reaped(tmp_path):
         agent = Agent(settings, plugin=ProcessPlugin())
         async with running(agent):
             agent.apply(

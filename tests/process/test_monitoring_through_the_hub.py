@@ -106,41 +106,40 @@ async def test_windows_reach_the_hub_and_those_made_while_it_is_down_arrive_once
 ) -> None:
     settings = hub_settings(tmp_path / "hub", listen={"port": free_port()})
     first = contextlib.AsyncExitStack()  # the first hub: stopped in the middle
-    with reaped(tmp_path):
-        async with first, contextlib.AsyncExitStack() as outer:
-            hub = await first.enter_async_context(hub_running(settings))
-            pe, token = await local_pe(hub)
-            rules = await upload_dir(hub, RULES, tmp_path)
-            agent = Agent(agent_settings(tmp_path, hub.url, pe, token),
-                          plugin=ProcessPlugin())  # fmt: skip
-            await outer.enter_async_context(running(agent))
-            http = await outer.enter_async_context(aiohttp.ClientSession())
-            dep = (await hub.deployment(pe, rules, name="iris"))["id"]
-            url = (await observed_ready(hub, dep))["prediction_url"]
-            # The launch's probe is the first request, on the package's samples.
-            await until_counted(hub, dep, 1)
-            probe_rows = total(await series(hub, dep), "rows")
-            for _ in range(7):
-                assert (await predict(http, url))[0] == 200
-            await until_counted(hub, dep, 1 + 7)
-            points = await series(hub, dep)
-            assert total(points, "requests") == 1 + 7
-            assert total(points, "rows") == probe_rows + 7 * len(ROWS)
-            assert [p["latency_p99_s"] > 0 for p in points] == [True], points
-            store = agent.monitoring.store if agent.monitoring else None
-            assert store is not None
-            await first.aclose()  # its HTTP server stops; the database stays on disk
-            for _ in range(5):  # windows made while the hub is down
-                assert (await predict(http, url))[0] == 200
-            await until(lambda: store.size_bytes > 0, what="windows kept for the hub")
-            await asyncio.sleep(1.5)  # more windows, and uploads failing against nothing
-            async with hub_running(settings) as again:
-                assert again.url == hub.url
-                await until_counted(again, dep, 1 + 7 + 5)
-                await until(lambda: store.size_bytes == 0, what="the store emptied")
-                await asyncio.sleep(1.5)  # a duplicate upload would have landed by now
-                points = await series(again, dep)
-                await outer.aclose()
+    async with reaped(tmp_path), first, contextlib.AsyncExitStack() as outer:
+        hub = await first.enter_async_context(hub_running(settings))
+        pe, token = await local_pe(hub)
+        rules = await upload_dir(hub, RULES, tmp_path)
+        agent = Agent(agent_settings(tmp_path, hub.url, pe, token),
+                      plugin=ProcessPlugin())  # fmt: skip
+        await outer.enter_async_context(running(agent))
+        http = await outer.enter_async_context(aiohttp.ClientSession())
+        dep = (await hub.deployment(pe, rules, name="iris"))["id"]
+        url = (await observed_ready(hub, dep))["prediction_url"]
+        # The launch's probe is the first request, on the package's samples.
+        await until_counted(hub, dep, 1)
+        probe_rows = total(await series(hub, dep), "rows")
+        for _ in range(7):
+            assert (await predict(http, url))[0] == 200
+        await until_counted(hub, dep, 1 + 7)
+        points = await series(hub, dep)
+        assert total(points, "requests") == 1 + 7
+        assert total(points, "rows") == probe_rows + 7 * len(ROWS)
+        assert [p["latency_p99_s"] > 0 for p in points] == [True], points
+        store = agent.monitoring.store if agent.monitoring else None
+        assert store is not None
+        await first.aclose()  # its HTTP server stops; the database stays on disk
+        for _ in range(5):  # windows made while the hub is down
+            assert (await predict(http, url))[0] == 200
+        await until(lambda: store.size_bytes > 0, what="windows kept for the hub")
+        await asyncio.sleep(1.5)  # more windows, and uploads failing against nothing
+        async with hub_running(settings) as again:
+            assert again.url == hub.url
+            await until_counted(again, dep, 1 + 7 + 5)
+            await until(lambda: store.size_bytes == 0, what="the store emptied")
+            await asyncio.sleep(1.5)  # a duplicate upload would have landed by now
+            points = await series(again, dep)
+            await outer.aclose()
     assert total(points, "requests") == 1 + 7 + 5, points
     assert total(points, "rows") == probe_rows + 12 * len(ROWS)
     assert total(points, "server_errors") == 0 and total(points, "client_errors") == 0
@@ -220,30 +219,29 @@ async def test_drift_turns_the_deployment_failing_naming_the_features_and_back(
     tmp_path: Path,
 ) -> None:
     drift = {"window_s": 1.5, "min_rows": 300, "at_risk_psi": 0.1, "failing_psi": 0.25}
-    with reaped(tmp_path):
-        async with hub_running(hub_settings(tmp_path / "hub")) as hub:
-            pe, token = await local_pe(hub)
-            rules = await upload_dir(hub, RULES, tmp_path)
-            agent = Agent(agent_settings(tmp_path, hub.url, pe, token),
-                          plugin=ProcessPlugin())  # fmt: skip
-            async with running(agent):
-                body = {"name": "iris", "prediction_environment_id": pe,
-                        "model_package_id": rules, "settings": {"drift": drift}}  # fmt: skip
-                dep = (await ok(hub.admin.post(f"{V1}/deployments", json=body), 201))["id"]
-                url = (await observed_ready(hub, dep))["prediction_url"]
-                kind = {"type": "deployment.drift_changed", "deployment_id": dep}
-                async with sending(url, IRIS_ROWS) as normal:
-                    # Judged for the first time: the iris data itself does not drift.
-                    first = await until_event(hub, 0, **kind)
-                async with sending(url, SHIFTED) as shifted:
-                    failing = await until_status(hub, "failing", 1, **kind)
-                    during = await ok(hub.admin.get(f"{V1}/deployments/{dep}"))
-                async with sending(url, IRIS_ROWS) as back:
-                    # The drift window holds both kinds of rows for a moment: at_risk on the
-                    # way down, maybe, then passing.
-                    passing = await until_status(hub, "passing", 2, **kind)
-                changes = await events(hub, **kind)
-                deployment = await ok(hub.admin.get(f"{V1}/deployments/{dep}"))
+    async with reaped(tmp_path), hub_running(hub_settings(tmp_path / "hub")) as hub:
+        pe, token = await local_pe(hub)
+        rules = await upload_dir(hub, RULES, tmp_path)
+        agent = Agent(agent_settings(tmp_path, hub.url, pe, token),
+                      plugin=ProcessPlugin())  # fmt: skip
+        async with running(agent):
+            body = {"name": "iris", "prediction_environment_id": pe,
+                    "model_package_id": rules, "settings": {"drift": drift}}  # fmt: skip
+            dep = (await ok(hub.admin.post(f"{V1}/deployments", json=body), 201))["id"]
+            url = (await observed_ready(hub, dep))["prediction_url"]
+            kind = {"type": "deployment.drift_changed", "deployment_id": dep}
+            async with sending(url, IRIS_ROWS) as normal:
+                # Judged for the first time: the iris data itself does not drift.
+                first = await until_event(hub, 0, **kind)
+            async with sending(url, SHIFTED) as shifted:
+                failing = await until_status(hub, "failing", 1, **kind)
+                during = await ok(hub.admin.get(f"{V1}/deployments/{dep}"))
+            async with sending(url, IRIS_ROWS) as back:
+                # The drift window holds both kinds of rows for a moment: at_risk on the
+                # way down, maybe, then passing.
+                passing = await until_status(hub, "passing", 2, **kind)
+            changes = await events(hub, **kind)
+            deployment = await ok(hub.admin.get(f"{V1}/deployments/{dep}"))
     assert set(normal) == set(shifted) == set(back) == {200}
     assert (first["status"], first["data"]["previous"]) == ("passing", "unknown"), first
     assert first["data"]["max_psi"] < 0.1 and first["data"]["rows"] >= 300
@@ -293,40 +291,39 @@ GUARD_S = 30.0
 async def test_a_regressing_replacement_is_rolled_back_and_recorded_at_the_hub(
     tmp_path: Path,
 ) -> None:
-    with reaped(tmp_path):
-        async with hub_running(hub_settings(tmp_path / "hub")) as hub:
-            pe, token = await local_pe(hub)
-            rules = await upload_dir(hub, RULES, tmp_path)
-            flaky = await upload_dir(hub, FLAKY, tmp_path)
-            agent = Agent(agent_settings(tmp_path, hub.url, pe, token),
-                          plugin=ProcessPlugin())  # fmt: skip
-            async with running(agent):
-                body = {"name": "iris", "prediction_environment_id": pe,
-                        "model_package_id": rules,
-                        "settings": {"rollback": {"guard_s": GUARD_S}}}  # fmt: skip
-                dep = (await ok(hub.admin.post(f"{V1}/deployments", json=body), 201))["id"]
-                url = (await observed_ready(hub, dep))["prediction_url"]
-                async with steady(url) as seen:
-                    await until(lambda: len(seen) > 100, what="the old model's traffic")
-                    action = {"action": "replace_model", "model_package_id": flaky}
-                    await ok(hub.admin.post(f"{V1}/deployments/{dep}/actions", json=action))
-                    got = await until_rolled_back(hub, dep, rules)
-                    mark = len(seen)
-                    await until(lambda: len(seen) > mark + 50, what="traffic after the rollback")
-                    await asyncio.sleep(2.0)  # time to (wrongly) apply the bad package again
-                after = seen[mark:]
-                again = await ok(hub.admin.get(f"{V1}/deployments/{dep}"))
-                assert agent.link is not None
-                await until(lambda: agent.link is not None and agent.link.outbox.size_bytes == 0)
-                history = await events(hub, deployment_id=dep, source="agent")
-                # The user names the bad package again, in a new revision: the agent applies
-                # it (the user's choice), and its guard rolls it back once more.
-                async with steady(url) as seen_again:
-                    await until(lambda: len(seen_again) > 20, what="traffic")
-                    await ok(hub.admin.post(f"{V1}/deployments/{dep}/actions", json=action))
-                    second = await until_rolled_back(hub, dep, rules)
-                await until(lambda: agent.link is not None and agent.link.outbox.size_bytes == 0)
-                later = await events(hub, deployment_id=dep, source="agent")
+    async with reaped(tmp_path), hub_running(hub_settings(tmp_path / "hub")) as hub:
+        pe, token = await local_pe(hub)
+        rules = await upload_dir(hub, RULES, tmp_path)
+        flaky = await upload_dir(hub, FLAKY, tmp_path)
+        agent = Agent(agent_settings(tmp_path, hub.url, pe, token),
+                      plugin=ProcessPlugin())  # fmt: skip
+        async with running(agent):
+            body = {"name": "iris", "prediction_environment_id": pe,
+                    "model_package_id": rules,
+                    "settings": {"rollback": {"guard_s": GUARD_S}}}  # fmt: skip
+            dep = (await ok(hub.admin.post(f"{V1}/deployments", json=body), 201))["id"]
+            url = (await observed_ready(hub, dep))["prediction_url"]
+            async with steady(url) as seen:
+                await until(lambda: len(seen) > 100, what="the old model's traffic")
+                action = {"action": "replace_model", "model_package_id": flaky}
+                await ok(hub.admin.post(f"{V1}/deployments/{dep}/actions", json=action))
+                got = await until_rolled_back(hub, dep, rules)
+                mark = len(seen)
+                await until(lambda: len(seen) > mark + 50, what="traffic after the rollback")
+                await asyncio.sleep(2.0)  # time to (wrongly) apply the bad package again
+            after = seen[mark:]
+            again = await ok(hub.admin.get(f"{V1}/deployments/{dep}"))
+            assert agent.link is not None
+            await until(lambda: agent.link is not None and agent.link.outbox.size_bytes == 0)
+            history = await events(hub, deployment_id=dep, source="agent")
+            # The user names the bad package again, in a new revision: the agent applies
+            # it (the user's choice), and its guard rolls it back once more.
+            async with steady(url) as seen_again:
+                await until(lambda: len(seen_again) > 20, what="traffic")
+                await ok(hub.admin.post(f"{V1}/deployments/{dep}/actions", json=action))
+                second = await until_rolled_back(hub, dep, rules)
+            await until(lambda: agent.link is not None and agent.link.outbox.size_bytes == 0)
+            later = await events(hub, deployment_id=dep, source="agent")
     assert second["desired"]["generation"] > desired_generation(got) + 1
     assert second["desired"]["rollback"]["at"] > got["desired"]["rollback"]["at"]
     assert (500, flaky) in seen_again and seen_again[-1] == (200, rules)
@@ -372,52 +369,51 @@ def disagreeing(rows: list[dict[str, Any]]) -> int:
 async def test_a_challengers_agreement_is_right_and_promoting_it_under_load_drops_nothing(
     tmp_path: Path,
 ) -> None:
-    with reaped(tmp_path):
-        async with hub_running(hub_settings(tmp_path / "hub")) as hub:
-            pe, token = await local_pe(hub)
-            rules = await upload_dir(hub, RULES, tmp_path)
-            stricter = await upload_dir(hub, stricter_rules(tmp_path), tmp_path)
-            agent = Agent(agent_settings(tmp_path, hub.url, pe, token),
-                          plugin=ProcessPlugin())  # fmt: skip
-            async with running(agent), aiohttp.ClientSession() as http:
-                body = {"name": "iris", "prediction_environment_id": pe,
-                        "model_package_id": rules, "challenger_ids": [stricter]}  # fmt: skip
-                dep = (await ok(hub.admin.post(f"{V1}/deployments", json=body), 201))["id"]
-                url = (await observed_ready(hub, dep))["prediction_url"]
-                await until_counted(hub, dep, 1)  # the launch's probe
+    async with reaped(tmp_path), hub_running(hub_settings(tmp_path / "hub")) as hub:
+        pe, token = await local_pe(hub)
+        rules = await upload_dir(hub, RULES, tmp_path)
+        stricter = await upload_dir(hub, stricter_rules(tmp_path), tmp_path)
+        agent = Agent(agent_settings(tmp_path, hub.url, pe, token),
+                      plugin=ProcessPlugin())  # fmt: skip
+        async with running(agent), aiohttp.ClientSession() as http:
+            body = {"name": "iris", "prediction_environment_id": pe,
+                    "model_package_id": rules, "challenger_ids": [stricter]}  # fmt: skip
+            dep = (await ok(hub.admin.post(f"{V1}/deployments", json=body), 201))["id"]
+            url = (await observed_ready(hub, dep))["prediction_url"]
+            await until_counted(hub, dep, 1)  # the launch's probe
 
-                async def compared() -> int:
-                    return sum(c["compared"] for p in await series(hub, dep)
-                               for c in p["challengers"])  # fmt: skip
+            async def compared() -> int:
+                return sum(c["compared"] for p in await series(hub, dep)
+                           for c in p["challengers"])  # fmt: skip
 
-                # Its mirrored replay (one batch of the samples) may land a window later.
-                async with asyncio.timeout(TIMEOUT):
-                    while True:
-                        if await compared() > 0:
-                            break
-                        await asyncio.sleep(0.1)
-                before = await series(hub, dep)
-                for _ in range(4):  # one after another: the mirror queue never sheds
-                    assert (await predict(http, url, IRIS_ROWS))[0] == 200
-                await until_counted(hub, dep, 1 + 4)
+            # Its mirrored replay (one batch of the samples) may land a window later.
+            async with asyncio.timeout(TIMEOUT):
+                while True:
+                    if await compared() > 0:
+                        break
+                    await asyncio.sleep(0.1)
+            before = await series(hub, dep)
+            for _ in range(4):  # one after another: the mirror queue never sheds
+                assert (await predict(http, url, IRIS_ROWS))[0] == 200
+            await until_counted(hub, dep, 1 + 4)
 
-                probe = sum(c["compared"] for p in before for c in p["challengers"])
-                async with asyncio.timeout(TIMEOUT):
-                    while True:
-                        if await compared() >= probe + 4 * len(IRIS_ROWS):
-                            break
-                        await asyncio.sleep(0.2)
-                points = await series(hub, dep)
-                async with steady(url, clients=4) as seen:
-                    await until(lambda: len(seen) > 100, what="traffic before the promotion")
-                    promoted = await ok(
-                        hub.admin.post(f"{V1}/deployments/{dep}/promote",
-                                       json={"package_id": stricter})
-                    )  # fmt: skip
-                    generation = promoted["desired"]["generation"]
-                    await observed_ready(hub, dep, generation)
-                    mark = len(seen)
-                    await until(lambda: len(seen) > mark + 100, what="traffic after it")
+            probe = sum(c["compared"] for p in before for c in p["challengers"])
+            async with asyncio.timeout(TIMEOUT):
+                while True:
+                    if await compared() >= probe + 4 * len(IRIS_ROWS):
+                        break
+                    await asyncio.sleep(0.2)
+            points = await series(hub, dep)
+            async with steady(url, clients=4) as seen:
+                await until(lambda: len(seen) > 100, what="traffic before the promotion")
+                promoted = await ok(
+                    hub.admin.post(f"{V1}/deployments/{dep}/promote",
+                                   json={"package_id": stricter})
+                )  # fmt: skip
+                generation = promoted["desired"]["generation"]
+                await observed_ready(hub, dep, generation)
+                mark = len(seen)
+                await until(lambda: len(seen) > mark + 100, what="traffic after it")
     (point,) = points
     (challenger,) = point["challengers"]
     assert challenger["package_id"] == stricter
@@ -444,32 +440,31 @@ async def test_actuals_for_the_request_ids_the_server_returned_give_exact_accura
     tmp_path: Path,
 ) -> None:
     truth = [str(load_iris().target_names[t]) for t in load_iris().target]
-    with reaped(tmp_path):
-        async with hub_running(hub_settings(tmp_path / "hub")) as hub:
-            pe, token = await local_pe(hub)
-            rules = await upload_dir(hub, RULES, tmp_path)
-            agent = Agent(agent_settings(tmp_path, hub.url, pe, token),
-                          plugin=ProcessPlugin())  # fmt: skip
-            async with running(agent), aiohttp.ClientSession() as http:
-                dep = (await hub.deployment(pe, rules, name="iris"))["id"]
-                url = (await observed_ready(hub, dep))["prediction_url"]
-                actuals: list[dict[str, Any]] = []
-                equal = 0
-                for start in range(0, 150, 30):  # 5 requests of 30 rows
-                    async with http.post(url, json={"rows": IRIS_ROWS[start : start + 30]}) as r:
-                        assert r.status == 200
-                        doc = await r.json()
-                        header = r.headers["Pilothouse-Request-Id"]
-                    assert doc["request_id"] == header
-                    for row, predicted in enumerate(doc["predictions"]):
-                        value = truth[start + row]
-                        equal += predicted == value
-                        actuals.append({"association_id": f"{header}:{row}", "value": value})
-                await until_counted(hub, dep, 1 + 5)
-                actuals.append({"association_id": "no-such-request:0", "value": "setosa"})
-                result = await ok(hub.admin.post(f"{V1}/deployments/{dep}/actuals",
-                                                 json={"actuals": actuals}))  # fmt: skip
-                points = await series(hub, dep)
+    async with reaped(tmp_path), hub_running(hub_settings(tmp_path / "hub")) as hub:
+        pe, token = await local_pe(hub)
+        rules = await upload_dir(hub, RULES, tmp_path)
+        agent = Agent(agent_settings(tmp_path, hub.url, pe, token),
+                      plugin=ProcessPlugin())  # fmt: skip
+        async with running(agent), aiohttp.ClientSession() as http:
+            dep = (await hub.deployment(pe, rules, name="iris"))["id"]
+            url = (await observed_ready(hub, dep))["prediction_url"]
+            actuals: list[dict[str, Any]] = []
+            equal = 0
+            for start in range(0, 150, 30):  # 5 requests of 30 rows
+                async with http.post(url, json={"rows": IRIS_ROWS[start : start + 30]}) as r:
+                    assert r.status == 200
+                    doc = await r.json()
+                    header = r.headers["Pilothouse-Request-Id"]
+                assert doc["request_id"] == header
+                for row, predicted in enumerate(doc["predictions"]):
+                    value = truth[start + row]
+                    equal += predicted == value
+                    actuals.append({"association_id": f"{header}:{row}", "value": value})
+            await until_counted(hub, dep, 1 + 5)
+            actuals.append({"association_id": "no-such-request:0", "value": "setosa"})
+            result = await ok(hub.admin.post(f"{V1}/deployments/{dep}/actuals",
+                                             json={"actuals": actuals}))  # fmt: skip
+            points = await series(hub, dep)
     assert result == {"matched": 150, "unmatched": 1}, result
     (point,) = points
     assert point["actuals"] == 150
@@ -484,49 +479,48 @@ async def test_a_rollback_made_while_the_hub_is_down_yields_to_a_users_later_cho
     settings = hub_settings(tmp_path / "hub", listen={"port": port})
     aside = hub_settings(tmp_path / "hub", listen={"port": free_port()})  # same database
     first = contextlib.AsyncExitStack()
-    with reaped(tmp_path):
-        async with first, contextlib.AsyncExitStack() as outer:
-            hub = await first.enter_async_context(hub_running(settings))
-            pe, token = await local_pe(hub)
-            rules = await upload_dir(hub, RULES, tmp_path)
-            flaky = await upload_dir(hub, FLAKY, tmp_path)
-            stricter = await upload_dir(hub, stricter_rules(tmp_path), tmp_path)
-            agent = Agent(agent_settings(tmp_path, hub.url, pe, token),
-                          plugin=ProcessPlugin())  # fmt: skip
-            await outer.enter_async_context(running(agent))
-            body = {"name": "iris", "prediction_environment_id": pe,
-                    "model_package_id": rules,
-                    "settings": {"rollback": {"guard_s": GUARD_S}}}  # fmt: skip
-            dep = (await ok(hub.admin.post(f"{V1}/deployments", json=body), 201))["id"]
-            url = (await observed_ready(hub, dep))["prediction_url"]
-            async with steady(url) as seen:
-                await until(lambda: len(seen) > 100, what="the old model's traffic")
-            action = {"action": "replace_model", "model_package_id": flaky}
-            await ok(hub.admin.post(f"{V1}/deployments/{dep}/actions", json=action))
-            await observed_ready(hub, dep, 2)
-            await first.aclose()  # the hub goes down before the bad model saw any traffic
-            guard = agent.monitoring.guard if agent.monitoring else None
-            assert guard is not None
-            async with steady(url) as seen:
-                await until(
-                    lambda: guard.rollbacks == 1 and seen[-10:] == [(200, rules)] * 10,
-                    timeout=GUARD_S, what="rolled back locally, the hub down",
-                )  # fmt: skip
-            assert [s for s in seen if s[0] != 200 and s != (500, flaky)] == []
-            # Meanwhile a user picks another package (the hub answers elsewhere for a moment).
-            async with hub_running(aside) as elsewhere:
-                choice = {"action": "replace_model", "model_package_id": stricter}
-                await ok(elsewhere.admin.post(f"{V1}/deployments/{dep}/actions", json=choice))
-            async with hub_running(settings) as again:
-                superseded = await until_event(
-                    again, 0, type="deployment.rollback_superseded", deployment_id=dep
-                )
-                got = await ok(again.admin.get(f"{V1}/deployments/{dep}"))
-                observed = await observed_ready(again, dep, got["desired"]["generation"])
-                async with steady(url) as after:
-                    await until(lambda: len(after) > 20, what="traffic")
-                final = await ok(again.admin.get(f"{V1}/deployments/{dep}"))
-                await outer.aclose()
+    async with reaped(tmp_path), first, contextlib.AsyncExitStack() as outer:
+        hub = await first.enter_async_context(hub_running(settings))
+        pe, token = await local_pe(hub)
+        rules = await upload_dir(hub, RULES, tmp_path)
+        flaky = await upload_dir(hub, FLAKY, tmp_path)
+        stricter = await upload_dir(hub, stricter_rules(tmp_path), tmp_path)
+        agent = Agent(agent_settings(tmp_path, hub.url, pe, token),
+                      plugin=ProcessPlugin())  # fmt: skip
+        await outer.enter_async_context(running(agent))
+        body = {"name": "iris", "prediction_environment_id": pe,
+                "model_package_id": rules,
+                "settings": {"rollback": {"guard_s": GUARD_S}}}  # fmt: skip
+        dep = (await ok(hub.admin.post(f"{V1}/deployments", json=body), 201))["id"]
+        url = (await observed_ready(hub, dep))["prediction_url"]
+        async with steady(url) as seen:
+            await until(lambda: len(seen) > 100, what="the old model's traffic")
+        action = {"action": "replace_model", "model_package_id": flaky}
+        await ok(hub.admin.post(f"{V1}/deployments/{dep}/actions", json=action))
+        await observed_ready(hub, dep, 2)
+        await first.aclose()  # the hub goes down before the bad model saw any traffic
+        guard = agent.monitoring.guard if agent.monitoring else None
+        assert guard is not None
+        async with steady(url) as seen:
+            await until(
+                lambda: guard.rollbacks == 1 and seen[-10:] == [(200, rules)] * 10,
+                timeout=GUARD_S, what="rolled back locally, the hub down",
+            )  # fmt: skip
+        assert [s for s in seen if s[0] != 200 and s != (500, flaky)] == []
+        # Meanwhile a user picks another package (the hub answers elsewhere for a moment).
+        async with hub_running(aside) as elsewhere:
+            choice = {"action": "replace_model", "model_package_id": stricter}
+            await ok(elsewhere.admin.post(f"{V1}/deployments/{dep}/actions", json=choice))
+        async with hub_running(settings) as again:
+            superseded = await until_event(
+                again, 0, type="deployment.rollback_superseded", deployment_id=dep
+            )
+            got = await ok(again.admin.get(f"{V1}/deployments/{dep}"))
+            observed = await observed_ready(again, dep, got["desired"]["generation"])
+            async with steady(url) as after:
+                await until(lambda: len(after) > 20, what="traffic")
+            final = await ok(again.admin.get(f"{V1}/deployments/{dep}"))
+            await outer.aclose()
     assert superseded["status"] == "informational" and superseded["data"]["status"] == 409
     assert got["desired"]["model_package_id"] == stricter and got["desired"]["rollback"] is None
     assert observed["model_package_id"] == stricter, "the agent follows the user's choice"

@@ -52,7 +52,7 @@ async def test_a_regressing_replacement_is_rolled_back_within_the_guard_window(
         monitoring={"interval_s": 1.0, "guard_poll_s": 0.5},
     )
     agent = Agent(settings, plugin=ProcessPlugin())
-    with reaped(tmp_path):
+    async with reaped(tmp_path):
         async with running(agent):
             agent.apply(state("rules"))
             await agent.wait_settled()

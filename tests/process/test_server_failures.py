@@ -97,7 +97,7 @@ async def test_a_package_that_cannot_load_errors_its_launch_only(
     tmp_path: Path, make_settings: Any
 ) -> None:
     events = tmp_path / "state" / "events.jsonl"
-    with reaped(tmp_path):
+    async with reaped(tmp_path):
         packages = {"rules": RULES, "bad": broken_at_load(tmp_path / "bad")}
         settings = _settings(make_settings, packages, stop_servers_on_unload=True)
         agent = Agent(settings, plugin=ProcessPlugin())
@@ -122,7 +122,7 @@ async def test_a_package_that_cannot_load_errors_its_launch_only(
 @pytest.mark.anyio
 async def test_refusals_quote_the_servers_explanation(tmp_path: Path, make_settings: Any) -> None:
     """The server's ``error`` text, not a repr of its JSON body."""
-    with reaped(tmp_path):
+    async with reaped(tmp_path):
         packages = {"rules": RULES, "bad": broken_at_load(tmp_path / "bad")}
         plugin = ProcessPlugin()
         settings = _settings(make_settings, packages, stop_servers_on_unload=True)
@@ -144,7 +144,7 @@ async def test_a_health_check_during_a_crash_restart_starts_no_second_server(
 ) -> None:
     """The watcher and a launch both bring a crashed server back: one server results."""
     events = tmp_path / "state" / "events.jsonl"
-    with reaped(tmp_path):
+    async with reaped(tmp_path):
         plugin = ProcessPlugin()
         settings = _settings(make_settings, {"rules": RULES}, stop_servers_on_unload=True)
         agent = Agent(settings, plugin=plugin)
@@ -181,7 +181,7 @@ async def test_stopping_the_agent_stops_every_server_and_reports_no_crash(
 ) -> None:
     """While one server takes its time to stop, the watcher must not restart another."""
     events = tmp_path / "state" / "events.jsonl"
-    with reaped(tmp_path):
+    async with reaped(tmp_path):
         plugin = ProcessPlugin()
         busy = tmp_path / "busy"
         packages = {"rules": RULES, "slow": _slow(tmp_path / "slow", busy)}
@@ -221,7 +221,7 @@ async def test_a_deployment_stopped_while_its_server_is_down_stays_stopped(
 ) -> None:
     """A restarted server restores what it served: a stop in between must still hold."""
     events = tmp_path / "state" / "events.jsonl"
-    with reaped(tmp_path):
+    async with reaped(tmp_path):
         plugin = ProcessPlugin()
         settings = _settings(
             make_settings,
@@ -258,7 +258,7 @@ async def test_a_deployment_stopped_while_its_server_is_down_stays_stopped(
 @pytest.mark.anyio
 async def test_a_new_server_serves_only_what_is_desired(tmp_path: Path, make_settings: Any) -> None:
     """A server started on an old state dir must not bring back what reconcile never saw."""
-    with reaped(tmp_path):
+    async with reaped(tmp_path):
         first = ProcessPlugin()
         agent = Agent(_settings(make_settings, {"rules": RULES}), plugin=first)
         async with running(agent):

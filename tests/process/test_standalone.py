@@ -90,7 +90,7 @@ async def test_shared_server_probes_then_adoption_by_the_next_agent(
     flag = tmp_path / "break-it"
     plugin_state = tmp_path / "state" / "plugin"
     events_file = tmp_path / "state" / "events.jsonl"
-    with reaped(tmp_path):
+    async with reaped(tmp_path):
         settings = _settings(make_settings, tmp_path)
         packages = {**settings.plugin_settings["packages"]}
         packages["breakable"] = breakable(tmp_path / "breakable", flag)
@@ -180,7 +180,7 @@ async def test_shared_server_probes_then_adoption_by_the_next_agent(
 @pytest.mark.anyio
 async def test_per_deployment_mode_runs_one_server_each(tmp_path: Path, make_settings: Any) -> None:
     plugin_state = tmp_path / "state" / "plugin"
-    with reaped(tmp_path):
+    async with reaped(tmp_path):
         plugin = ProcessPlugin()
         settings = _settings(
             make_settings, tmp_path, mode="per_deployment", stop_servers_on_unload=True

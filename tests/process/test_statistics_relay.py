@@ -108,7 +108,7 @@ async def plugin_serving(tmp: Path, events: list[Any]) -> AsyncIterator[ProcessP
         state_dir=tmp / "plugin", emit=events.append, logger=log,
     )  # fmt: skip
     plugin = ProcessPlugin()
-    with reaped(tmp):
+    async with reaped(tmp):
         await plugin.start(ctx)
         try:
             yield plugin

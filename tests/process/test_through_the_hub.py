@@ -119,7 +119,7 @@ async def _until_recovered(hub: Running, dep: str, after: str) -> dict[str, Any]
 
 @pytest.mark.anyio
 async def test_deploy_predict_replace_crash_and_refused_replacements(tmp_path: Path) -> None:
-    with reaped(tmp_path):
+    async with reaped(tmp_path):
         async with hub_running(hub_settings(tmp_path / "hub")) as hub:
             pe = await hub.pe("local", platform="process")
             token = await ok(

@@ -131,7 +131,7 @@ async def _run_printed_request(up_: Up) -> dict[str, Any]:
 async def test_up_prints_serves_stops_and_resumes(tmp_path: Path) -> None:
     state = tmp_path / "state"
     port = free_port()
-    with reaped(tmp_path):
+    async with reaped(tmp_path):
         # --- first start: registers everything, deploys iris-1.0.0 -----------------------------
         async with up(state, port, tmp_path / "up.log") as first:
             await first.read_until("Ctrl-C stops everything")
@@ -194,7 +194,7 @@ async def test_up_resumes_a_replaced_model_without_acting_again(tmp_path: Path) 
     """Replace the model through the hub, Ctrl-C, start again: the new model, no new action."""
     state, port, log = tmp_path / "state", free_port(), tmp_path / "up.log"
     agent_log = state / "agent" / "events.jsonl"
-    with reaped(tmp_path):
+    async with reaped(tmp_path):
         async with up(state, port, log) as first:
             await first.read_until("Ctrl-C stops everything")
             url, token_file = first.match(HUB_LINE).groups()
@@ -295,7 +295,7 @@ async def test_up_stops_on_the_first_ctrl_c_while_it_starts(tmp_path: Path) -> N
     state = tmp_path / "state"
     port = free_port()
     log = tmp_path / "up.log"
-    with reaped(tmp_path):
+    async with reaped(tmp_path):
         # Ctrl-C as soon as the hub listens: the first start's registration (a few
         # requests) is let finish, so up.json records all of it or nothing.
         async with up(state, port, log) as first:
