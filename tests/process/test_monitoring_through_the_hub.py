@@ -288,6 +288,14 @@ async def until_rolled_back(hub: Running, dep: str, champion: str) -> dict[str, 
 GUARD_S = 30.0
 
 
+async def guarded(hub: Running, pe: str, package: str) -> tuple[str, str]:
+    """A deployment of ``package`` with a rollback guard of GUARD_S: its id and URL, once ready."""
+    body = {"name": "iris", "prediction_environment_id": pe, "model_package_id": package,
+            "settings": {"rollback": {"guard_s": GUARD_S}}}  # fmt: skip
+    dep = (await ok(hub.admin.post(f"{V1}/deployments", json=body), 201))["id"]
+    return dep, (await observed_ready(hub, dep))["prediction_url"]
+
+
 async def test_a_regressing_replacement_is_rolled_back_and_recorded_at_the_hub(
     tmp_path: Path,
 ) -> None:
@@ -298,11 +306,7 @@ async def test_a_regressing_replacement_is_rolled_back_and_recorded_at_the_hub(
         agent = Agent(agent_settings(tmp_path, hub.url, pe, token),
                       plugin=ProcessPlugin())  # fmt: skip
         async with running(agent):
-            body = {"name": "iris", "prediction_environment_id": pe,
-                    "model_package_id": rules,
-                    "settings": {"rollback": {"guard_s": GUARD_S}}}  # fmt: skip
-            dep = (await ok(hub.admin.post(f"{V1}/deployments", json=body), 201))["id"]
-            url = (await observed_ready(hub, dep))["prediction_url"]
+            dep, url = await guarded(hub, pe, rules)
             async with steady(url) as seen:
                 await until(lambda: len(seen) > 100, what="the old model's traffic")
                 action = {"action": "replace_model", "model_package_id": flaky}
@@ -488,11 +492,7 @@ async def test_a_rollback_made_while_the_hub_is_down_yields_to_a_users_later_cho
         agent = Agent(agent_settings(tmp_path, hub.url, pe, token),
                       plugin=ProcessPlugin())  # fmt: skip
         await outer.enter_async_context(running(agent))
-        body = {"name": "iris", "prediction_environment_id": pe,
-                "model_package_id": rules,
-                "settings": {"rollback": {"guard_s": GUARD_S}}}  # fmt: skip
-        dep = (await ok(hub.admin.post(f"{V1}/deployments", json=body), 201))["id"]
-        url = (await observed_ready(hub, dep))["prediction_url"]
+        dep, url = await guarded(hub, pe, rules)
         async with steady(url) as seen:
             await until(lambda: len(seen) > 100, what="the old model's traffic")
         action = {"action": "replace_model", "model_package_id": flaky}
