@@ -20,11 +20,12 @@ from collections.abc import Iterator
 import pytest
 
 from tests.containers.test_compose_stack import (
-    READY_S,
     Hub,
-    agent_log,
-    assert_only_named_volumes_left,
+    down_leaving_only,
+    every_event_once,
     inspect,
+    observed_serving,
+    serving,
     wait_for,
 )
 from tools import demo
@@ -44,17 +45,9 @@ def stack(
         project=project, image=pilothouse_image, hub_port="", profile=PROFILE,
         postgres_image=postgres_image,
     )  # fmt: skip
-    try:
-        started = time.monotonic()
-        stack.up()
-        demo.served(stack.hub_url(), stack.admin_token(), demo.DEPLOYMENT, READY_S)
-        print(f"\npostgres stack up to the first prediction in {time.monotonic() - started:.1f} s")
+    with serving(stack) as took:
+        print(f"\npostgres stack up to the first prediction in {took:.1f} s")
         yield stack
-    finally:
-        try:
-            stack.clean()
-        finally:
-            print("\n".join(stack.log[-6:]))
 
 
 def metric(url: str, name: str) -> float:
@@ -127,14 +120,7 @@ def test_a_change_through_the_other_replica_reaches_the_agent_after_its_replica_
     )
     replaced = time.monotonic()
     assert answer["predictions"] == ["setosa"]
-    observed = wait_for(
-        "the replacement observed through the surviving replica",
-        lambda: (
-            (o := hub.deployment(demo.DEPLOYMENT)["observed"])["model_package_id"] == new
-            and o["state"] == "ready"
-            and o
-        ),
-    )
+    observed = observed_serving(hub, new, "the replacement observed through the surviving replica")
     assert observed["prediction_url"] == dep["observed"]["prediction_url"]
     assert metric(hub.url, "pilothouse_hub_sse_clients") == 1  # the agent moved here
     # And so did the background work, once the database has dropped the dead replica's
@@ -145,13 +131,7 @@ def test_a_change_through_the_other_replica_reaches_the_agent_after_its_replica_
           f"{replaced - killed:.1f} s later; the survivor held the lease after "
           f"{leased - killed:.1f} s")  # fmt: skip
 
-    def shipped() -> bool:
-        ids = [e["id"] for e in hub.agent_events(pe_id)]
-        return set(ids) == {e["id"] for e in agent_log(stack)}
-
-    wait_for("every event of the agent's log at the hub", shipped)
-    ids = [e["id"] for e in hub.agent_events(pe_id)]
-    assert len(ids) == len(set(ids)), "an event arrived twice"
+    every_event_once(stack, hub, pe_id)
     replaced_events = [
         e for e in hub.agent_events(pe_id)
         if e["type"] == "action.replace_model.succeeded" and e.get("deployment_id") == dep["id"]
@@ -160,12 +140,7 @@ def test_a_change_through_the_other_replica_reaches_the_agent_after_its_replica_
 
 
 def test_down_leaves_nothing_but_the_named_volumes(stack: demo.Stack) -> None:
-    stack.down()
-    project = f"label=com.docker.compose.project={stack.project}"
-    assert demo.docker("ps", "-a", "-q", "--filter", project).split() == []
-    assert stack.servers() == []
-    assert demo.docker("network", "ls", "-q", "--filter", f"name=^{stack.project}$").split() == []
-    assert_only_named_volumes_left(stack, ("agent-state", "hub-state", "secrets", "pg-data"))
+    down_leaving_only(stack, ("agent-state", "hub-state", "secrets", "pg-data"))
 
 
 def test_clean_removes_the_named_volumes_too(stack: demo.Stack) -> None:

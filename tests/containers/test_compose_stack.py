@@ -13,6 +13,7 @@ too).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -39,10 +40,18 @@ def stack(pilothouse_image: str, docker_compose: list[str]) -> Iterator[demo.Sta
     """The stack, up and serving; always removed with its volumes afterwards."""
     project = f"pht-{uuid.uuid4().hex[:10]}"
     stack = demo.Stack(project=project, image=pilothouse_image, hub_port="")
+    with serving(stack):
+        yield stack
+
+
+@contextlib.contextmanager
+def serving(stack: demo.Stack) -> Iterator[float]:
+    """``stack`` up until its first prediction (the seconds that took); always removed after."""
     try:
+        started = time.monotonic()
         stack.up()
         demo.served(stack.hub_url(), stack.admin_token(), demo.DEPLOYMENT, READY_S)
-        yield stack
+        yield time.monotonic() - started
     finally:
         try:
             stack.clean()
@@ -128,6 +137,30 @@ def wait_for(what: str, check: Any, timeout: float = READY_S) -> Any:
     raise AssertionError(f"{what}: not within {timeout:.0f} s (last error: {last})")
 
 
+def observed_serving(hub: Hub, package: str, what: str) -> dict[str, Any]:
+    """The demo deployment's observed state, once ``package`` is ready in it."""
+    return wait_for(  # type: ignore[no-any-return]
+        what,
+        lambda: (
+            (o := hub.deployment(demo.DEPLOYMENT)["observed"])["model_package_id"] == package
+            and o["state"] == "ready"
+            and o
+        ),
+    )
+
+
+def every_event_once(stack: demo.Stack, hub: Hub, pe_id: str) -> None:
+    """Wait until the hub holds every event of the agent's log; none may arrive twice."""
+
+    def shipped() -> bool:
+        ids = [e["id"] for e in hub.agent_events(pe_id)]
+        return set(ids) == {e["id"] for e in agent_log(stack)}
+
+    wait_for("every event of the agent's log at the hub", shipped)
+    ids = [e["id"] for e in hub.agent_events(pe_id)]
+    assert len(ids) == len(set(ids)), "an event arrived twice"
+
+
 def inspect(container: str) -> dict[str, Any]:
     return dict(demo.docker_json("inspect", container)[0])
 
@@ -199,14 +232,7 @@ def test_a_model_is_replaced_under_a_steady_stream_without_a_failure(stack: demo
     print(f"\nreplacement under a stream: {dict(stream.answers)}, {len(stream.failures)} failed")
     assert stream.failures == []
     assert stream.answers[old] >= 20
-    observed = wait_for(
-        "the replacement observed",
-        lambda: (
-            (o := hub.deployment(demo.DEPLOYMENT)["observed"])["model_package_id"] == new
-            and o["state"] == "ready"
-            and o
-        ),
-    )
+    observed = observed_serving(hub, new, "the replacement observed")
     assert observed["prediction_url"] == dep["observed"]["prediction_url"]
 
 
@@ -253,13 +279,7 @@ def test_a_restarted_hub_gets_every_event_of_the_agent_once(stack: demo.Stack) -
     stack.compose("start", "hub")
     hub = Hub(stack)  # its port on the host may have changed
 
-    def shipped() -> bool:
-        ids = [e["id"] for e in hub.agent_events(pe_id)]
-        return set(ids) == {e["id"] for e in agent_log(stack)}
-
-    wait_for("every event of the agent's log at the hub", shipped)
-    ids = [e["id"] for e in hub.agent_events(pe_id)]
-    assert len(ids) == len(set(ids)), "an event arrived twice"
+    every_event_once(stack, hub, pe_id)
     assert wait_for("the agent back online", lambda: hub.call(
         "GET", f"/prediction-environments/{pe_id}")["agent"]["online"])  # fmt: skip
     wait_for("the deployment serving again", lambda: demo.predict(
@@ -278,16 +298,21 @@ def test_sigterm_stops_the_agent_with_exit_0_within_its_grace_period(stack: demo
 
 
 def test_down_leaves_nothing_but_the_named_volumes(stack: demo.Stack) -> None:
+    down_leaving_only(stack, ("agent-state", "hub-state", "secrets"))
+    owned = demo.docker(
+        "volume", "ls", "-q", "--filter", f"label={demo.OWNER_LABEL}={stack.project}"
+    )
+    assert owned.split() == []
+
+
+def down_leaving_only(stack: demo.Stack, used: tuple[str, ...]) -> None:
+    """``down``: no container, server or network of the stack is left; volumes as below."""
     stack.down()
     project = f"label=com.docker.compose.project={stack.project}"
     assert demo.docker("ps", "-a", "-q", "--filter", project).split() == []
     assert stack.servers() == []
     assert demo.docker("network", "ls", "-q", "--filter", f"name=^{stack.project}$").split() == []
-    owned = demo.docker(
-        "volume", "ls", "-q", "--filter", f"label={demo.OWNER_LABEL}={stack.project}"
-    )
-    assert owned.split() == []
-    assert_only_named_volumes_left(stack, ("agent-state", "hub-state", "secrets"))
+    assert_only_named_volumes_left(stack, used)
 
 
 def assert_only_named_volumes_left(stack: demo.Stack, used: tuple[str, ...]) -> None:
