@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import sqlite3
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -36,6 +36,17 @@ class Source:
         self.script: deque[Exception | None] = deque()
         """What the next calls do, one each: raise the error, or (None) deliver."""
         self.called = asyncio.Event()
+        self.call_times: list[float] = []
+        self.told: list[Exception] = []
+        """What the loop told ``on_retry``."""
+
+    def drain(self, delay: Callable[[int], float]) -> asyncio.Task[None]:
+        """Start the loop under test on this source."""
+        return asyncio.create_task(
+            durable_queue.drain(
+                self.deliver, self.more, delay, retry_on=(Unreachable,), on_retry=self.told.append
+            )
+        )
 
     def put(self, *items: str) -> None:
         self.items.extend(items)
@@ -43,6 +54,7 @@ class Source:
 
     async def deliver(self) -> bool:
         self.calls += 1
+        self.call_times.append(asyncio.get_running_loop().time())
         self.called.set()
         failure = self.script.popleft() if self.script else None
         if failure is not None:
@@ -92,17 +104,8 @@ async def stored(file: SqliteThread, queue: QueueTable) -> list[bytes]:
 
 async def test_delivers_everything_then_waits_for_more_without_spinning() -> None:
     source = Source()
-    told: list[Exception] = []
     source.put("a", "b", "c")
-    task = asyncio.create_task(
-        durable_queue.drain(
-            source.deliver,
-            source.more,
-            lambda _: 0.0,
-            retry_on=(Unreachable,),
-            on_retry=told.append,
-        )
-    )
+    task = source.drain(lambda _: 0.0)
     try:
         async with asyncio.timeout(LIMIT):
             while source.more.is_set():
@@ -116,7 +119,7 @@ async def test_delivers_everything_then_waits_for_more_without_spinning() -> Non
         await source.next_call()
         await idle_loop_turns()
         assert source.delivered == ["a", "b", "c", "d"]
-        assert told == []
+        assert source.told == []
     finally:
         await cancel_and_wait(task)
 
@@ -127,27 +130,12 @@ async def test_backs_off_longer_after_each_failure_and_starts_over_after_a_deliv
     source.script.extend([Unreachable("1"), Unreachable("2"), Unreachable("3"), None])
     source.script.append(Unreachable("after a delivery"))
     attempts: list[int] = []
-    told: list[str] = []
-    call_times: list[float] = []
-    loop = asyncio.get_running_loop()
 
     def delay(attempt: int) -> float:
         attempts.append(attempt)
-        return 0.02 * 2**attempt
+        return 0.02 * 2.0**attempt
 
-    async def deliver() -> bool:
-        call_times.append(loop.time())
-        return await source.deliver()
-
-    task = asyncio.create_task(
-        durable_queue.drain(
-            deliver,
-            source.more,
-            delay,
-            retry_on=(Unreachable,),
-            on_retry=lambda exc: told.append(str(exc)),
-        )
-    )
+    task = source.drain(delay)
     try:
         async with asyncio.timeout(LIMIT):
             while source.items or source.more.is_set():
@@ -156,13 +144,13 @@ async def test_backs_off_longer_after_each_failure_and_starts_over_after_a_deliv
         await cancel_and_wait(task)
 
     assert source.delivered == ["a", "b"]
-    assert told == ["1", "2", "3", "after a delivery"]
+    assert [str(e) for e in source.told] == ["1", "2", "3", "after a delivery"]
     # Three failures in a row: attempts 0, 1, 2; the delivery of "a" starts over at 0.
     assert attempts == [0, 1, 2, 0]
     # Each retry came after its delay, not before: calls 1-3 failed, 4 delivered "a",
     # 5 failed again, 6 delivered "b".
-    assert len(call_times) == 7  # the seventh found the queue empty
-    gaps = [later - earlier for earlier, later in itertools.pairwise(call_times)]
+    assert len(source.call_times) == 7  # the seventh found the queue empty
+    gaps = [later - earlier for earlier, later in itertools.pairwise(source.call_times)]
     for gap, wanted in zip(gaps, [0.02, 0.04, 0.08, None, 0.02], strict=False):
         if wanted is not None:
             assert gap >= wanted * 0.95, (gaps, attempts)
@@ -172,66 +160,47 @@ async def test_an_error_it_does_not_retry_ends_the_loop() -> None:
     source = Source()
     source.put("a")
     source.script.append(ValueError("a bug"))
-    told: list[Exception] = []
+    task = source.drain(lambda _: 0.0)
     with pytest.raises(ValueError, match="a bug"):
         async with asyncio.timeout(LIMIT):
-            await durable_queue.drain(
-                source.deliver,
-                source.more,
-                lambda _: 0.0,
-                retry_on=(Unreachable,),
-                on_retry=told.append,
-            )
-    assert told == []
+            await task
+    assert source.told == []
     assert source.items == deque(["a"])
 
 
 async def test_cancelling_ends_a_back_off_at_once() -> None:
     source = Source()
-    told: list[Exception] = []
     source.put("a")
     source.script.append(Unreachable("down"))
-    task = asyncio.create_task(
-        durable_queue.drain(
-            source.deliver,
-            source.more,
-            lambda _: 3600.0,
-            retry_on=(Unreachable,),
-            on_retry=told.append,
-        )
-    )
+    task = source.drain(lambda _: 3600.0)
     await source.next_call()
     await idle_loop_turns()
     async with asyncio.timeout(LIMIT):
         await cancel_and_wait(task)
     assert task.cancelled()
     assert source.delivered == []
-    assert [str(e) for e in told] == ["down"]
+    assert [str(e) for e in source.told] == ["down"]
 
 
 # --- the table and its byte count ------------------------------------------------------
 
 
-async def test_past_the_bound_the_oldest_go_one_at_a_time(
-    table: tuple[SqliteThread, QueueTable],
+@pytest.mark.parametrize(
+    ("written", "at_once", "dropped"),
+    [
+        (15, 1, 5),  # 150 bytes in a bound of 100: the five oldest, one at a time
+        (12, 4, 4),  # 120 bytes: four at a time, so 80 bytes are left
+        (12, 0, 2),  # asked for none at a time: still one, or the bound would never hold
+    ],
+)
+async def test_past_the_bound_the_oldest_go(
+    table: tuple[SqliteThread, QueueTable], written: int, at_once: int, dropped: int
 ) -> None:
     file, queue = table
-    bodies = [b"%09d" % i + b"\n" for i in range(15)]  # 10 bytes each, 150 in all
-    dropped = await append(file, queue, bodies, at_once=1)
-    assert dropped == 5
-    assert queue.size_bytes == 100
-    assert await stored(file, queue) == bodies[5:]
-
-
-async def test_past_the_bound_the_oldest_go_as_many_at_a_time_as_asked(
-    table: tuple[SqliteThread, QueueTable],
-) -> None:
-    file, queue = table
-    bodies = [b"%09d" % i + b"\n" for i in range(12)]  # 120 bytes: 20 over
-    dropped = await append(file, queue, bodies, at_once=4)
-    assert dropped == 4
-    assert queue.size_bytes == 80
-    assert await stored(file, queue) == bodies[4:]
+    bodies = [b"%09d" % i + b"\n" for i in range(written)]  # 10 bytes each
+    assert await append(file, queue, bodies, at_once=at_once) == dropped
+    assert queue.size_bytes == 10 * (written - dropped) <= queue.max_bytes
+    assert await stored(file, queue) == bodies[dropped:]
 
 
 async def test_a_body_larger_than_the_bound_empties_the_table(
