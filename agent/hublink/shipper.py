@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pilothouse.agent.errors import HubAuthError, HubRejectedError, HubUnreachableError
 from pilothouse.agent.hublink.client import HubClient
 from pilothouse.agent.hublink.outbox import Outbox
+from pilothouse.foundation.aio import durable_queue
 from pilothouse.foundation.aio.backoff import Backoff
 from pilothouse.foundation.domain.vocabulary import Status
 
@@ -46,17 +47,13 @@ class EventShipper:
     async def run(self, started: Callable[[], None]) -> None:
         """Ship until cancelled."""
         started()
-        attempt = 0
-        while True:
-            try:
-                if await self.ship_once():
-                    attempt = 0
-                    continue
-                await self._outbox.appended.wait()
-            except (HubUnreachableError, HubAuthError) as exc:
-                self._outage(exc)
-                await asyncio.sleep(self._backoff.delay(attempt))
-                attempt += 1
+        await durable_queue.drain(
+            self.ship_once,
+            self._outbox.appended,
+            self._backoff.delay,
+            retry_on=(HubUnreachableError, HubAuthError),
+            on_retry=self._outage,
+        )
 
     async def ship_once(self) -> bool:
         """Deliver the oldest batch; False when the outbox is empty."""

@@ -17,13 +17,13 @@ is done; other 4xx are permanent (logged and reported, then dropped).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
 from pilothouse.agent.errors import HubRejectedError, HubUnreachableError
 from pilothouse.agent.hublink.client import HubClient
 from pilothouse.agent.monitoring.store import MonitoringStore, Notice
+from pilothouse.foundation.aio import durable_queue
 from pilothouse.foundation.aio.backoff import Backoff
 from pilothouse.foundation.domain.vocabulary import Status
 
@@ -61,17 +61,13 @@ class WindowShipper:
     async def run(self, started: Callable[[], None]) -> None:
         """Ship until cancelled."""
         started()
-        attempt = 0
-        while True:
-            try:
-                if await self.ship_once():
-                    attempt = 0
-                    continue
-                await self._store.windows_added.wait()
-            except HubUnreachableError as exc:
-                log.info("statistics wait for the hub: %s", exc)
-                await asyncio.sleep(self._backoff.delay(attempt))
-                attempt += 1
+        await durable_queue.drain(
+            self.ship_once,
+            self._store.windows_added,
+            self._backoff.delay,
+            retry_on=(HubUnreachableError,),
+            on_retry=lambda exc: log.info("statistics wait for the hub: %s", exc),
+        )
 
     async def ship_once(self) -> bool:
         """Deliver the oldest batch; False when nothing waits."""
@@ -116,17 +112,13 @@ class NoticeSender:
     async def run(self, started: Callable[[], None]) -> None:
         """Send until cancelled."""
         started()
-        attempt = 0
-        while True:
-            try:
-                if await self.send_all():
-                    attempt = 0
-                    continue
-                await self._store.notices_added.wait()
-            except HubUnreachableError as exc:
-                log.info("rollback notices wait for the hub: %s", exc)
-                await asyncio.sleep(self._backoff.delay(attempt))
-                attempt += 1
+        await durable_queue.drain(
+            self.send_all,
+            self._store.notices_added,
+            self._backoff.delay,
+            retry_on=(HubUnreachableError,),
+            on_retry=lambda exc: log.info("rollback notices wait for the hub: %s", exc),
+        )
 
     async def send_all(self) -> bool:
         """Send every stored notice; False when there was none."""

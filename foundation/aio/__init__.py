@@ -1,1 +1,4 @@
-"""The asyncio kit: guarded named tasks with restart and crash-loop detection, backoff, sleep."""
+"""The asyncio kit: guarded tasks, backoff, interruptible sleep, a durable queue drained to a sink.
+
+The durable queue is what the event outbox and the monitoring store share.
+"""
