@@ -6,9 +6,10 @@ PostgreSQL postmaster and its backends, found again at the end of the phase
 so that backends started meanwhile count; one that exited meanwhile is lost,
 which only undercounts). The bench's own process is the load generator.
 
-It answers the question behind a scaling ratio on a small machine: if one
-replica's run already keeps ``busy`` of the ``cores`` busy, a second replica
-can at best raise throughput ``cores / busy`` times at the same CPU per event.
+It answers the question behind a scaling ratio on a small machine: at ``c``
+CPU seconds per event (every process of the work together), ``cores`` cores
+store at most ``cores / c`` events/s, however many replicas share them; a run
+near that figure is bound by the machine, not by the code's concurrency.
 """
 
 from __future__ import annotations

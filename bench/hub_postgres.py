@@ -99,6 +99,12 @@ def _cpu(postmaster: int, *hubs: int) -> cpu_share.Window:
     )
 
 
+def _capacity(window: cpu_share.Window) -> float:
+    """Events/s the machine's cores would store at ``window``'s CPU per event, all busy."""
+    per_event_s = sum(_per_event(window).values()) / 1e6
+    return (os.cpu_count() or 1) / max(per_event_s, 1e-9)
+
+
 def _per_event(window: cpu_share.Window) -> dict[str, float]:
     return {
         k.removesuffix("_us_per_event"): v
@@ -145,15 +151,14 @@ async def _measure(
         "pg2_ingest_events_per_s": round(pg2),
         "pg1_ingest_ratio_to_sqlite": round(pg1 / sqlite_ingest, 2),
         "pg2_ingest_ratio_to_pg1": round(pg2 / pg1, 2),
-        # The machine's share: at the same CPU per event, two replicas can at best go
-        # (cores / cores busy with one) times faster; the parts say where the CPU went.
+        # The machine's share: two replicas can store at most (cores / their CPU per event)
+        # events/s, so the ratio can at best reach that over pg1; the parts say where
+        # the CPU went.
         "pg1_busy_cores": cpu1.figures["parts_cores"],
         "pg2_busy_cores": cpu2.figures["parts_cores"],
         "pg1_machine_busy_cores": cpu1.figures["busy_cores"],
         "pg2_machine_busy_cores": cpu2.figures["busy_cores"],
-        "pg2_ingest_ratio_ceiling": round(
-            (os.cpu_count() or 1) / max(0.01, cpu1.figures["parts_cores"]), 2
-        ),
+        "pg2_ingest_ratio_ceiling": round(_capacity(cpu2) / pg1, 2),
         "pg1_cpu_us_per_event": _per_event(cpu1),
         "pg2_cpu_us_per_event": _per_event(cpu2),
         "pg_store_floor_events_per_s": round(floor),
