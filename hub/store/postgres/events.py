@@ -57,7 +57,7 @@ Row = tuple[str, int, str, str | None, str, str, str, str, str]
 async def insert(conn: Connection, events: Sequence[EventIn]) -> int:
     """Store the events whose id is new, in one statement; return how many were."""
     first: dict[str, Row] = {}
-    for row in map(_row, events):
+    for row in map(row_of, events):
         first.setdefault(row[0], row)  # a repeated id counts once, as its first occurrence
     if not first:
         return 0
@@ -96,7 +96,8 @@ async def health_sources(
     return out
 
 
-def _row(event: EventIn) -> Row:
+def row_of(event: EventIn) -> Row:
+    """The columns of ``COLUMNS`` of an event, as stored."""
     return (
         event.id,
         clock.to_us(event.time),
