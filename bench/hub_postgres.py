@@ -11,6 +11,11 @@ stricter than the SQLite hub's ``synchronous=NORMAL``). Replicas are
    500, ``--senders`` in flight) against one replica: ``pg1_ingest_events_per_s``;
 2. **ingest, two replicas** — the same, the senders spread over both:
    ``pg2_ingest_events_per_s``;
+
+   for both, the CPU time per event of the database's processes (the postmaster
+   and its children, from ``/proc``) and of the replicas' is printed too
+   (``pg1_db_cpu_us_per_event``, ``pg1_hub_cpu_us_per_event``, …): what the
+   events cost, whatever else the shared machine runs meanwhile;
 3. **queries** — ``--stored`` events bulk-loaded through the PostgreSQL store,
    then the filtered ``GET /events`` and the search of SQLite's phase 4:
    ``pg_list_filtered_p99_ms``, ``pg_list_search_p99_ms``;
@@ -80,23 +85,27 @@ async def phases(bench_dir: Path, args: Any, sqlite_ingest: float) -> dict[str, 
         with postgres_support.cluster() as pg:
             name = pg.new_database()
             bench = he.Bench(bench_dir / "pg-hub", database_url=pg.url(name))
-            return await _measure(bench, args, sqlite_ingest)
+            return await _measure(bench, args, sqlite_ingest, pg.data)
     finally:
         postgres_support.TEST_SETTINGS.clear()
         postgres_support.TEST_SETTINGS.update(original)
 
 
-async def _measure(bench: he.Bench, args: Any, sqlite_ingest: float) -> dict[str, Any]:
+async def _measure(bench: he.Bench, args: Any, sqlite_ingest: float, data: Path) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     async with replica(bench) as (a_url, a_proc):
         bench.url, bench.hub_pid = a_url, a_proc.pid
         await he.register(bench)
+        spent = _Spent(data, [a_proc.pid])
         pg1 = await he.ingest_over_http(bench, args.ingest, args.senders, seed=21)
+        figures |= spent.per_event("pg1", args.ingest)
         he.say("pg1", f"{args.ingest:,} events over HTTP, one replica: {pg1:,.0f} events/s")
-        async with replica(bench) as (b_url, _):
+        async with replica(bench) as (b_url, b_proc):
+            spent = _Spent(data, [a_proc.pid, b_proc.pid])
             pg2 = await he.ingest_over_http(
                 bench, args.ingest, args.senders * 2, seed=22, urls=[a_url, b_url]
             )
+            figures |= spent.per_event("pg2", args.ingest)
             he.say("pg2", f"{args.ingest:,} events over HTTP, two replicas: {pg2:,.0f} events/s")
             bench.url = a_url
             cross = await he.action_to_plugin(bench, args.actions, agent_url=b_url, name="cross")
@@ -127,6 +136,56 @@ async def _measure(bench: he.Bench, args: Any, sqlite_ingest: float) -> dict[str
         "failover_s": round(failover, 2),
     }
     return figures
+
+
+class _Spent:
+    """CPU time of the database's processes and of the replicas, from now on (``/proc``)."""
+
+    def __init__(self, data: Path, hubs: list[int]) -> None:
+        self._data = data
+        self._hubs = hubs
+        self._start = (self._db(), _cpu_s(hubs))
+
+    def per_event(self, phase: str, events: int) -> dict[str, float]:
+        """Microseconds of CPU per event since made: the database's and the replicas'."""
+        db = (self._db() - self._start[0]) / events * 1e6
+        hub = (_cpu_s(self._hubs) - self._start[1]) / events * 1e6
+        he.say(phase, f"CPU per event: database {db:.1f} us, replicas {hub:.1f} us")
+        return {
+            f"{phase}_db_cpu_us_per_event": round(db, 1),
+            f"{phase}_hub_cpu_us_per_event": round(hub, 1),
+        }
+
+    def _db(self) -> float:
+        """CPU seconds of the postmaster and its children alive now.
+
+        A child that ended meanwhile (an autovacuum worker) is not counted: a lower bound.
+        """
+        master = int((self._data / "postmaster.pid").read_text().split()[0])
+        children = [
+            int(entry)
+            for entry in os.listdir("/proc")
+            if entry.isdigit() and _stat(int(entry))[1:2] == [str(master)]
+        ]
+        return _cpu_s([master, *children])
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command (state, ppid, …); [] if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def _cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far."""
+    ticks = 0
+    for pid in pids:
+        fields = _stat(pid)
+        if fields:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 async def _analyze(bench: he.Bench) -> None:
