@@ -7,9 +7,10 @@ import contextlib
 
 import pytest
 
+from pilothouse.hub.api.schemas import EventIn
 from pilothouse.hub.errors import StorageError
 from pilothouse.hub.settings import DatabaseSettings
-from pilothouse.hub.store.postgres import migrations, search
+from pilothouse.hub.store.postgres import ingest, migrations, search
 from pilothouse.hub.store.postgres.store import open_postgres
 from tests.hub.support import (
     V1,
@@ -103,6 +104,8 @@ async def test_the_search_vector_the_hub_makes_is_what_to_tsvector_made_of_its_w
         joined = " ".join(search.words(text[: search.MAX_INDEXED_CHARS]))
         parsed = await conn.fetchval("SELECT to_tsvector('simple', $1)::text", joined)
         given = await conn.fetchval("SELECT $1::tsvector::text", search.document(text, ""))
+        await ingest.prepare(conn)  # the binary form, as COPY sends it
+        sent = await conn.fetchval("SELECT $1::tsvector::text", search.binary_document(text, ""))
         phrase = search.tsquery('"' + " ".join(search.words(text)[:2]) + '"*')
         if phrase is not None:
             found = await conn.fetchval(
@@ -112,3 +115,33 @@ async def test_the_search_vector_the_hub_makes_is_what_to_tsvector_made_of_its_w
     finally:
         await conn.close()
     assert given == parsed
+    assert sent == parsed
+
+
+async def test_a_copied_batch_sent_again_is_stored_once_and_health_follows_the_last(
+    postgres_url: str,
+) -> None:
+    """A batch large enough to be copied stores each id once, however often it comes."""
+    size = ingest.COPY_FROM * 2
+    statuses = ["failing", "passing", "informational"]
+    first = [
+        EventIn.model_validate(
+            event("pe", deployment_id=f"d{i % 3}", status=statuses[i % 3], message=f"m{i}")
+        )
+        for i in range(size)
+    ]
+    more = [EventIn.model_validate(event("pe")) for _ in range(size)]
+    async with open_postgres(postgres_url, DatabaseSettings(), lambda _: None) as store:
+        assert await store.add_events(first + first[:5]) == size  # a repeat within the batch
+        assert await store.add_events(first[10:] + more) == len(more)  # partly stored
+        assert await store.add_events(first) == 0
+        async with store.pool.acquire() as conn:
+            stored = await conn.fetch("SELECT id FROM events ORDER BY seq")
+            health = await conn.fetch(
+                "SELECT deployment_id, status, message FROM health_sources ORDER BY deployment_id"
+            )
+    assert [row[0] for row in stored] == [e.id for e in first + more]
+    last = {f"d{d}": max(i for i in range(size) if i % 3 == d) for d in range(2)}
+    assert [tuple(row) for row in health] == [
+        (dep, statuses[i % 3], f"m{i}") for dep, i in last.items()
+    ]  # the last non-informational event of each deployment and source, by ingest order

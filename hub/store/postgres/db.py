@@ -85,7 +85,8 @@ class Database:
     ) -> T:
         """Run ``fn`` in one transaction, to its end even if the caller is cancelled.
 
-        ``one_statement``: ``fn`` runs a single statement, its own transaction.
+        ``one_statement``: ``fn`` runs a single statement, its own transaction (or opens
+        the transactions it needs itself).
         """
         task = asyncio.create_task(self._commit(fn, after, one_statement), name="hub db write")
         self._writes.add(task)

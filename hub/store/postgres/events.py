@@ -1,11 +1,14 @@
 """SQL of events on PostgreSQL: idempotent batch ingest, filtered newest-first pages, search.
 
-Ingest is one statement per batch — one round trip whatever its size, and on
-its own a transaction of its own, so no ``BEGIN`` and ``COMMIT`` round trips
-either: an ``INSERT … SELECT FROM unnest(…) ON CONFLICT (id) DO NOTHING`` (a
-retried batch adds nothing; ``seq`` numbers the new rows in the batch's order)
-whose new rows feed, in the same statement, the upsert of each deployment's
-latest status per source, by ingest order (``seq``) as on SQLite, in key order.
+Events stored with other changes, and small batches, go in by one statement
+(large batches from agents are copied in, :mod:`.ingest`, and fall back to it
+when one of their ids is stored already): one round trip whatever its size,
+and on its own a transaction of its own, so no ``BEGIN`` and ``COMMIT`` round
+trips either: an ``INSERT … SELECT FROM unnest(…) ON CONFLICT (id) DO
+NOTHING`` (a retried batch adds nothing; ``seq`` numbers the new rows in the
+batch's order) whose new rows feed, in the same statement, the upsert of each
+deployment's latest status per source, by ingest order (``seq``) as on SQLite,
+in key order.
 Two replicas storing overlapping batches at once (an agent's retry) may
 deadlock on the event ids; PostgreSQL breaks the tie and the loser's statement
 runs again (:class:`~.db.Database`).

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import operator
 import re
+import struct
 import unicodedata
 
 _WORD = re.compile(r"[^\W_]+")
@@ -82,6 +83,12 @@ def document(message: str, data: str) -> str:
 
 def _long_document(found: list[str]) -> str:
     """:func:`document` of many or long words, with every limit of ``to_tsvector`` applied."""
+    positions = _positions(found)
+    return " ".join(f"'{word}':{','.join(map(str, held))}" for word, held in positions.items())
+
+
+def _positions(found: list[str]) -> dict[str, list[int]]:
+    """Each word's positions, with every limit of ``to_tsvector`` applied."""
     kept = [word for word in found if len(word.encode()) < MAX_WORD_BYTES]
     positions: dict[str, list[int]] = {}
     for position, word in enumerate(kept, 1):
@@ -89,7 +96,42 @@ def _long_document(found: list[str]) -> str:
         at = min(position, MAX_POSITION)
         if len(held) < MAX_POSITIONS and (not held or held[-1] != at):
             held.append(at)
-    return " ".join(f"'{word}':{','.join(map(str, held))}" for word, held in positions.items())
+    return positions
+
+
+def binary_document(message: str, data: str) -> bytes:
+    """:func:`document` in PostgreSQL's binary ``tsvector`` format (what ``COPY … BINARY`` sends).
+
+    The same lexemes at the same positions, so the server has nothing to parse: the
+    number of lexemes, then each lexeme (UTF-8, NUL-terminated, in byte order and
+    unique, as ``tsvector`` keeps them: the server need not sort) with its count of
+    positions and the positions (ascending, weight D: the top two bits clear).
+    Code point order is UTF-8's byte order, so the words sort as strings.
+    """
+    text = (message + " " + data)[:MAX_INDEXED_CHARS]
+    found = words(text)
+    short = len(text) * 4 < MAX_WORD_BYTES or max(map(len, found), default=0) * 4 < MAX_WORD_BYTES
+    if len(found) > MAX_POSITIONS or not short:
+        positions = _positions(found)
+    else:  # every word is kept, at its own position
+        positions = {}
+        for position, word in enumerate(found, 1):
+            positions.setdefault(word, []).append(position)
+    parts = [_COUNT.pack(len(positions))]
+    for word in sorted(positions):
+        held = positions[word]
+        parts.append(word.encode())
+        parts.append(_AT[held[0]] if len(held) == 1 else _held(held))
+    return b"".join(parts)
+
+
+_COUNT = struct.Struct("!i")
+_AT = tuple(b"\0" + struct.pack("!HH", 1, position) for position in range(MAX_POSITION + 1))
+"""A lexeme's end and its one position, in the binary form: each position's, made once."""
+
+
+def _held(held: list[int]) -> bytes:
+    return b"\0" + struct.pack(f"!H{len(held)}H", len(held), *held)
 
 
 def tsquery(match: str) -> str | None:

@@ -47,6 +47,7 @@ from pilothouse.hub.store.postgres import (
     deliveries,
     deployments,
     environments,
+    ingest,
     management,
     migrations,
     monitoring,
@@ -126,6 +127,7 @@ async def connect_pool(url: str, settings: DatabaseSettings) -> asyncpg.Pool:
             command_timeout=None,
             server_settings={"application_name": "pilothouse-hub"},
             reset=_keep_session,
+            init=ingest.prepare,
         )
     except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, TimeoutError) as exc:
         raise StorageError(
@@ -422,7 +424,7 @@ class PostgresStore:
     async def add_events(self, events: Sequence[EventIn]) -> int:
         """Store the events not stored yet (by id); return how many were new."""
         return await self._db.write(
-            partial(event_sql.insert, events=events), after=self._events_if, one_statement=True
+            partial(ingest.add, batch=events), after=self._events_if, one_statement=True
         )
 
     async def list_events(self, query: EventFilter) -> list[EventOut]:
