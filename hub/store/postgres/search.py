@@ -31,6 +31,8 @@ import operator
 import re
 import struct
 import unicodedata
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 _WORD = re.compile(r"[^\W_]+")
 _ASCII_SEPARATORS = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
@@ -46,6 +48,7 @@ MAX_POSITIONS = 255
 """Positions ``to_tsvector`` keeps of one word (the first ones; a ``tsvector``'s text keeps 256)."""
 _AFTER = tuple(f"':{position} '" for position in range(1, MAX_POSITIONS + 1))
 """What follows the n-th word in a ``tsvector``'s text: its position, the next one's quote."""
+_W = TypeVar("_W", str, bytes)
 _PHRASE = re.compile(r'"((?:[^"]|"")*)"(\*?)')
 
 
@@ -83,14 +86,14 @@ def document(message: str, data: str) -> str:
 
 def _long_document(found: list[str]) -> str:
     """:func:`document` of many or long words, with every limit of ``to_tsvector`` applied."""
-    positions = _positions(found)
+    positions = _positions(found, _utf8_size)
     return " ".join(f"'{word}':{','.join(map(str, held))}" for word, held in positions.items())
 
 
-def _positions(found: list[str]) -> dict[str, list[int]]:
-    """Each word's positions, with every limit of ``to_tsvector`` applied."""
-    kept = [word for word in found if len(word.encode()) < MAX_WORD_BYTES]
-    positions: dict[str, list[int]] = {}
+def _positions(found: Sequence[_W], size: Callable[[_W], int]) -> dict[_W, list[int]]:
+    """Each word's positions, with every limit of ``to_tsvector`` applied (``size``: its bytes)."""
+    kept = [word for word in found if size(word) < MAX_WORD_BYTES]
+    positions: dict[_W, list[int]] = {}
     for position, word in enumerate(kept, 1):
         held = positions.setdefault(word, [])
         at = min(position, MAX_POSITION)
@@ -109,20 +112,43 @@ def binary_document(message: str, data: str) -> bytes:
     Code point order is UTF-8's byte order, so the words sort as strings.
     """
     text = (message + " " + data)[:MAX_INDEXED_CHARS]
-    found = words(text)
-    short = len(text) * 4 < MAX_WORD_BYTES or max(map(len, found), default=0) * 4 < MAX_WORD_BYTES
-    if len(found) > MAX_POSITIONS or not short:
-        positions = _positions(found)
+    found = utf8_words(text)
+    if len(found) > MAX_POSITIONS or max(map(len, found), default=0) >= MAX_WORD_BYTES:
+        positions = _positions(found, len)
     else:  # every word is kept, at its own position
         positions = {}
         for position, word in enumerate(found, 1):
-            positions.setdefault(word, []).append(position)
+            held = positions.get(word)
+            if held is None:
+                positions[word] = [position]
+            else:
+                held.append(position)
     parts = [_COUNT.pack(len(positions))]
-    for word in sorted(positions):
+    append = parts.append
+    for word in sorted(positions):  # bytes order: what tsvector keeps
         held = positions[word]
-        parts.append(word.encode())
-        parts.append(_AT[held[0]] if len(held) == 1 else _held(held))
+        append(word)
+        append(_AT[held[0]] if len(held) == 1 else _held(held))
     return b"".join(parts)
+
+
+def utf8_words(text: str) -> list[bytes]:
+    """:func:`words` of ``text``, each as its UTF-8 bytes.
+
+    ASCII text (most events) is folded and split as bytes: a 256-byte
+    translation table and ``bytes.split`` in C, with nothing to encode after.
+    """
+    if text.isascii():
+        return text.encode().lower().translate(_ASCII_SEPARATOR_BYTES).split()
+    return [word.encode() for word in words(text)]
+
+
+def _utf8_size(word: str) -> int:
+    return len(word.encode())
+
+
+_ASCII_SEPARATOR_BYTES = bytes(c if chr(c).isalnum() else 32 for c in range(128)) + bytes(128)
+""":data:`_ASCII_SEPARATORS` for bytes (only ASCII text is translated with it)."""
 
 
 _COUNT = struct.Struct("!i")
