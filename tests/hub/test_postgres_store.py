@@ -145,3 +145,33 @@ async def test_a_copied_batch_sent_again_is_stored_once_and_health_follows_the_l
     assert [tuple(row) for row in health] == [
         (dep, statuses[i % 3], f"m{i}") for dep, i in last.items()
     ]  # the last non-informational event of each deployment and source, by ingest order
+
+
+async def test_overlapping_copied_batches_on_two_replicas_at_once_store_each_event_once(
+    postgres_url: str,
+) -> None:
+    """Two stores (two replicas' pools) copying overlapping batches at the same moment.
+
+    An agent's retry may reach another replica while the first is still storing: the
+    copy that meets the other's ids either waits and falls back to the insert or loses a
+    deadlock and runs again; either way every event is stored once and counted once.
+    """
+    events = [
+        EventIn.model_validate(event("pe", deployment_id=f"d{i % 4}", message=f"m{i}"))
+        for i in range(ingest.COPY_FROM * 8)
+    ]
+    quarter = len(events) // 4
+    # Each batch has events of its own and events of the other; each goes to both stores.
+    batches = [events[: 3 * quarter], events[quarter:]]
+    settings = DatabaseSettings()
+    async with (
+        open_postgres(postgres_url, settings, lambda _: None) as a,
+        open_postgres(postgres_url, settings, lambda _: None) as b,
+    ):
+        accepted = await asyncio.gather(
+            *(store.add_events(batch) for batch in batches for store in (a, b))
+        )
+        async with a.pool.acquire() as conn:
+            stored = await conn.fetch("SELECT id FROM events")
+    assert sum(accepted) == len(events), accepted  # each new event counted by one store
+    assert sorted(row[0] for row in stored) == sorted(e.id for e in events)
