@@ -70,6 +70,10 @@ class Window:
     """Named process groups, each a function giving its pids now."""
     figures: dict[str, float] = field(default_factory=dict)
     """Set by :meth:`stop`."""
+    _machine: tuple[int, int] = field(default=(0, 0), init=False)
+    _began: float = field(default=0.0, init=False)
+    _pids: dict[str, set[int]] = field(default_factory=dict, init=False)
+    _before: dict[int, float] = field(default_factory=dict, init=False)
 
     def start(self) -> None:
         """Take the first readings."""

@@ -13,12 +13,13 @@ SPIN = "import time\nend = time.process_time() + {s}\nwhile time.process_time() 
 
 
 def test_a_busy_child_is_counted_in_its_group_and_the_machine() -> None:
-    window = cpu_share.Window({"spinner": lambda: [], "me": lambda: [os.getpid()]})
+    spinner: list[int] = []
+    window = cpu_share.Window({"spinner": lambda: spinner, "me": lambda: [os.getpid()]})
     window.start()
     # Started after start(): the group is read again at stop(), as PostgreSQL backends are.
     child = subprocess.Popen([sys.executable, "-c", SPIN.format(s=0.6), "sleep"])
     try:
-        window.groups = {**window.groups, "spinner": lambda: [child.pid]}
+        spinner.append(child.pid)
         deadline = time.monotonic() + 30
         # Not child.poll(): reaping it would remove its /proc entry; an exited child stays
         # readable (a zombie) until waited for.
